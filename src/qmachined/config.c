@@ -1,0 +1,213 @@
+#include <math.h>
+#include <string.h>
+
+#include "config.h"
+
+QmConfig *qm_config_new(void) {
+        QmConfig *c = g_new0(QmConfig, 1);
+        c->args = g_new0(char *, 1);
+        c->wrapper = g_new0(char *, 1);
+        c->qmp = TRUE;
+        c->qmp_timeout = 30.0;
+        c->uuid = g_uuid_string_random();
+        c->description = g_strdup("");
+        return c;
+}
+
+void qm_config_free(QmConfig *c) {
+        if (!c)
+                return;
+        g_free(c->binary);
+        g_strfreev(c->args);
+        g_strfreev(c->wrapper);
+        g_free(c->machine);
+        g_free(c->console_device);
+        g_free(c->uuid);
+        g_free(c->incoming);
+        g_free(c->description);
+        g_free(c);
+}
+
+typedef enum { KEY_STR, KEY_STRV, KEY_BOOL, KEY_U32, KEY_DOUBLE } KeyKind;
+
+typedef struct {
+        const char *name;
+        const char *type;
+        KeyKind kind;
+        gsize offset;
+        gboolean non_empty; /* strings: "" is refused */
+} KeyInfo;
+
+#define KEY(n, t, k, f, ne) { n, t, k, G_STRUCT_OFFSET(QmConfig, f), ne }
+static const KeyInfo keys[] = {
+        KEY("binary", "s", KEY_STR, binary, TRUE),
+        KEY("args", "as", KEY_STRV, args, FALSE),
+        KEY("wrapper", "as", KEY_STRV, wrapper, FALSE),
+        KEY("machine", "s", KEY_STR, machine, TRUE),
+        KEY("qmp", "b", KEY_BOOL, qmp, FALSE),
+        KEY("console", "b", KEY_BOOL, console, FALSE),
+        KEY("console-device", "s", KEY_STR, console_device, TRUE),
+        KEY("console-index", "u", KEY_U32, console_index, FALSE),
+        KEY("qmp-timeout", "d", KEY_DOUBLE, qmp_timeout, FALSE),
+        KEY("persistent", "b", KEY_BOOL, persistent, FALSE),
+        KEY("uuid", "s", KEY_STR, uuid, TRUE),
+        KEY("incoming", "s", KEY_STR, incoming, TRUE),
+        KEY("nics", "u", KEY_U32, nics, FALSE),
+        KEY("description", "s", KEY_STR, description, FALSE),
+};
+
+static const KeyInfo *find_key(const char *name) {
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+                if (strcmp(keys[i].name, name) == 0)
+                        return &keys[i];
+        return NULL;
+}
+
+static gboolean set_key(QmConfig *c, const KeyInfo *k, GVariant *v, QmError **error) {
+        gpointer field = G_STRUCT_MEMBER_P(c, k->offset);
+
+        if (!g_variant_is_of_type(v, G_VARIANT_TYPE(k->type))) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "config key '%s' must be of type '%s', not '%s'",
+                                      k->name, k->type, g_variant_get_type_string(v));
+                return FALSE;
+        }
+        switch (k->kind) {
+        case KEY_STR: {
+                const char *s = g_variant_get_string(v, NULL);
+                if (k->non_empty && !*s) {
+                        *error = qm_error_new(QM_ERROR_INVALID_ARGS, "config key '%s' must not be empty", k->name);
+                        return FALSE;
+                }
+                if (strlen(s) > QM_CONFIG_MAX_TEXT) {
+                        *error = qm_error_new(QM_ERROR_INVALID_ARGS, "config key '%s' is longer than %d bytes",
+                                              k->name, QM_CONFIG_MAX_TEXT);
+                        return FALSE;
+                }
+                g_free(*(char **)field);
+                *(char **)field = g_strdup(s);
+                break;
+        }
+        case KEY_STRV:
+                g_strfreev(*(char ***)field);
+                *(char ***)field = g_variant_dup_strv(v, NULL);
+                break;
+        case KEY_BOOL:
+                *(gboolean *)field = g_variant_get_boolean(v);
+                break;
+        case KEY_U32:
+                *(guint32 *)field = g_variant_get_uint32(v);
+                break;
+        case KEY_DOUBLE:
+                *(double *)field = g_variant_get_double(v);
+                break;
+        }
+        return TRUE;
+}
+
+static gboolean check_values(QmConfig *c, QmError **error) {
+        if (!isfinite(c->qmp_timeout) || c->qmp_timeout <= 0 || c->qmp_timeout > QM_CONFIG_MAX_QMP_TIMEOUT) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "config key 'qmp-timeout' must be between 0 and %.0f seconds",
+                                      QM_CONFIG_MAX_QMP_TIMEOUT);
+                return FALSE;
+        }
+        if (!g_uuid_string_is_valid(c->uuid)) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "config key 'uuid' is not a UUID like 12345678-1234-1234-1234-123456789abc");
+                return FALSE;
+        }
+        if (c->nics > QM_CONFIG_MAX_NICS) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS, "config key 'nics' must be at most %d",
+                                      QM_CONFIG_MAX_NICS);
+                return FALSE;
+        }
+        if (c->console_device && !c->console) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "config key 'console-device' needs 'console' set to true");
+                return FALSE;
+        }
+        if (c->console_index > QM_CONFIG_MAX_CONSOLE_INDEX) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS, "config key 'console-index' must be at most %d",
+                                      QM_CONFIG_MAX_CONSOLE_INDEX);
+                return FALSE;
+        }
+        if (c->console_index > 0 && !c->console) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "config key 'console-index' needs 'console' set to true");
+                return FALSE;
+        }
+        if (c->binary && strchr(c->binary, '\n')) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS, "config key 'binary' holds a newline");
+                return FALSE;
+        }
+        return TRUE;
+}
+
+QmConfig *qm_config_from_variant(GVariant *asv, QmError **error) {
+        g_autoptr(QmConfig) c = qm_config_new();
+        GVariantIter it;
+        const char *key;
+        GVariant *value;
+
+        if (!g_variant_is_of_type(asv, G_VARIANT_TYPE_VARDICT)) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS, "config must be of type a{sv}");
+                return NULL;
+        }
+        g_variant_iter_init(&it, asv);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+                g_autoptr(GVariant) v = value;
+                const KeyInfo *k = find_key(key);
+                if (!k) {
+                        *error = qm_error_new(QM_ERROR_INVALID_ARGS, "unknown config key '%s'", key);
+                        return NULL;
+                }
+                if (!set_key(c, k, v, error))
+                        return NULL;
+        }
+        if (!check_values(c, error))
+                return NULL;
+        /* One spelling of each UUID, so MACs and comparisons are stable. */
+        char *lower = g_ascii_strdown(c->uuid, -1);
+        g_free(c->uuid);
+        c->uuid = lower;
+        return g_steal_pointer(&c);
+}
+
+GVariant *qm_config_to_variant(const QmConfig *c, const char *default_binary) {
+        GVariantBuilder b;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+        g_variant_builder_add(&b, "{sv}", "binary", g_variant_new_string(c->binary ? c->binary : default_binary));
+        g_variant_builder_add(&b, "{sv}", "args", g_variant_new_strv((const char *const *)c->args, -1));
+        g_variant_builder_add(&b, "{sv}", "wrapper", g_variant_new_strv((const char *const *)c->wrapper, -1));
+        g_variant_builder_add(&b, "{sv}", "machine", g_variant_new_string(c->machine ? c->machine : ""));
+        g_variant_builder_add(&b, "{sv}", "qmp", g_variant_new_boolean(c->qmp));
+        g_variant_builder_add(&b, "{sv}", "console", g_variant_new_boolean(c->console));
+        g_variant_builder_add(&b, "{sv}", "console-device",
+                              g_variant_new_string(c->console_device ? c->console_device : ""));
+        g_variant_builder_add(&b, "{sv}", "console-index", g_variant_new_uint32(c->console_index));
+        g_variant_builder_add(&b, "{sv}", "qmp-timeout", g_variant_new_double(c->qmp_timeout));
+        g_variant_builder_add(&b, "{sv}", "persistent", g_variant_new_boolean(c->persistent));
+        g_variant_builder_add(&b, "{sv}", "uuid", g_variant_new_string(c->uuid));
+        g_variant_builder_add(&b, "{sv}", "incoming", g_variant_new_string(c->incoming ? c->incoming : ""));
+        g_variant_builder_add(&b, "{sv}", "nics", g_variant_new_uint32(c->nics));
+        g_variant_builder_add(&b, "{sv}", "description", g_variant_new_string(c->description));
+        return g_variant_builder_end(&b);
+}
+
+char *qm_config_mac_address(const QmConfig *c, guint index) {
+        g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+        guint8 digest[32];
+        gsize len = sizeof(digest);
+        char idx[16];
+
+        g_checksum_update(sum, (const guchar *)c->uuid, -1);
+        g_snprintf(idx, sizeof(idx), "/%u", index);
+        g_checksum_update(sum, (const guchar *)idx, -1);
+        g_checksum_get_digest(sum, digest, &len);
+        /* locally administered (bit 1), unicast (bit 0 clear) */
+        digest[0] = (digest[0] & 0xfc) | 0x02;
+        return g_strdup_printf("%02x:%02x:%02x:%02x:%02x:%02x",
+                               digest[0], digest[1], digest[2], digest[3], digest[4], digest[5]);
+}

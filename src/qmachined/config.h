@@ -1,0 +1,43 @@
+/* Machine configuration: the a{sv} of CreateMachine, validated. */
+#pragma once
+
+#include <glib.h>
+
+#include "errors.h"
+
+#define QM_CONFIG_MAX_NICS 32
+#define QM_CONFIG_MAX_CONSOLE_INDEX 3   /* QEMU has 4 serial ports */
+#define QM_CONFIG_MAX_QMP_TIMEOUT 86400.0
+#define QM_CONFIG_MAX_TEXT (64 * 1024)  /* description, a single string */
+
+typedef struct {
+        char *binary;         /* NULL: the daemon's default */
+        char **args;
+        char **wrapper;
+        char *machine;        /* NULL: QEMU's default */
+        gboolean qmp;
+        gboolean console;
+        char *console_device; /* NULL: -serial chardev:console */
+        guint32 console_index;
+        double qmp_timeout;
+        gboolean persistent;
+        char *uuid;
+        char *incoming;
+        guint32 nics;
+        char *description;
+} QmConfig;
+
+QmConfig *qm_config_new(void);
+void qm_config_free(QmConfig *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmConfig, qm_config_free)
+
+/* Validate an a{sv}: unknown keys, wrong types and bad values give
+ * InvalidArgs naming the key. A missing uuid gets a random one. */
+QmConfig *qm_config_from_variant(GVariant *asv, QmError **error);
+
+/* The effective config, every key present (binary: @default_binary when
+ * unset; optional strings "" when unset). */
+GVariant *qm_config_to_variant(const QmConfig *c, const char *default_binary);
+
+/* MAC of NIC @index: locally administered unicast, derived from the UUID. */
+char *qm_config_mac_address(const QmConfig *c, guint index);

@@ -1,0 +1,23 @@
+/* What every part of the daemon shares: the bus, directories, limits. */
+#pragma once
+
+#include <glib.h>
+#include <systemd/sd-bus.h>
+
+#include "bus-util.h"
+
+typedef struct {
+        guint max_machines;
+        guint max_waiters;       /* WaitEvent callers per machine */
+        gsize max_qmp_arguments; /* bytes of Qmp/Command arguments */
+} QmLimits;
+
+typedef struct {
+        sd_bus *bus;
+        char *state_dir;
+        char *runtime_dir;
+        char *log_dir;
+        char *image_dir;
+        char *default_binary;
+        QmLimits limits;
+} QmDaemon;

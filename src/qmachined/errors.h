@@ -1,0 +1,36 @@
+/* D-Bus error names of the qmachined contract and helpers to raise them. */
+#include <glib.h>
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#define QM_ERROR_PREFIX "org.qmachine.QMachine1.Error."
+#define QM_ERROR_NO_SUCH_MACHINE   QM_ERROR_PREFIX "NoSuchMachine"
+#define QM_ERROR_MACHINE_EXISTS    QM_ERROR_PREFIX "MachineExists"
+#define QM_ERROR_ALREADY_RUNNING   QM_ERROR_PREFIX "AlreadyRunning"
+#define QM_ERROR_NOT_RUNNING       QM_ERROR_PREFIX "NotRunning"
+#define QM_ERROR_BUSY              QM_ERROR_PREFIX "Busy"
+#define QM_ERROR_LAUNCH_FAILED     QM_ERROR_PREFIX "LaunchFailed"
+#define QM_ERROR_ABNORMAL_SHUTDOWN QM_ERROR_PREFIX "AbnormalShutdown"
+#define QM_ERROR_NO_MONITOR        QM_ERROR_PREFIX "NoMonitor"
+#define QM_ERROR_QMP_ERROR         QM_ERROR_PREFIX "QmpError"
+#define QM_ERROR_QMP_DISCONNECTED  QM_ERROR_PREFIX "QmpDisconnected"
+#define QM_ERROR_TIMEOUT           QM_ERROR_PREFIX "Timeout"
+#define QM_ERROR_LIMIT_EXCEEDED    QM_ERROR_PREFIX "LimitExceeded"
+
+#define QM_ERROR_INVALID_ARGS      SD_BUS_ERROR_INVALID_ARGS
+
+/* A failure carried from an asynchronous operation to the D-Bus reply:
+ * an error name plus a message a person can act on. */
+typedef struct {
+        char *name;
+        char *message;
+} QmError;
+
+QmError *qm_error_new(const char *name, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+void qm_error_free(QmError *e);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmError, qm_error_free)
+
+/* Answer a held method call with success (no out args) or with @e. */
+int qm_reply_error(sd_bus_message *call, const QmError *e);
+int qm_reply_empty_or_error(sd_bus_message *call, const QmError *e);

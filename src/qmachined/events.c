@@ -1,0 +1,145 @@
+#include "event-match.h"
+#include "events.h"
+#include "json-util.h"
+
+QmEvent *qm_event_new(JsonNode *node, guint64 seq) {
+        QmEvent *e = g_new0(QmEvent, 1);
+        JsonObject *obj = json_node_get_object(node);
+        JsonNode *data = json_object_get_member(obj, "data");
+        JsonObject *ts = qm_json_get_object(obj, "timestamp");
+
+        e->seq = seq;
+        e->node = json_node_ref(node);
+        e->name = g_strdup(qm_json_get_string(obj, "event", ""));
+        e->json = qm_json_to_string(node);
+        e->data_json = data ? qm_json_to_string(data) : g_strdup("{}");
+        if (ts) {
+                gint64 s = qm_json_get_int(ts, "seconds", 0);
+                gint64 us = qm_json_get_int(ts, "microseconds", 0);
+                if (s > 0 && us >= 0)
+                        e->timestamp_us = (guint64)s * G_USEC_PER_SEC + (guint64)us;
+        }
+        return e;
+}
+
+void qm_event_free(QmEvent *e) {
+        if (!e)
+                return;
+        g_free(e->name);
+        g_free(e->json);
+        g_free(e->data_json);
+        json_node_unref(e->node);
+        g_free(e);
+}
+
+struct QmEventRing {
+        QmEvent **slots;
+        guint capacity;
+        guint head; /* index of the oldest */
+        guint count;
+};
+
+QmEventRing *qm_event_ring_new(guint capacity) {
+        QmEventRing *r = g_new0(QmEventRing, 1);
+        r->capacity = capacity;
+        r->slots = g_new0(QmEvent *, capacity);
+        return r;
+}
+
+void qm_event_ring_free(QmEventRing *r) {
+        if (!r)
+                return;
+        for (guint i = 0; i < r->count; i++)
+                qm_event_free(r->slots[(r->head + i) % r->capacity]);
+        g_free(r->slots);
+        g_free(r);
+}
+
+void qm_event_ring_push(QmEventRing *r, QmEvent *e) {
+        if (r->count == r->capacity) {
+                qm_event_free(r->slots[r->head]);
+                r->slots[r->head] = e;
+                r->head = (r->head + 1) % r->capacity;
+                return;
+        }
+        r->slots[(r->head + r->count) % r->capacity] = e;
+        r->count++;
+}
+
+guint qm_event_ring_count(QmEventRing *r) {
+        return r->count;
+}
+
+const QmEvent *qm_event_ring_nth_after(QmEventRing *r, guint64 after, guint i) {
+        guint64 oldest;
+        guint64 skip;
+
+        if (r->count == 0)
+                return NULL;
+        oldest = r->slots[r->head]->seq;
+        skip = after >= oldest ? after - oldest + 1 : 0;
+        if (skip + i >= r->count)
+                return NULL;
+        return r->slots[(r->head + skip + i) % r->capacity];
+}
+
+struct QmEventFilter {
+        char *name;
+        JsonNode *match;
+};
+
+static void filter_free(gpointer p) {
+        QmEventFilter *f = p;
+        g_free(f->name);
+        if (f->match)
+                json_node_unref(f->match);
+        g_free(f);
+}
+
+QmEventFilters *qm_event_filters_new(void) {
+        QmEventFilters *f = g_new0(QmEventFilters, 1);
+        f->items = g_ptr_array_new_with_free_func(filter_free);
+        return f;
+}
+
+void qm_event_filters_free(QmEventFilters *f) {
+        if (!f)
+                return;
+        g_ptr_array_unref(f->items);
+        g_free(f);
+}
+
+gboolean qm_event_filters_add(QmEventFilters *f, const char *name, const char *match_json,
+                              QmError **error) {
+        QmEventFilter *item;
+        JsonNode *match = NULL;
+
+        if (match_json && *match_json) {
+                g_autoptr(GError) err = NULL;
+                match = qm_json_parse(match_json, -1, &err);
+                if (!match) {
+                        *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                              "match for event '%s' is not valid JSON: %s",
+                                              name, err->message);
+                        return FALSE;
+                }
+        }
+        item = g_new0(QmEventFilter, 1);
+        item->name = g_strdup(name);
+        item->match = match;
+        g_ptr_array_add(f->items, item);
+        return TRUE;
+}
+
+gboolean qm_event_filters_match(const QmEventFilters *f, const QmEvent *e) {
+        if (f->items->len == 0)
+                return TRUE;
+        for (guint i = 0; i < f->items->len; i++) {
+                QmEventFilter *item = g_ptr_array_index(f->items, i);
+                if (item->name[0] && g_strcmp0(item->name, e->name) != 0)
+                        continue;
+                if (qm_event_match(e->node, item->match))
+                        return TRUE;
+        }
+        return FALSE;
+}

@@ -1,0 +1,49 @@
+/* Numbered QMP events: the retained ring and event filters. */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "errors.h"
+
+#define QM_EVENT_RING_SIZE 4096
+
+typedef struct {
+        guint64 seq;
+        char *name;
+        char *json;      /* the whole event object, as QEMU sent it */
+        char *data_json; /* its "data" member, "{}" when absent */
+        guint64 timestamp_us;
+        JsonNode *node;
+} QmEvent;
+
+/* @node: the event object from QEMU; @seq: its number. */
+QmEvent *qm_event_new(JsonNode *node, guint64 seq);
+void qm_event_free(QmEvent *e);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmEvent, qm_event_free)
+
+typedef struct QmEventRing QmEventRing;
+
+QmEventRing *qm_event_ring_new(guint capacity);
+void qm_event_ring_free(QmEventRing *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmEventRing, qm_event_ring_free)
+/* Takes ownership; drops the oldest event when full. Sequence numbers must
+ * increase by one from the previous event (or start anywhere when empty). */
+void qm_event_ring_push(QmEventRing *r, QmEvent *e);
+guint qm_event_ring_count(QmEventRing *r);
+/* The i-th retained event with seq > @after (i from 0), or NULL. */
+const QmEvent *qm_event_ring_nth_after(QmEventRing *r, guint64 after, guint i);
+
+/* A WaitEvent filter set: (name, match JSON) pairs; name "" is any event,
+ * a NULL match anything. An empty set matches every event. */
+typedef struct QmEventFilter QmEventFilter;
+typedef struct {
+        GPtrArray *items; /* QmEventFilter */
+} QmEventFilters;
+
+QmEventFilters *qm_event_filters_new(void);
+void qm_event_filters_free(QmEventFilters *f);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmEventFilters, qm_event_filters_free)
+/* Adds one filter; FALSE with @error (InvalidArgs) for bad match JSON. */
+gboolean qm_event_filters_add(QmEventFilters *f, const char *name, const char *match_json,
+                              QmError **error);
+gboolean qm_event_filters_match(const QmEventFilters *f, const QmEvent *e);

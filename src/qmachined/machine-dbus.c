@@ -1,0 +1,297 @@
+/*
+ * org.qmachine.QMachine1.Machine: argument checks, then machine.c does the
+ * work. Every method that waits for QEMU holds its message and is answered
+ * later; the handler returns 1 without replying.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "bus-gvariant.h"
+#include "json-util.h"
+#include "machine-internal.h"
+#include "names.h"
+
+static Machine *M(void *userdata) {
+        return userdata;
+}
+
+static int check_timeout(double timeout, sd_bus_error *error) {
+        if (isnan(timeout))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "timeout must be a number");
+        return 0;
+}
+
+static int method_launch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        machine_launch(M(userdata), msg);
+        return 1;
+}
+
+static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int hard, r;
+        double timeout;
+
+        r = sd_bus_message_read(msg, "bd", &hard, &timeout);
+        if (r < 0)
+                return r;
+        if ((r = check_timeout(timeout, error)) < 0)
+                return r;
+        machine_shutdown(M(userdata), msg, hard, timeout);
+        return 1;
+}
+
+static int method_kill(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        machine_shutdown(M(userdata), msg, TRUE, 0);
+        return 1;
+}
+
+static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        double timeout;
+        int r;
+
+        r = sd_bus_message_read(msg, "d", &timeout);
+        if (r < 0)
+                return r;
+        if ((r = check_timeout(timeout, error)) < 0)
+                return r;
+        machine_wait(M(userdata), msg, timeout);
+        return 1;
+}
+
+static int method_simple_qmp(sd_bus_message *msg, void *userdata, const char *command) {
+        machine_qmp(M(userdata), msg, command, NULL, QMP_REPLY_EMPTY);
+        return 1;
+}
+
+static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple_qmp(msg, userdata, "system_reset");
+}
+
+static int method_pause(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple_qmp(msg, userdata, "stop");
+}
+
+static int method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple_qmp(msg, userdata, "cont");
+}
+
+/* Parse a JSON object argument; "" is no value. */
+static int parse_json_object(const char *text, const char *what, JsonNode **out, sd_bus_error *error) {
+        g_autoptr(GError) err = NULL;
+        JsonNode *node;
+
+        *out = NULL;
+        if (!*text)
+                return 0;
+        node = qm_json_parse(text, -1, &err);
+        if (!node)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s is not valid JSON: %s", what,
+                                         err->message);
+        if (!JSON_NODE_HOLDS_OBJECT(node)) {
+                json_node_unref(node);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s must be a JSON object", what);
+        }
+        *out = node;
+        return 0;
+}
+
+static int qmp_common(sd_bus_message *msg, void *userdata, sd_bus_error *error, QmpReplyKind kind) {
+        Machine *m = M(userdata);
+        g_autoptr(JsonNode) args = NULL;
+        const char *command, *arguments;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &command, &arguments);
+        if (r < 0)
+                return r;
+        if (strlen(arguments) > m->daemon->limits.max_qmp_arguments)
+                return sd_bus_error_setf(error, QM_ERROR_LIMIT_EXCEEDED,
+                                         "QMP arguments are limited to %zu bytes", m->daemon->limits.max_qmp_arguments);
+        if (!*command || strlen(command) > 256)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "command must be a QMP command name of 1 to 256 characters");
+        if (strcmp(command, "qmp_capabilities") == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "qmp_capabilities is done by the daemon at launch");
+        r = parse_json_object(arguments, "arguments", &args, error);
+        if (r < 0)
+                return r;
+        machine_qmp(m, msg, command, args, kind);
+        return 1;
+}
+
+static int method_qmp(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return qmp_common(msg, userdata, error, QMP_REPLY_RAW);
+}
+
+static int method_command(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return qmp_common(msg, userdata, error, QMP_REPLY_RETURN);
+}
+
+static int method_wait_event(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        g_autoptr(QmEventFilters) filters = qm_event_filters_new();
+        const char *name, *match;
+        uint64_t after;
+        double timeout;
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "(ss)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(msg, "(ss)", &name, &match)) > 0) {
+                g_autoptr(QmError) e = NULL;
+                if (filters->items->len >= 256)
+                        return sd_bus_error_set(error, QM_ERROR_LIMIT_EXCEEDED, "at most 256 filters");
+                if (!qm_event_filters_add(filters, name, match, &e))
+                        return sd_bus_error_set(error, e->name, e->message);
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "td", &after, &timeout);
+        if (r < 0)
+                return r;
+        if ((r = check_timeout(timeout, error)) < 0)
+                return r;
+        machine_wait_event(M(userdata), msg, g_steal_pointer(&filters), after, timeout);
+        return 1;
+}
+
+static int method_get_events(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Machine *m = M(userdata);
+        g_autoptr(sd_bus_message) reply = NULL;
+        const QmEvent *e;
+        uint64_t after;
+        int r;
+
+        r = sd_bus_message_read(msg, "t", &after);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ts)");
+        if (r < 0)
+                return r;
+        for (guint i = 0; (e = qm_event_ring_nth_after(m->events, after, i)); i++) {
+                r = sd_bus_message_append(reply, "(ts)", e->seq, e->json);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_log(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        g_autofree char *log = machine_read_log(M(userdata));
+        return sd_bus_reply_method_return(msg, "s", log);
+}
+
+static int get_string(sd_bus_message *reply, const char *s) {
+        return sd_bus_message_append(reply, "s", s ? s : "");
+}
+
+#define PROPERTY_GETTER(fn) \
+        static int fn(sd_bus *bus, const char *path, const char *interface, const char *property, \
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
+
+PROPERTY_GETTER(prop_name) { return get_string(reply, M(userdata)->name); }
+PROPERTY_GETTER(prop_uuid) { return get_string(reply, M(userdata)->config->uuid); }
+PROPERTY_GETTER(prop_state) { return get_string(reply, qm_state_to_string(M(userdata)->state)); }
+PROPERTY_GETTER(prop_run_state) { return get_string(reply, M(userdata)->run_state); }
+PROPERTY_GETTER(prop_pid) { return sd_bus_message_append(reply, "u", (uint32_t)machine_pid(M(userdata))); }
+PROPERTY_GETTER(prop_exit_code) { return sd_bus_message_append(reply, "i", (int32_t)M(userdata)->exit_code); }
+PROPERTY_GETTER(prop_command_line) { return sd_bus_message_append_strv(reply, M(userdata)->command_line); }
+PROPERTY_GETTER(prop_persistent) { return sd_bus_message_append(reply, "b", M(userdata)->config->persistent); }
+PROPERTY_GETTER(prop_qemu_version) { return get_string(reply, M(userdata)->qemu_version); }
+PROPERTY_GETTER(prop_event_sequence) { return sd_bus_message_append(reply, "t", M(userdata)->event_seq); }
+PROPERTY_GETTER(prop_launch_timestamp) {
+        return sd_bus_message_append(reply, "t", (uint64_t)M(userdata)->launch_timestamp);
+}
+PROPERTY_GETTER(prop_runtime_directory) { return get_string(reply, M(userdata)->runtime_dir); }
+PROPERTY_GETTER(prop_log_directory) { return get_string(reply, M(userdata)->log_dir); }
+
+PROPERTY_GETTER(prop_config) {
+        Machine *m = M(userdata);
+        g_autoptr(GVariant) v = g_variant_ref_sink(qm_config_to_variant(m->config, m->daemon->default_binary));
+        return bus_message_append_gvariant(reply, v);
+}
+
+PROPERTY_GETTER(prop_mac_addresses) {
+        Machine *m = M(userdata);
+        int r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < m->config->nics; i++) {
+                g_autofree char *mac = qm_config_mac_address(m->config, i);
+                r = sd_bus_message_append(reply, "s", mac);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+#define CONST SD_BUS_VTABLE_PROPERTY_CONST
+#define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+#define ANYONE SD_BUS_VTABLE_UNPRIVILEGED
+
+static const sd_bus_vtable machine_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", prop_name, 0, CONST),
+        SD_BUS_PROPERTY("UUID", "s", prop_uuid, 0, CONST),
+        SD_BUS_PROPERTY("State", "s", prop_state, 0, CHANGES),
+        SD_BUS_PROPERTY("RunState", "s", prop_run_state, 0, CHANGES),
+        SD_BUS_PROPERTY("Pid", "u", prop_pid, 0, CHANGES),
+        SD_BUS_PROPERTY("ExitCode", "i", prop_exit_code, 0, CHANGES),
+        SD_BUS_PROPERTY("CommandLine", "as", prop_command_line, 0, CHANGES),
+        SD_BUS_PROPERTY("Config", "a{sv}", prop_config, 0, CONST),
+        SD_BUS_PROPERTY("Persistent", "b", prop_persistent, 0, CONST),
+        SD_BUS_PROPERTY("QemuVersion", "s", prop_qemu_version, 0, CHANGES),
+        SD_BUS_PROPERTY("EventSequence", "t", prop_event_sequence, 0, CHANGES),
+        SD_BUS_PROPERTY("MacAddresses", "as", prop_mac_addresses, 0, CONST),
+        SD_BUS_PROPERTY("LaunchTimestamp", "t", prop_launch_timestamp, 0, CHANGES),
+        SD_BUS_PROPERTY("RuntimeDirectory", "s", prop_runtime_directory, 0, CONST),
+        SD_BUS_PROPERTY("LogDirectory", "s", prop_log_directory, 0, CONST),
+        SD_BUS_METHOD_WITH_ARGS("Launch", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_launch, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("b", hard, "d", timeout), SD_BUS_NO_RESULT,
+                                method_shutdown, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Kill", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_kill, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Wait", SD_BUS_ARGS("d", timeout), SD_BUS_NO_RESULT, method_wait, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Reset", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reset, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Pause", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_pause, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Resume", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_resume, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Qmp", SD_BUS_ARGS("s", command, "s", arguments), SD_BUS_RESULT("s", response),
+                                method_qmp, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Command", SD_BUS_ARGS("s", command, "s", arguments), SD_BUS_RESULT("s", return),
+                                method_command, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("WaitEvent", SD_BUS_ARGS("a(ss)", filters, "t", after, "d", timeout),
+                                SD_BUS_RESULT("t", seq, "s", event), method_wait_event, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetEvents", SD_BUS_ARGS("t", after), SD_BUS_RESULT("a(ts)", events),
+                                method_get_events, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetLog", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", log), method_get_log, ANYONE),
+        SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),
+        SD_BUS_VTABLE_END,
+};
+
+int machine_export(Machine *m) {
+        return sd_bus_add_object_vtable(m->daemon->bus, &m->vtable_slot, m->path, QM_MACHINE_IFACE,
+                                        machine_vtable, m);
+}
+
+void machine_unexport(Machine *m) {
+        m->vtable_slot = sd_bus_slot_unref(m->vtable_slot);
+}
+
+void machine_emit_changed(Machine *m, char **properties) {
+        if (m->vtable_slot)
+                sd_bus_emit_properties_changed_strv(m->daemon->bus, m->path, QM_MACHINE_IFACE, properties);
+}
+
+void machine_emit_event(Machine *m, const QmEvent *e) {
+        if (m->vtable_slot)
+                sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "Event", "sstt", e->name,
+                                   e->data_json, e->seq, e->timestamp_us);
+}

@@ -1,0 +1,22 @@
+/* Shared between machine.c, machine-qmp.c and machine-dbus.c only. */
+#pragma once
+
+#include "machine.h"
+
+#define QM_EXIT_CODE_UNKNOWN (-1000)
+
+void machine_set_state(Machine *m, QmState state);
+void machine_kill(Machine *m, int sig);
+void machine_launch_done(Machine *m);
+
+/* machine-qmp.c */
+QmpClient *machine_qmp_connect(Machine *m, int fd);
+/* FALSE when there is no usable monitor to send quit on. */
+gboolean machine_qmp_send_quit(Machine *m);
+/* Answer every WaitEvent caller with NotRunning (@why) or, when @why is
+ * NULL, just drop them (daemon exit). */
+void machine_fail_waiters(Machine *m, const char *why);
+
+/* machine-dbus.c */
+void machine_emit_changed(Machine *m, char **properties);
+void machine_emit_event(Machine *m, const QmEvent *e);

@@ -1,0 +1,318 @@
+/*
+ * A machine's monitor: the launch handshake, QMP passthrough for clients,
+ * numbered events with their signals, RunState, and WaitEvent callers.
+ */
+#include <signal.h>
+#include <string.h>
+
+#include "json-util.h"
+#include "machine-internal.h"
+
+typedef struct {
+        Machine *machine;
+        sd_bus_message *call;
+        guint timer;
+        QmEventFilters *filters;
+} EventWaiter;
+
+typedef struct {
+        Machine *machine;
+        sd_bus_message *call;
+        QmpReplyKind kind;
+} QmpCall;
+
+static void set_run_state(Machine *m, const char *rs) {
+        char *props[] = { "RunState", NULL };
+
+        if (g_strcmp0(m->run_state, rs) == 0)
+                return;
+        g_free(m->run_state);
+        m->run_state = g_strdup(rs);
+        machine_emit_changed(m, props);
+}
+
+static const char *status_of(JsonNode *reply) {
+        JsonObject *ret = qm_json_get_object(json_node_get_object(reply), "return");
+        return qm_json_get_string(ret, "status", NULL);
+}
+
+static void refresh_run_state(Machine *m);
+
+static void on_run_state(JsonNode *reply, const QmError *error, gpointer data) {
+        Machine *m = data;
+        const char *status;
+
+        m->runstate_query_busy = FALSE;
+        if (error)
+                return;
+        status = status_of(reply);
+        if (status && m->state != QM_STATE_STARTING)
+                set_run_state(m, status);
+        if (m->runstate_query_again) {
+                m->runstate_query_again = FALSE;
+                refresh_run_state(m);
+        }
+}
+
+/* Ask QEMU for the exact run state; at most one query in flight. */
+static void refresh_run_state(Machine *m) {
+        if (!qmp_client_is_ready(m->qmp))
+                return;
+        if (m->runstate_query_busy) {
+                m->runstate_query_again = TRUE;
+                return;
+        }
+        m->runstate_query_busy = TRUE;
+        qmp_client_execute(m->qmp, "query-status", NULL, m->config->qmp_timeout, on_run_state, m);
+}
+
+/* RunState follows events at once; STOP and RESET have many meanings, so
+ * they are also confirmed with query-status. */
+static void track_run_state(Machine *m, const QmEvent *e) {
+        if (strcmp(e->name, "RESUME") == 0 || strcmp(e->name, "WAKEUP") == 0) {
+                set_run_state(m, "running");
+        } else if (strcmp(e->name, "STOP") == 0) {
+                set_run_state(m, "paused");
+                refresh_run_state(m);
+        } else if (strcmp(e->name, "SHUTDOWN") == 0) {
+                m->guest_shutdown = TRUE;
+                set_run_state(m, "shutdown");
+        } else if (strcmp(e->name, "SUSPEND") == 0) {
+                set_run_state(m, "suspended");
+        } else if (strcmp(e->name, "GUEST_PANICKED") == 0) {
+                set_run_state(m, "guest-panicked");
+        } else if (strcmp(e->name, "RESET") == 0) {
+                refresh_run_state(m);
+        }
+}
+
+static void waiter_free(EventWaiter *w) {
+        if (w->timer)
+                g_source_remove(w->timer);
+        sd_bus_message_unref(w->call);
+        qm_event_filters_free(w->filters);
+        g_free(w);
+}
+
+static void waiter_remove(EventWaiter *w) {
+        w->machine->waiters = g_list_remove(w->machine->waiters, w);
+        waiter_free(w);
+}
+
+static void wake_waiters(Machine *m, const QmEvent *e) {
+        GList *l = m->waiters;
+
+        while (l) {
+                GList *next = l->next;
+                EventWaiter *w = l->data;
+                if (qm_event_filters_match(w->filters, e)) {
+                        sd_bus_reply_method_return(w->call, "ts", e->seq, e->json);
+                        waiter_remove(w);
+                }
+                l = next;
+        }
+}
+
+static void on_event(QmpClient *c, JsonNode *node, gpointer data) {
+        Machine *m = data;
+        char *props[] = { "EventSequence", NULL };
+        QmEvent *e = qm_event_new(node, ++m->event_seq);
+
+        qm_event_ring_push(m->events, e);
+        machine_emit_event(m, e);
+        track_run_state(m, e);
+        machine_emit_changed(m, props);
+        wake_waiters(m, e);
+}
+
+static void on_launch_status(JsonNode *reply, const QmError *error, gpointer data) {
+        Machine *m = data;
+        const char *status;
+
+        if (error) {
+                /* The exit handler answers the Launch caller. */
+                if (m->state == QM_STATE_STARTING) {
+                        if (!m->launch_error)
+                                m->launch_error = g_strdup(error->message);
+                        machine_kill(m, SIGKILL);
+                }
+                return;
+        }
+        status = status_of(reply);
+        g_free(m->run_state);
+        m->run_state = g_strdup(status ? status : "");
+        machine_launch_done(m);
+}
+
+static void on_ready(QmpClient *c, JsonNode *greeting, gpointer data) {
+        Machine *m = data;
+        JsonObject *qmp = qm_json_get_object(json_node_get_object(greeting), "QMP");
+        JsonObject *version = qm_json_get_object(qmp, "version");
+        JsonObject *qemu = qm_json_get_object(version, "qemu");
+
+        g_free(m->qemu_version);
+        m->qemu_version = g_strdup_printf("%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT,
+                                          qm_json_get_int(qemu, "major", 0), qm_json_get_int(qemu, "minor", 0),
+                                          qm_json_get_int(qemu, "micro", 0));
+        /* RunState must be right when Launch returns (-S: prelaunch). */
+        qmp_client_execute(c, "query-status", NULL, m->config->qmp_timeout, on_launch_status, m);
+}
+
+static void on_closed(QmpClient *c, const char *reason, gpointer data) {
+        Machine *m = data;
+
+        if (m->state == QM_STATE_STARTING) {
+                /* The launch cannot complete without QMP. If QEMU is already
+                 * exiting the kill changes nothing; the exit handler reports. */
+                if (!m->launch_error)
+                        m->launch_error = g_strdup(reason);
+                machine_kill(m, SIGKILL);
+                return;
+        }
+        /* Expected while QEMU quits; news otherwise. */
+        if (!m->quit_issued && !m->guest_shutdown)
+                g_message("machine %s: %s; the machine stays supervised", m->name, reason);
+}
+
+QmpClient *machine_qmp_connect(Machine *m, int fd) {
+        static const QmpCallbacks callbacks = {
+                .ready = on_ready,
+                .event = on_event,
+                .closed = on_closed,
+        };
+        return qmp_client_new(fd, m->config->qmp_timeout, &callbacks, m);
+}
+
+static void on_quit(JsonNode *reply, const QmError *error, gpointer data) {
+        /* The outcome shows in the exit; an error here changes nothing. */
+}
+
+gboolean machine_qmp_send_quit(Machine *m) {
+        if (!qmp_client_is_ready(m->qmp))
+                return FALSE;
+        qmp_client_execute(m->qmp, "quit", NULL, m->config->qmp_timeout, on_quit, NULL);
+        return TRUE;
+}
+
+static void on_qmp_reply(JsonNode *reply, const QmError *error, gpointer data) {
+        QmpCall *qc = data;
+        JsonObject *obj;
+
+        if (error) {
+                qm_reply_error(qc->call, error);
+                goto out;
+        }
+        obj = json_node_get_object(reply);
+        if (qc->kind == QMP_REPLY_RAW) {
+                g_autofree char *text = qm_json_to_string(reply);
+                sd_bus_reply_method_return(qc->call, "s", text);
+        } else if (json_object_has_member(obj, "error")) {
+                JsonObject *err = qm_json_get_object(obj, "error");
+                sd_bus_reply_method_errorf(qc->call, QM_ERROR_QMP_ERROR, "%s: %s",
+                                           qm_json_get_string(err, "class", "GenericError"),
+                                           qm_json_get_string(err, "desc", "(no description)"));
+        } else if (qc->kind == QMP_REPLY_RETURN) {
+                g_autofree char *text = qm_json_to_string(json_object_get_member(obj, "return"));
+                sd_bus_reply_method_return(qc->call, "s", text);
+        } else {
+                sd_bus_reply_method_return(qc->call, NULL);
+        }
+out:
+        sd_bus_message_unref(qc->call);
+        g_free(qc);
+}
+
+/* NULL when @m can take monitor commands now, else why not. */
+static QmError *monitor_unavailable(Machine *m) {
+        if (!m->config->qmp)
+                return qm_error_new(QM_ERROR_NO_MONITOR, "Machine '%s' was created without a QMP monitor",
+                                    m->name);
+        if (m->state != QM_STATE_RUNNING && m->state != QM_STATE_STOPPING)
+                return qm_error_new(QM_ERROR_NOT_RUNNING, "Machine '%s' is not running (state %s)", m->name,
+                                    qm_state_to_string(m->state));
+        if (!qmp_client_is_ready(m->qmp))
+                return qm_error_new(QM_ERROR_QMP_DISCONNECTED, "The QMP connection of '%s' is closed",
+                                    m->name);
+        return NULL;
+}
+
+void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode *arguments,
+                 QmpReplyKind kind) {
+        g_autoptr(QmError) e = monitor_unavailable(m);
+        QmpCall *qc;
+
+        if (e) {
+                qm_reply_error(call, e);
+                return;
+        }
+        qc = g_new0(QmpCall, 1);
+        qc->machine = m;
+        qc->call = sd_bus_message_ref(call);
+        qc->kind = kind;
+        /* Remembered at once: QEMU may exit before its answer is read. */
+        if (strcmp(command, "quit") == 0)
+                m->quit_issued = TRUE;
+        qmp_client_execute(m->qmp, command, arguments, m->config->qmp_timeout, on_qmp_reply, qc);
+}
+
+static gboolean on_waiter_timeout(gpointer data) {
+        EventWaiter *w = data;
+
+        w->timer = 0;
+        sd_bus_reply_method_errorf(w->call, QM_ERROR_TIMEOUT, "No matching event on '%s' in time",
+                                   w->machine->name);
+        waiter_remove(w);
+        return G_SOURCE_REMOVE;
+}
+
+void machine_wait_event(Machine *m, sd_bus_message *call, QmEventFilters *filters, guint64 after,
+                        double timeout) {
+        const QmEvent *e;
+        EventWaiter *w;
+
+        for (guint i = 0; (e = qm_event_ring_nth_after(m->events, after, i)); i++) {
+                if (qm_event_filters_match(filters, e)) {
+                        sd_bus_reply_method_return(call, "ts", e->seq, e->json);
+                        qm_event_filters_free(filters);
+                        return;
+                }
+        }
+        if (timeout == 0) {
+                sd_bus_reply_method_return(call, "ts", (uint64_t)0, "");
+                qm_event_filters_free(filters);
+                return;
+        }
+        if (!machine_is_active(m)) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_NOT_RUNNING,
+                                           "Machine '%s' is not running and no retained event matches", m->name);
+                qm_event_filters_free(filters);
+                return;
+        }
+        if (g_list_length(m->waiters) >= m->daemon->limits.max_waiters) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_LIMIT_EXCEEDED,
+                                           "Machine '%s' already has %u WaitEvent callers", m->name,
+                                           m->daemon->limits.max_waiters);
+                qm_event_filters_free(filters);
+                return;
+        }
+        w = g_new0(EventWaiter, 1);
+        w->machine = m;
+        w->call = sd_bus_message_ref(call);
+        w->filters = filters;
+        if (timeout > 0)
+                w->timer = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT), on_waiter_timeout, w);
+        m->waiters = g_list_append(m->waiters, w);
+}
+
+void machine_fail_waiters(Machine *m, const char *why) {
+        GList *list = g_steal_pointer(&m->waiters);
+
+        for (GList *l = list; l; l = l->next) {
+                EventWaiter *w = l->data;
+                if (why)
+                        sd_bus_reply_method_errorf(w->call, QM_ERROR_NOT_RUNNING,
+                                                   "Machine '%s' %s before a matching event came", m->name, why);
+                waiter_free(w);
+        }
+        g_list_free(list);
+}

@@ -1,0 +1,406 @@
+/*
+ * One machine's lifecycle: launch, exit, shutdown, and the bookkeeping of
+ * every held method call. Nothing here blocks: every long operation keeps
+ * the D-Bus message and answers it from a later callback. The QMP traffic
+ * and events are in machine-qmp.c, the D-Bus surface in machine-dbus.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "machine-internal.h"
+#include "names.h"
+#include "qemu-argv.h"
+#include "unix-socket.h"
+
+#define QMP_FD_IN_QEMU 3
+#define LAUNCH_LOG_TAIL (64 * 1024)
+#define GET_LOG_TAIL (8 * 1024 * 1024)
+#define DEFAULT_STOP_TIMEOUT 30.0
+
+typedef struct {
+        Machine *machine;
+        sd_bus_message *call;
+        gboolean soft; /* AbnormalShutdown if we had to kill */
+        guint timer;
+} ExitCall;
+
+const char *qm_state_to_string(QmState s) {
+        static const char *const names[] = {
+                [QM_STATE_DEFINED] = "defined",   [QM_STATE_STARTING] = "starting",
+                [QM_STATE_RUNNING] = "running",   [QM_STATE_STOPPING] = "stopping",
+                [QM_STATE_STOPPED] = "stopped",   [QM_STATE_FAILED] = "failed",
+        };
+        return names[s];
+}
+
+static void exit_call_free(gpointer p) {
+        ExitCall *ec = p;
+        if (ec->timer)
+                g_source_remove(ec->timer);
+        sd_bus_message_unref(ec->call);
+        g_free(ec);
+}
+
+Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
+        Machine *m = g_new0(Machine, 1);
+
+        m->daemon = d;
+        m->name = g_strdup(name);
+        m->path = qm_name_to_path(name);
+        m->config = config;
+        m->state = QM_STATE_DEFINED;
+        m->run_state = g_strdup("");
+        m->exit_code = QM_EXIT_CODE_UNKNOWN;
+        m->command_line = g_new0(char *, 1);
+        m->qemu_version = g_strdup("");
+        m->runtime_dir = g_build_filename(d->runtime_dir, name, NULL);
+        m->log_dir = g_build_filename(d->log_dir, name, NULL);
+        m->qmp_socket = g_build_filename(m->runtime_dir, "qmp.sock", NULL);
+        m->events = qm_event_ring_new(QM_EVENT_RING_SIZE);
+        m->exit_calls = g_ptr_array_new_with_free_func(exit_call_free);
+        return m;
+}
+
+void machine_free(Machine *m) {
+        if (!m)
+                return;
+        /* First the QMP client: failing its pending commands runs callbacks
+         * that still use the machine. */
+        g_clear_pointer(&m->qmp, qmp_client_free);
+        machine_fail_waiters(m, NULL);
+        /* A running QEMU is left alone: VMs outlive the daemon. */
+        qemu_process_free(m->process);
+        if (m->launch_timer)
+                g_source_remove(m->launch_timer);
+        sd_bus_message_unref(m->launch_call);
+        g_ptr_array_unref(m->exit_calls);
+        machine_unexport(m);
+        qm_event_ring_free(m->events);
+        qm_config_free(m->config);
+        g_strfreev(m->command_line);
+        g_free(m->launch_error);
+        g_free(m->name);
+        g_free(m->path);
+        g_free(m->run_state);
+        g_free(m->qemu_version);
+        g_free(m->runtime_dir);
+        g_free(m->log_dir);
+        g_free(m->qmp_socket);
+        g_free(m);
+}
+
+gboolean machine_is_active(Machine *m) {
+        return m->state == QM_STATE_STARTING || m->state == QM_STATE_RUNNING ||
+               m->state == QM_STATE_STOPPING;
+}
+
+pid_t machine_pid(Machine *m) {
+        return qemu_process_pid(m->process);
+}
+
+/* The one place the state changes; it announces every property that may
+ * have changed with it. */
+void machine_set_state(Machine *m, QmState state) {
+        static const char *const props[] = {
+                "State", "Pid", "ExitCode", "RunState", "QemuVersion", "CommandLine", "LaunchTimestamp", NULL,
+        };
+        m->state = state;
+        machine_emit_changed(m, (char **)props);
+}
+
+static char *read_log_tail(Machine *m, gsize max) {
+        g_autofree char *path = g_build_filename(m->log_dir, "qemu.log", NULL);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        g_autofree char *buf = NULL;
+        gsize len = 0;
+
+        if (fd < 0)
+                return g_strdup("");
+        if (fstat(fd, &st) == 0 && (gsize)st.st_size > max)
+                lseek(fd, st.st_size - max, SEEK_SET);
+        buf = g_malloc(max + 1);
+        while (len < max) {
+                ssize_t n = read(fd, buf + len, max - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                len += n;
+        }
+        close(fd);
+        buf[len] = 0;
+        /* D-Bus strings are UTF-8 without NUL; QEMU's output is bytes. */
+        for (gsize i = 0; i < len; i++)
+                if (buf[i] == 0)
+                        buf[i] = '?';
+        return g_utf8_make_valid(buf, len);
+}
+
+char *machine_read_log(Machine *m) {
+        return read_log_tail(m, GET_LOG_TAIL);
+}
+
+/* Remove what a run leaves in the runtime directory. */
+static void remove_runtime_files(Machine *m) {
+        g_unlink(m->qmp_socket);
+        g_rmdir(m->runtime_dir);
+}
+
+static void reply_exit_calls(Machine *m) {
+        g_autoptr(GPtrArray) calls = g_steal_pointer(&m->exit_calls);
+
+        m->exit_calls = g_ptr_array_new_with_free_func(exit_call_free);
+        for (guint i = 0; i < calls->len; i++) {
+                ExitCall *ec = g_ptr_array_index(calls, i);
+                if (ec->soft && m->abnormal)
+                        sd_bus_reply_method_errorf(ec->call, QM_ERROR_ABNORMAL_SHUTDOWN,
+                                                   "Could not perform graceful shutdown of '%s' in time; "
+                                                   "QEMU was killed (exit code %d)",
+                                                   m->name, m->exit_code);
+                else
+                        sd_bus_reply_method_return(ec->call, NULL);
+        }
+}
+
+static void reply_launch_failed(Machine *m) {
+        g_autofree char *cmdline = qm_argv_to_string(m->command_line);
+        g_autofree char *output = read_log_tail(m, LAUNCH_LOG_TAIL);
+        g_autoptr(QmError) e = qm_error_new(QM_ERROR_LAUNCH_FAILED,
+                                            "QEMU of '%s' failed to launch: %s\n"
+                                            "Exit code: %d\nCommand: %s\nOutput: %s",
+                                            m->name, m->launch_error ? m->launch_error : "it exited",
+                                            m->exit_code, cmdline, output);
+        qm_reply_error(m->launch_call, e);
+        g_clear_pointer(&m->launch_call, sd_bus_message_unref);
+}
+
+static void on_process_exit(QemuProcess *p, int code, gpointer data) {
+        Machine *m = data;
+        gboolean launching = m->launch_call != NULL;
+        QmState final;
+
+        g_clear_pointer(&m->process, qemu_process_free);
+        m->exit_code = code;
+        if (m->launch_timer) {
+                g_source_remove(m->launch_timer);
+                m->launch_timer = 0;
+        }
+        g_clear_pointer(&m->qmp, qmp_client_free);
+        remove_runtime_files(m);
+        g_free(m->run_state);
+        m->run_state = g_strdup("");
+
+        if (launching)
+                final = QM_STATE_FAILED;
+        else if (code == 0 && (m->quit_issued || m->guest_shutdown || m->exit_expected))
+                final = QM_STATE_STOPPED;
+        else
+                final = QM_STATE_FAILED;
+        if (code < 0 && !m->killed_by_us)
+                g_message("machine %s: QEMU was killed by signal %d", m->name, -code);
+        else if (final == QM_STATE_FAILED && !launching)
+                g_message("machine %s: QEMU exited with code %d unexpectedly", m->name, code);
+
+        /* Announce first, then answer: a caller that reads State after its
+         * reply sees the final one. */
+        machine_set_state(m, final);
+        if (launching)
+                reply_launch_failed(m);
+        machine_fail_waiters(m, "stopped");
+        reply_exit_calls(m);
+}
+
+static gboolean on_launch_timeout(gpointer data) {
+        Machine *m = data;
+
+        m->launch_timer = 0;
+        g_free(m->launch_error);
+        m->launch_error = g_strdup_printf("the QMP handshake did not complete within %g s",
+                                          m->config->qmp_timeout);
+        machine_kill(m, SIGKILL);
+        return G_SOURCE_REMOVE;
+}
+
+void machine_kill(Machine *m, int sig) {
+        if (sig == SIGKILL)
+                m->killed_by_us = TRUE;
+        qemu_process_kill(m->process, sig);
+}
+
+/* Called by machine-qmp.c when the launch handshake has completed. */
+void machine_launch_done(Machine *m) {
+        if (m->launch_timer) {
+                g_source_remove(m->launch_timer);
+                m->launch_timer = 0;
+        }
+        machine_set_state(m, QM_STATE_RUNNING);
+        sd_bus_reply_method_return(m->launch_call, NULL);
+        g_clear_pointer(&m->launch_call, sd_bus_message_unref);
+}
+
+static gboolean prepare_dirs(Machine *m, QmError **error) {
+        if (g_mkdir_with_parents(m->runtime_dir, 0700) < 0 || g_mkdir_with_parents(m->log_dir, 0750) < 0) {
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "cannot create the directories of '%s': %s",
+                                      m->name, g_strerror(errno));
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static void reset_run(Machine *m) {
+        m->quit_issued = FALSE;
+        m->exit_expected = FALSE;
+        m->guest_shutdown = FALSE;
+        m->abnormal = FALSE;
+        m->killed_by_us = FALSE;
+        m->exit_code = QM_EXIT_CODE_UNKNOWN;
+        g_clear_pointer(&m->launch_error, g_free);
+        g_free(m->qemu_version);
+        m->qemu_version = g_strdup("");
+        g_free(m->run_state);
+        m->run_state = g_strdup("");
+}
+
+void machine_launch(Machine *m, sd_bus_message *call) {
+        g_autoptr(QmError) e = NULL;
+        g_autoptr(GError) err = NULL;
+        g_autofree char *log_path = NULL;
+        int listen_fd = -1, client_fd = -1, log_fd;
+        int target = QMP_FD_IN_QEMU;
+
+        if (machine_is_active(m)) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s",
+                                           m->name, qm_state_to_string(m->state));
+                return;
+        }
+        if (!prepare_dirs(m, &e)) {
+                qm_reply_error(call, e);
+                return;
+        }
+        log_path = g_build_filename(m->log_dir, "qemu.log", NULL);
+        log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        if (log_fd < 0) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_LAUNCH_FAILED, "cannot open %s: %s", log_path,
+                                           g_strerror(errno));
+                return;
+        }
+        if (m->config->qmp) {
+                /* Connect before QEMU starts: the connection waits in the
+                 * backlog and QEMU greets as soon as its loop runs. */
+                listen_fd = qm_unix_listen(m->qmp_socket, &err);
+                if (listen_fd >= 0)
+                        client_fd = qm_unix_connect(m->qmp_socket, &err);
+                if (client_fd < 0) {
+                        if (listen_fd >= 0)
+                                close(listen_fd);
+                        close(log_fd);
+                        remove_runtime_files(m);
+                        sd_bus_reply_method_errorf(call, QM_ERROR_LAUNCH_FAILED, "QMP socket of '%s': %s",
+                                                   m->name, err->message);
+                        return;
+                }
+        }
+
+        reset_run(m);
+        g_strfreev(m->command_line);
+        m->command_line = qm_build_argv(m->config, m->daemon->default_binary,
+                                        m->config->qmp ? QMP_FD_IN_QEMU : -1, -1);
+        m->launch_timestamp = g_get_real_time();
+        m->process = qemu_process_spawn(m->command_line, log_fd, &listen_fd, &target, listen_fd >= 0 ? 1 : 0,
+                                        on_process_exit, m, &err);
+        close(log_fd);
+        if (listen_fd >= 0)
+                close(listen_fd);
+        if (!m->process) {
+                g_autofree char *cmdline = qm_argv_to_string(m->command_line);
+                if (client_fd >= 0)
+                        close(client_fd);
+                remove_runtime_files(m);
+                machine_set_state(m, QM_STATE_FAILED);
+                sd_bus_reply_method_errorf(call, QM_ERROR_LAUNCH_FAILED,
+                                           "QEMU of '%s' failed to launch: %s\nExit code: %d\nCommand: %s\nOutput: ",
+                                           m->name, err->message, m->exit_code, cmdline);
+                return;
+        }
+
+        if (!m->config->qmp) {
+                machine_set_state(m, QM_STATE_RUNNING);
+                sd_bus_reply_method_return(call, NULL);
+                return;
+        }
+        m->launch_call = sd_bus_message_ref(call);
+        m->launch_timer = g_timeout_add((guint)(m->config->qmp_timeout * 1000), on_launch_timeout, m);
+        m->qmp = machine_qmp_connect(m, client_fd);
+        machine_set_state(m, QM_STATE_STARTING);
+}
+
+static gboolean on_exit_call_timeout(gpointer data) {
+        ExitCall *ec = data;
+        Machine *m = ec->machine;
+
+        ec->timer = 0;
+        g_message("machine %s: did not exit in time; killing QEMU", m->name);
+        m->abnormal = TRUE;
+        machine_kill(m, SIGKILL);
+        return G_SOURCE_REMOVE;
+}
+
+/* Hold @call until QEMU exits; @timeout < 0: no limit, 0: the default. */
+static void add_exit_call(Machine *m, sd_bus_message *call, gboolean soft, double timeout) {
+        ExitCall *ec = g_new0(ExitCall, 1);
+
+        ec->machine = m;
+        ec->call = sd_bus_message_ref(call);
+        ec->soft = soft;
+        if (soft) {
+                if (timeout == 0)
+                        timeout = DEFAULT_STOP_TIMEOUT;
+                if (timeout > 0)
+                        ec->timer = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT),
+                                                  on_exit_call_timeout, ec);
+        }
+        g_ptr_array_add(m->exit_calls, ec);
+}
+
+void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double timeout) {
+        if (!machine_is_active(m)) {
+                sd_bus_reply_method_return(call, NULL);
+                return;
+        }
+        if (m->state == QM_STATE_STARTING) {
+                /* Nothing to talk to yet: abort the launch. */
+                g_free(m->launch_error);
+                m->launch_error = g_strdup("it was shut down while starting");
+                hard = TRUE;
+        }
+        if (hard) {
+                add_exit_call(m, call, FALSE, 0);
+                machine_kill(m, SIGKILL);
+                return;
+        }
+        add_exit_call(m, call, TRUE, timeout);
+        if (!m->quit_issued) {
+                /* Without a monitor, SIGTERM is QEMU's own orderly quit. */
+                if (!machine_qmp_send_quit(m))
+                        machine_kill(m, SIGTERM);
+                m->quit_issued = TRUE;
+        }
+        if (m->state == QM_STATE_RUNNING)
+                machine_set_state(m, QM_STATE_STOPPING);
+}
+
+void machine_wait(Machine *m, sd_bus_message *call, double timeout) {
+        if (!machine_is_active(m)) {
+                sd_bus_reply_method_return(call, NULL);
+                return;
+        }
+        /* The caller expects QEMU to exit by itself: that exit is clean. */
+        m->exit_expected = TRUE;
+        add_exit_call(m, call, TRUE, timeout);
+}

@@ -1,0 +1,102 @@
+/* One virtual machine: its config, its state machine and its QEMU. */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "events.h"
+#include "qemu-process.h"
+#include "qmp.h"
+
+/*
+ * States and the only transitions between them (machine_set_state()):
+ *
+ *   defined|stopped|failed --Launch--> starting
+ *   starting --QMP ready (or spawned without QMP)--> running
+ *   starting --exit, handshake timeout, kill--> failed
+ *   running --Shutdown/Wait--> stopping
+ *   running|stopping --exit--> stopped  (status 0 after our or a client's
+ *                                        quit, a guest SHUTDOWN, or Wait)
+ *                              failed   (anything else: crash, signal,
+ *                                        an exit nobody asked for)
+ */
+typedef enum {
+        QM_STATE_DEFINED,
+        QM_STATE_STARTING,
+        QM_STATE_RUNNING,
+        QM_STATE_STOPPING,
+        QM_STATE_STOPPED,
+        QM_STATE_FAILED,
+} QmState;
+
+const char *qm_state_to_string(QmState s);
+
+typedef struct Machine Machine;
+
+struct Machine {
+        QmDaemon *daemon;
+        char *name;
+        char *path;
+        QmConfig *config;
+        sd_bus_slot *vtable_slot;
+
+        QmState state;
+        char *run_state;
+        int exit_code;
+        char **command_line;
+        char *qemu_version;
+        guint64 launch_timestamp;
+        char *runtime_dir;
+        char *log_dir;
+        char *qmp_socket;
+
+        QemuProcess *process;
+        QmpClient *qmp;
+
+        QmEventRing *events;
+        guint64 event_seq;
+        GList *waiters; /* EventWaiter */
+
+        sd_bus_message *launch_call;
+        guint launch_timer;
+        GPtrArray *exit_calls; /* ExitCall: Shutdown/Kill/Wait waiting for exit */
+        char *launch_error;     /* why the launch is failing, if known */
+        gboolean quit_issued;   /* quit was sent (by us or a client) */
+        gboolean exit_expected; /* a Wait caller expects QEMU to exit */
+        gboolean guest_shutdown;/* QEMU announced SHUTDOWN */
+        gboolean abnormal;      /* we had to SIGKILL after a timeout */
+        gboolean killed_by_us;
+        gboolean runstate_query_busy;
+        gboolean runstate_query_again;
+};
+
+Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config);
+/* Only for a machine that is not running (see machine_is_active()). */
+void machine_free(Machine *m);
+
+gboolean machine_is_active(Machine *m);
+pid_t machine_pid(Machine *m);
+
+/* D-Bus export (machine-dbus.c). */
+int machine_export(Machine *m);
+void machine_unexport(Machine *m);
+
+/* Lifecycle; each takes the held method call and answers it later. */
+void machine_launch(Machine *m, sd_bus_message *call);
+void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double timeout);
+void machine_wait(Machine *m, sd_bus_message *call, double timeout);
+
+/* QMP passthrough: @raw TRUE answers with the whole response (Qmp),
+ * FALSE with the JSON of "return" or a QmpError (Command); @empty: reply
+ * carries no value (Pause/Resume/Reset). */
+typedef enum { QMP_REPLY_RAW, QMP_REPLY_RETURN, QMP_REPLY_EMPTY } QmpReplyKind;
+void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode *arguments,
+                 QmpReplyKind kind);
+
+/* Answers with (t seq, s event) now or when a match arrives. */
+void machine_wait_event(Machine *m, sd_bus_message *call, QmEventFilters *filters,
+                        guint64 after, double timeout);
+
+/* The log of the current or last run, valid UTF-8, at most the tail. */
+char *machine_read_log(Machine *m);

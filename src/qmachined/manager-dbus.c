@@ -1,0 +1,153 @@
+/* org.qmachine.QMachine1.Manager and the ObjectManager at its path. */
+#include "build-config.h"
+#include "bus-gvariant.h"
+#include "manager.h"
+#include "names.h"
+
+static Manager *MGR(void *userdata) {
+        return userdata;
+}
+
+static int reply_error(sd_bus_error *error, const QmError *e) {
+        return sd_bus_error_set(error, e->name, e->message);
+}
+
+static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = MGR(userdata);
+        g_autoptr(GVariant) asv = NULL;
+        g_autoptr(QmError) e = NULL;
+        QmConfig *config;
+        const char *name;
+        Machine *m;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        r = bus_message_read_gvariant(msg, &asv);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read config: %s",
+                                         g_strerror(-r));
+        config = qm_config_from_variant(asv, &e);
+        if (!config)
+                return reply_error(error, e);
+        m = manager_create_machine(mgr, name, config, &e);
+        if (!m)
+                return reply_error(error, e);
+        return sd_bus_reply_method_return(msg, "o", m->path);
+}
+
+static int method_list_machines(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = MGR(userdata);
+        g_autoptr(sd_bus_message) reply = NULL;
+        g_autoptr(GList) names = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssuo)");
+        if (r < 0)
+                return r;
+        names = g_list_sort(g_hash_table_get_keys(mgr->machines), (GCompareFunc)g_strcmp0);
+        for (GList *l = names; l; l = l->next) {
+                Machine *m = g_hash_table_lookup(mgr->machines, l->data);
+                r = sd_bus_message_append(reply, "(ssuo)", m->name, qm_state_to_string(m->state),
+                                          (uint32_t)machine_pid(m), m->path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Machine *m;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        m = g_hash_table_lookup(MGR(userdata)->machines, name);
+        if (!m)
+                return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_MACHINE, "No machine named '%s'", name);
+        return sd_bus_reply_method_return(msg, "o", m->path);
+}
+
+static int method_get_machine_by_pid(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Machine *m;
+        uint32_t pid;
+        int r;
+
+        r = sd_bus_message_read(msg, "u", &pid);
+        if (r < 0)
+                return r;
+        m = pid <= G_MAXINT ? manager_find_by_pid(MGR(userdata), (pid_t)pid) : NULL;
+        if (!m)
+                return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_MACHINE, "No machine runs as PID %u", pid);
+        return sd_bus_reply_method_return(msg, "o", m->path);
+}
+
+static int method_remove_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        g_autoptr(QmError) e = NULL;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if (!manager_remove_machine(MGR(userdata), name, &e))
+                return reply_error(error, e);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+#define PROPERTY_GETTER(fn) \
+        static int fn(sd_bus *bus, const char *path, const char *interface, const char *property, \
+                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
+
+PROPERTY_GETTER(prop_version) { return sd_bus_message_append(reply, "s", PACKAGE_VERSION); }
+PROPERTY_GETTER(prop_default_binary) {
+        return sd_bus_message_append(reply, "s", MGR(userdata)->daemon->default_binary);
+}
+PROPERTY_GETTER(prop_image_directory) {
+        return sd_bus_message_append(reply, "s", MGR(userdata)->daemon->image_dir);
+}
+PROPERTY_GETTER(prop_machine_count) {
+        return sd_bus_message_append(reply, "u", (uint32_t)g_hash_table_size(MGR(userdata)->machines));
+}
+
+#define ANYONE SD_BUS_VTABLE_UNPRIVILEGED
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", prop_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DefaultBinary", "s", prop_default_binary, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ImageDirectory", "s", prop_image_directory, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("MachineCount", "u", prop_machine_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("CreateMachine", SD_BUS_ARGS("s", name, "a{sv}", config),
+                                SD_BUS_RESULT("o", machine), method_create_machine, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("ListMachines", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssuo)", machines),
+                                method_list_machines, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetMachine", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", machine),
+                                method_get_machine, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetMachineByPID", SD_BUS_ARGS("u", pid), SD_BUS_RESULT("o", machine),
+                                method_get_machine_by_pid, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("RemoveMachine", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
+                                method_remove_machine, ANYONE),
+        SD_BUS_SIGNAL_WITH_ARGS("MachineNew", SD_BUS_ARGS("s", name, "o", machine), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MachineRemoved", SD_BUS_ARGS("s", name, "o", machine), 0),
+        SD_BUS_VTABLE_END,
+};
+
+int manager_export(Manager *mgr) {
+        int r;
+
+        r = sd_bus_add_object_vtable(mgr->daemon->bus, &mgr->vtable_slot, QM_MANAGER_PATH, QM_MANAGER_IFACE,
+                                     manager_vtable, mgr);
+        if (r < 0)
+                return r;
+        return sd_bus_add_object_manager(mgr->daemon->bus, &mgr->object_manager_slot, QM_MANAGER_PATH);
+}

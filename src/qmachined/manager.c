@@ -1,0 +1,108 @@
+#include "manager.h"
+#include "names.h"
+
+Manager *manager_new(QmDaemon *d) {
+        Manager *mgr = g_new0(Manager, 1);
+        mgr->daemon = d;
+        mgr->machines = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)machine_free);
+        mgr->rand = g_rand_new();
+        return mgr;
+}
+
+void manager_free(Manager *mgr) {
+        if (!mgr)
+                return;
+        g_hash_table_unref(mgr->machines);
+        g_rand_free(mgr->rand);
+        sd_bus_slot_unref(mgr->vtable_slot);
+        sd_bus_slot_unref(mgr->object_manager_slot);
+        g_free(mgr);
+}
+
+static void emit_count_changed(Manager *mgr) {
+        sd_bus_emit_properties_changed(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineCount",
+                                       NULL);
+}
+
+Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config, QmError **error) {
+        g_autoptr(QmConfig) owned = config;
+        g_autofree char *generated = NULL;
+        Machine *m;
+        int r;
+
+        if (!*name) {
+                g_autoptr(GDateTime) now = g_date_time_new_now_local();
+                do {
+                        g_free(generated);
+                        generated = qm_name_generate(now, mgr->rand);
+                } while (g_hash_table_contains(mgr->machines, generated));
+                name = generated;
+        }
+        if (!qm_name_is_valid(name)) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "invalid machine name: use 1 to %d characters of A-Z a-z 0-9 . _ -, "
+                                      "starting with a letter or digit",
+                                      QM_NAME_MAX);
+                return NULL;
+        }
+        if (g_hash_table_contains(mgr->machines, name)) {
+                *error = qm_error_new(QM_ERROR_MACHINE_EXISTS, "A machine named '%s' exists already", name);
+                return NULL;
+        }
+        if (g_hash_table_size(mgr->machines) >= mgr->daemon->limits.max_machines) {
+                *error = qm_error_new(QM_ERROR_LIMIT_EXCEEDED, "The daemon already manages %u machines",
+                                      mgr->daemon->limits.max_machines);
+                return NULL;
+        }
+        m = machine_new(mgr->daemon, name, g_steal_pointer(&owned));
+        r = machine_export(m);
+        if (r < 0) {
+                *error = qm_error_new(SD_BUS_ERROR_FAILED, "cannot export machine '%s': %s", name, g_strerror(-r));
+                machine_free(m);
+                return NULL;
+        }
+        g_hash_table_insert(mgr->machines, m->name, m);
+        sd_bus_emit_object_added(mgr->daemon->bus, m->path);
+        sd_bus_emit_signal(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineNew", "so", m->name,
+                           m->path);
+        emit_count_changed(mgr);
+        return m;
+}
+
+gboolean manager_remove_machine(Manager *mgr, const char *name, QmError **error) {
+        Machine *m = g_hash_table_lookup(mgr->machines, name);
+        g_autofree char *path = NULL;
+        g_autofree char *key = NULL;
+
+        if (!m) {
+                *error = qm_error_new(QM_ERROR_NO_SUCH_MACHINE, "No machine named '%s'", name);
+                return FALSE;
+        }
+        if (machine_is_active(m)) {
+                *error = qm_error_new(QM_ERROR_BUSY, "Machine '%s' is %s; shut it down first", name,
+                                      qm_state_to_string(m->state));
+                return FALSE;
+        }
+        path = g_strdup(m->path);
+        key = g_strdup(m->name);
+        /* InterfacesRemoved needs the object still registered. */
+        sd_bus_emit_object_removed(mgr->daemon->bus, path);
+        g_hash_table_remove(mgr->machines, key);
+        sd_bus_emit_signal(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineRemoved", "so", key,
+                           path);
+        emit_count_changed(mgr);
+        return TRUE;
+}
+
+Machine *manager_find_by_pid(Manager *mgr, pid_t pid) {
+        GHashTableIter it;
+        Machine *m;
+
+        if (pid <= 0)
+                return NULL;
+        g_hash_table_iter_init(&it, mgr->machines);
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *)&m))
+                if (machine_pid(m) == pid)
+                        return m;
+        return NULL;
+}

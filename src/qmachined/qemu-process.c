@@ -1,0 +1,103 @@
+/*
+ * Exit is watched through a pidfd rather than SIGCHLD/g_child_watch: it is
+ * an ordinary fd in the main loop, it cannot confuse a recycled PID, and it
+ * works the same for a process that is not our child (after a restart).
+ */
+#include <errno.h>
+#include <glib-unix.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "qemu-process.h"
+
+struct QemuProcess {
+        pid_t pid;
+        int pidfd;
+        guint watch_id;
+        QemuExitFunc on_exit;
+        gpointer userdata;
+};
+
+static int pidfd_open_compat(pid_t pid) {
+        return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int status_to_code(int status) {
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        if (WIFSIGNALED(status))
+                return -WTERMSIG(status);
+        return -1000;
+}
+
+static gboolean on_pidfd(int fd, GIOCondition cond, gpointer data) {
+        QemuProcess *p = data;
+        int status = 0;
+        int code = -1000;
+        pid_t r;
+
+        do
+                r = waitpid(p->pid, &status, WNOHANG);
+        while (r < 0 && errno == EINTR);
+        if (r == 0)
+                return G_SOURCE_CONTINUE; /* spurious: not exited yet */
+        if (r == p->pid)
+                code = status_to_code(status);
+        p->watch_id = 0;
+        p->pid = 0;
+        p->on_exit(p, code, p->userdata);
+        return G_SOURCE_REMOVE;
+}
+
+QemuProcess *qemu_process_spawn(char **argv, int log_fd, const int *source_fds, const int *target_fds,
+                                guint n_fds, QemuExitFunc on_exit, gpointer userdata, GError **error) {
+        QemuProcess *p;
+        GPid pid;
+        int pidfd;
+
+        if (!g_spawn_async_with_pipes_and_fds(NULL, (const char *const *)argv, NULL,
+                                              G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH |
+                                                      G_SPAWN_STDIN_FROM_DEV_NULL,
+                                              NULL, NULL, -1, log_fd, log_fd, source_fds, target_fds, n_fds,
+                                              &pid, NULL, NULL, NULL, error))
+                return NULL;
+
+        pidfd = pidfd_open_compat(pid);
+        if (pidfd < 0) {
+                int err = errno;
+                kill(pid, SIGKILL);
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "pidfd_open failed: %s",
+                            g_strerror(err));
+                return NULL;
+        }
+        p = g_new0(QemuProcess, 1);
+        p->pid = pid;
+        p->pidfd = pidfd;
+        p->on_exit = on_exit;
+        p->userdata = userdata;
+        p->watch_id = g_unix_fd_add(pidfd, G_IO_IN, on_pidfd, p);
+        return p;
+}
+
+pid_t qemu_process_pid(QemuProcess *p) {
+        return p ? p->pid : 0;
+}
+
+void qemu_process_kill(QemuProcess *p, int sig) {
+        /* pidfd_send_signal: never hits a recycled PID */
+        if (p && p->pid > 0 && syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+                g_warning("cannot signal QEMU %d: %s", (int)p->pid, g_strerror(errno));
+}
+
+void qemu_process_free(QemuProcess *p) {
+        if (!p)
+                return;
+        if (p->watch_id)
+                g_source_remove(p->watch_id);
+        close(p->pidfd);
+        g_free(p);
+}

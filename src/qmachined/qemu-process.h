@@ -1,0 +1,23 @@
+/* A spawned QEMU process and the watch on its exit. */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+typedef struct QemuProcess QemuProcess;
+
+/* Exit status in the Popen convention: the code, or -N for signal N. */
+typedef void (*QemuExitFunc)(QemuProcess *p, int exit_code, gpointer userdata);
+
+/* Spawn @argv (argv[0] looked up in PATH) with stdin from /dev/null and
+ * stdout+stderr to @log_fd. @source_fds[i] becomes fd @target_fds[i] in the
+ * child. @on_exit runs from the main loop once the process has exited and
+ * been reaped. */
+QemuProcess *qemu_process_spawn(char **argv, int log_fd, const int *source_fds, const int *target_fds,
+                                guint n_fds, QemuExitFunc on_exit, gpointer userdata, GError **error);
+
+pid_t qemu_process_pid(QemuProcess *p);
+void qemu_process_kill(QemuProcess *p, int sig);
+
+/* Stop watching (no callback after this). Does not kill the process. */
+void qemu_process_free(QemuProcess *p);

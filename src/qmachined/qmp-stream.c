@@ -1,0 +1,71 @@
+#include <string.h>
+
+#include "qmp-stream.h"
+
+struct QmpStream {
+        GString *buf;
+        gsize start;   /* first byte not yet returned */
+        gsize scanned; /* bytes from start known to hold no newline */
+        gsize max_line;
+};
+
+QmpStream *qmp_stream_new(gsize max_line) {
+        QmpStream *s = g_new0(QmpStream, 1);
+        s->buf = g_string_sized_new(4096);
+        s->max_line = max_line;
+        return s;
+}
+
+void qmp_stream_free(QmpStream *s) {
+        if (!s)
+                return;
+        g_string_free(s->buf, TRUE);
+        g_free(s);
+}
+
+void qmp_stream_push(QmpStream *s, const char *data, gsize len) {
+        /* Drop consumed bytes before growing, so the buffer stays bounded by
+         * one partial line plus one read. */
+        if (s->start > 0) {
+                g_string_erase(s->buf, 0, s->start);
+                s->start = 0;
+        }
+        g_string_append_len(s->buf, data, len);
+}
+
+int qmp_stream_pop(QmpStream *s, char **line, gsize *len) {
+        const char *base = s->buf->str + s->start;
+        gsize avail = s->buf->len - s->start;
+        const char *nl = memchr(base + s->scanned, '\n', avail - s->scanned);
+        gsize n;
+
+        for (;;) {
+                if (!nl) {
+                        s->scanned = avail;
+                        return avail > s->max_line ? -1 : 0;
+                }
+                n = nl - base;
+                if (n > s->max_line)
+                        return -1;
+                s->start += n + 1;
+                s->scanned = 0;
+                if (n > 0 && base[n - 1] == '\r')
+                        n--;
+                if (n > 0)
+                        break;
+                /* skip blank lines */
+                base = s->buf->str + s->start;
+                avail = s->buf->len - s->start;
+                nl = memchr(base, '\n', avail);
+        }
+        *line = g_malloc(n + 1);
+        memcpy(*line, base, n);
+        (*line)[n] = 0;
+        if (len)
+                *len = n;
+        return 1;
+}
+
+gsize qmp_stream_pending(QmpStream *s) {
+        return s->buf->len - s->start;
+}

@@ -1,0 +1,19 @@
+/* Splits the QMP byte stream into lines, whatever the read boundaries. */
+#pragma once
+
+#include <glib.h>
+
+typedef struct QmpStream QmpStream;
+
+QmpStream *qmp_stream_new(gsize max_line);
+void qmp_stream_free(QmpStream *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpStream, qmp_stream_free)
+
+void qmp_stream_push(QmpStream *s, const char *data, gsize len);
+
+/* 1: a complete line (without "\r\n") in *line, g_free() it, *len its length;
+ * 0: need more bytes; -1: a line is longer than max_line (stream broken). */
+int qmp_stream_pop(QmpStream *s, char **line, gsize *len);
+
+/* Bytes buffered but not yet returned as a line. */
+gsize qmp_stream_pending(QmpStream *s);

@@ -1,0 +1,374 @@
+/*
+ * QMP client. QEMU is not trusted: the stream is parsed incrementally with a
+ * bounded line length, anything that is not a JSON object closes the
+ * connection, and each command has its own timeout so one slow command does
+ * not disturb the others. Replies are matched to commands by our numeric
+ * "id", which we strip before handing the reply on.
+ */
+#include <errno.h>
+#include <glib-unix.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "json-util.h"
+#include "qmp-stream.h"
+#include "qmp.h"
+
+#define QMP_READ_CHUNK (64 * 1024)
+
+typedef struct {
+        QmpClient *client;
+        gint64 id;
+        char *command;
+        QmpReplyFunc func;
+        gpointer userdata;
+        guint timeout_id;
+} QmpPending;
+
+struct QmpClient {
+        int refcount;
+        int fd;
+        guint read_id;
+        guint write_id;
+        guint failure_id;
+        GString *out;
+        QmpStream *in;
+        gint64 next_id;
+        GHashTable *pending; /* id -> QmpPending */
+        gboolean greeted;
+        gboolean ready;
+        gboolean closed;
+        double timeout;
+        JsonNode *greeting;
+        QmpCallbacks cb;
+        gpointer userdata;
+};
+
+static QmpClient *qmp_ref(QmpClient *c) {
+        c->refcount++;
+        return c;
+}
+
+static void qmp_unref(QmpClient *c) {
+        if (--c->refcount > 0)
+                return;
+        g_hash_table_unref(c->pending);
+        g_string_free(c->out, TRUE);
+        qmp_stream_free(c->in);
+        if (c->greeting)
+                json_node_unref(c->greeting);
+        g_free(c);
+}
+
+static void pending_free(gpointer p) {
+        QmpPending *q = p;
+        if (q->timeout_id)
+                g_source_remove(q->timeout_id);
+        g_free(q->command);
+        g_free(q);
+}
+
+static void pending_complete(QmpPending *q, JsonNode *reply, const QmError *err) {
+        QmpReplyFunc func = q->func;
+        gpointer ud = q->userdata;
+
+        /* Removing frees q; call the callback after, with copies. */
+        g_hash_table_remove(q->client->pending, &q->id);
+        func(reply, err, ud);
+}
+
+/* Tear down the transport and fail every pending command. Callbacks may
+ * free the client: callers hold a reference. */
+static void qmp_shutdown(QmpClient *c, const char *reason, gboolean notify) {
+        GList *list;
+
+        if (c->closed)
+                return;
+        c->closed = TRUE;
+        if (c->read_id)
+                g_source_remove(c->read_id);
+        if (c->write_id)
+                g_source_remove(c->write_id);
+        c->read_id = c->write_id = 0;
+        if (c->fd >= 0)
+                close(c->fd);
+        c->fd = -1;
+
+        list = g_hash_table_get_values(c->pending);
+        g_hash_table_steal_all(c->pending);
+        for (GList *l = list; l; l = l->next) {
+                QmpPending *q = l->data;
+                g_autoptr(QmError) e = qm_error_new(QM_ERROR_QMP_DISCONNECTED,
+                                                    "QMP connection lost before '%s' was answered: %s",
+                                                    q->command, reason);
+                q->func(NULL, e, q->userdata);
+                pending_free(q);
+        }
+        g_list_free(list);
+        if (notify && c->cb.closed)
+                c->cb.closed(c, reason, c->userdata);
+}
+
+static gboolean qmp_flush(QmpClient *c);
+
+static gboolean on_write_failure(gpointer data) {
+        QmpClient *c = data;
+
+        c->failure_id = 0;
+        qmp_shutdown(c, "writing to the QMP socket failed", TRUE);
+        qmp_unref(c);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean on_writable(int fd, GIOCondition cond, gpointer data) {
+        QmpClient *c = data;
+        gboolean keep;
+
+        qmp_ref(c);
+        keep = qmp_flush(c);
+        if (!keep)
+                c->write_id = 0;
+        qmp_unref(c);
+        return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+/* Write what we can; returns TRUE if bytes remain queued. */
+static gboolean qmp_flush(QmpClient *c) {
+        while (c->out->len > 0 && !c->closed) {
+                ssize_t n = send(c->fd, c->out->str, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                if (!c->write_id)
+                                        c->write_id = g_unix_fd_add(c->fd, G_IO_OUT, on_writable, c);
+                                return TRUE;
+                        }
+                        /* Close from the loop, not from inside a caller's
+                         * execute(): replies never run re-entrantly. */
+                        g_message("QMP write failed: %s", g_strerror(errno));
+                        g_string_truncate(c->out, 0);
+                        if (!c->failure_id)
+                                c->failure_id = g_idle_add(on_write_failure, qmp_ref(c));
+                        return FALSE;
+                }
+                g_string_erase(c->out, 0, n);
+        }
+        return FALSE;
+}
+
+static void qmp_send(QmpClient *c, gint64 id, const char *command, JsonNode *arguments) {
+        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+        g_autoptr(JsonNode) root = NULL;
+        g_autofree char *text = NULL;
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "execute");
+        json_builder_add_string_value(b, command);
+        if (arguments) {
+                json_builder_set_member_name(b, "arguments");
+                json_builder_add_value(b, json_node_copy(arguments));
+        }
+        json_builder_set_member_name(b, "id");
+        json_builder_add_int_value(b, id);
+        json_builder_end_object(b);
+        root = json_builder_get_root(b);
+        text = qm_json_to_string(root);
+        g_string_append(c->out, text);
+        g_string_append_c(c->out, '\n');
+        if (!c->write_id)
+                qmp_flush(c);
+}
+
+static gboolean on_command_timeout(gpointer data) {
+        QmpPending *q = data;
+        g_autoptr(QmError) e = qm_error_new(QM_ERROR_TIMEOUT,
+                                            "QEMU did not answer '%s' within the QMP timeout",
+                                            q->command);
+        q->timeout_id = 0;
+        /* A late answer to this id is dropped in handle_reply(). */
+        pending_complete(q, NULL, e);
+        return G_SOURCE_REMOVE;
+}
+
+static void on_capabilities(JsonNode *reply, const QmError *error, gpointer data) {
+        QmpClient *c = data;
+
+        if (error)
+                return; /* the connection is already closing or closed */
+        if (!json_object_has_member(json_node_get_object(reply), "return")) {
+                qmp_shutdown(c, "QEMU refused qmp_capabilities", TRUE);
+                return;
+        }
+        c->ready = TRUE;
+        if (c->cb.ready)
+                c->cb.ready(c, c->greeting, c->userdata);
+}
+
+static gboolean reply_now_closed(gpointer data) {
+        QmpPending *q = data;
+        g_autoptr(QmError) e = qm_error_new(QM_ERROR_QMP_DISCONNECTED,
+                                            "the QMP connection is closed; '%s' was not sent", q->command);
+        q->func(NULL, e, q->userdata);
+        g_free(q->command);
+        g_free(q);
+        return G_SOURCE_REMOVE;
+}
+
+void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
+                        double timeout, QmpReplyFunc func, gpointer userdata) {
+        QmpPending *q = g_new0(QmpPending, 1);
+
+        q->client = c;
+        q->command = g_strdup(command);
+        q->func = func;
+        q->userdata = userdata;
+        if (c->closed) {
+                g_idle_add(reply_now_closed, q);
+                return;
+        }
+        q->id = c->next_id++;
+        if (timeout > 0)
+                q->timeout_id = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT),
+                                              on_command_timeout, q);
+        g_hash_table_insert(c->pending, &q->id, q);
+        qmp_send(c, q->id, command, arguments);
+}
+
+static void handle_greeting(QmpClient *c, JsonNode *msg) {
+        c->greeted = TRUE;
+        c->greeting = json_node_ref(msg);
+        qmp_client_execute(c, "qmp_capabilities", NULL, c->timeout, on_capabilities, c);
+}
+
+static void handle_reply(QmpClient *c, JsonObject *obj, JsonNode *msg) {
+        JsonNode *idn = json_object_get_member(obj, "id");
+        QmpPending *q;
+        gint64 id;
+        g_autoptr(JsonNode) copy = NULL;
+
+        if (!idn || json_node_get_value_type(idn) != G_TYPE_INT64) {
+                g_message("QMP: dropping a reply without our id");
+                return;
+        }
+        id = json_node_get_int(idn);
+        q = g_hash_table_lookup(c->pending, &id);
+        if (!q) {
+                g_debug("QMP: dropping a late reply to id %" G_GINT64_FORMAT, id);
+                return;
+        }
+        copy = json_node_copy(msg);
+        json_object_remove_member(json_node_get_object(copy), "id");
+        pending_complete(q, copy, NULL);
+}
+
+/* Returns FALSE when the line broke the protocol. */
+static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **why) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(JsonNode) msg = qm_json_parse(line, len, &err);
+        JsonObject *obj;
+
+        if (!msg) {
+                *why = g_strdup_printf("QEMU sent invalid JSON on the QMP socket (%s)", err->message);
+                return FALSE;
+        }
+        if (!JSON_NODE_HOLDS_OBJECT(msg)) {
+                *why = g_strdup("QEMU sent a QMP message that is not a JSON object");
+                return FALSE;
+        }
+        obj = json_node_get_object(msg);
+        if (!c->greeted) {
+                if (!json_object_has_member(obj, "QMP")) {
+                        *why = g_strdup("the first QMP message was not a greeting");
+                        return FALSE;
+                }
+                handle_greeting(c, msg);
+        } else if (json_object_has_member(obj, "event")) {
+                JsonNode *ev = json_object_get_member(obj, "event");
+                if (json_node_get_value_type(ev) != G_TYPE_STRING) {
+                        *why = g_strdup("QEMU sent an event whose name is not a string");
+                        return FALSE;
+                }
+                if (c->ready && c->cb.event)
+                        c->cb.event(c, msg, c->userdata);
+        } else if (json_object_has_member(obj, "return") || json_object_has_member(obj, "error")) {
+                handle_reply(c, obj, msg);
+        } else {
+                g_message("QMP: ignoring an unknown message");
+        }
+        return TRUE;
+}
+
+static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
+        QmpClient *c = data;
+        char buf[QMP_READ_CHUNK];
+        ssize_t n;
+        char *line;
+        gsize len;
+        int r;
+
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                return G_SOURCE_CONTINUE;
+
+        qmp_ref(c);
+        if (n <= 0) {
+                g_autofree char *reason = n == 0 || errno == ECONNRESET ? g_strdup("QEMU closed the QMP socket")
+                                                 : g_strdup_printf("QMP read failed: %s", g_strerror(errno));
+                c->read_id = 0;
+                qmp_shutdown(c, reason, TRUE);
+                qmp_unref(c);
+                return G_SOURCE_REMOVE;
+        }
+        qmp_stream_push(c->in, buf, n);
+        while (!c->closed && (r = qmp_stream_pop(c->in, &line, &len)) != 0) {
+                g_autofree char *why = NULL;
+                if (r < 0) {
+                        g_warning("QMP: a message longer than %u bytes; closing the connection", QMP_MAX_LINE);
+                        qmp_shutdown(c, "QEMU sent a QMP message over the size limit", TRUE);
+                        break;
+                }
+                if (!handle_line(c, line, len, &why)) {
+                        g_warning("QMP: %s; closing the connection", why);
+                        qmp_shutdown(c, why, TRUE);
+                }
+                g_free(line);
+        }
+        gboolean keep = !c->closed;
+        if (!keep)
+                c->read_id = 0;
+        qmp_unref(c);
+        return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpointer userdata) {
+        QmpClient *c = g_new0(QmpClient, 1);
+
+        c->refcount = 1;
+        c->fd = fd;
+        c->out = g_string_new(NULL);
+        c->in = qmp_stream_new(QMP_MAX_LINE);
+        c->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, pending_free);
+        c->next_id = 1;
+        c->timeout = timeout;
+        c->cb = *cb;
+        c->userdata = userdata;
+        c->read_id = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
+        return c;
+}
+
+void qmp_client_free(QmpClient *c) {
+        if (!c)
+                return;
+        qmp_shutdown(c, "the machine closed its monitor", FALSE);
+        qmp_unref(c);
+}
+
+gboolean qmp_client_is_ready(QmpClient *c) {
+        return c && c->ready && !c->closed;
+}
+
+guint qmp_client_pending(QmpClient *c) {
+        return g_hash_table_size(c->pending);
+}

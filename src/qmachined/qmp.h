@@ -1,0 +1,41 @@
+/* Asynchronous QMP client over a connected unix stream socket. */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "errors.h"
+
+#define QMP_MAX_LINE (16u * 1024 * 1024)
+
+typedef struct QmpClient QmpClient;
+
+/* @reply is the whole response object ({"return": …} or {"error": …})
+ * without our "id"; NULL when @error is set (Timeout, QmpDisconnected). */
+typedef void (*QmpReplyFunc)(JsonNode *reply, const QmError *error, gpointer userdata);
+
+typedef struct {
+        /* Greeting seen and qmp_capabilities answered: commands may flow. */
+        void (*ready)(QmpClient *c, JsonNode *greeting, gpointer userdata);
+        /* A QMP event object ({"event", "data"?, "timestamp"}). */
+        void (*event)(QmpClient *c, JsonNode *event, gpointer userdata);
+        /* The connection is gone (EOF, error, protocol violation). Pending
+         * commands have already been failed with QmpDisconnected. */
+        void (*closed)(QmpClient *c, const char *reason, gpointer userdata);
+} QmpCallbacks;
+
+/* Takes ownership of @fd (a connected, nonblocking socket). */
+QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpointer userdata);
+
+/* Closes the connection without calling any callback; pending replies are
+ * failed with QmpDisconnected. */
+void qmp_client_free(QmpClient *c);
+
+gboolean qmp_client_is_ready(QmpClient *c);
+
+/* Send @command with @arguments (a JSON object or NULL). The reply callback
+ * runs exactly once, never from inside this call. @timeout <= 0: none. */
+void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
+                        double timeout, QmpReplyFunc func, gpointer userdata);
+
+/* Number of commands sent and not yet answered. */
+guint qmp_client_pending(QmpClient *c);
