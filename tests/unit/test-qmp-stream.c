@@ -1,0 +1,90 @@
+/* The QMP stream splitter and the JSON guard on untrusted bytes. */
+#include <string.h>
+
+#include "json-util.h"
+#include "qmp-stream.h"
+
+static GPtrArray *feed_in_chunks(const char *data, gsize chunk, gsize max, int *last) {
+        g_autoptr(QmpStream) s = qmp_stream_new(max);
+        GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
+        gsize len = strlen(data);
+        char *line;
+        int r = 0;
+
+        for (gsize off = 0; off < len && r >= 0; off += chunk) {
+                qmp_stream_push(s, data + off, MIN(chunk, len - off));
+                while ((r = qmp_stream_pop(s, &line, NULL)) > 0)
+                        g_ptr_array_add(lines, line);
+        }
+        *last = r;
+        return lines;
+}
+
+static void test_split_any_boundary(void) {
+        const char *text = "{\"QMP\": {}}\r\n{\"return\": {}, \"id\": 1}\r\n\r\n{\"event\": \"STOP\"}\r\n{\"partial\"";
+
+        for (gsize chunk = 1; chunk <= strlen(text); chunk++) {
+                int last;
+                g_autoptr(GPtrArray) lines = feed_in_chunks(text, chunk, 1024, &last);
+                g_assert_cmpint(last, ==, 0);
+                g_assert_cmpuint(lines->len, ==, 3);
+                g_assert_cmpstr(lines->pdata[0], ==, "{\"QMP\": {}}");
+                g_assert_cmpstr(lines->pdata[1], ==, "{\"return\": {}, \"id\": 1}");
+                g_assert_cmpstr(lines->pdata[2], ==, "{\"event\": \"STOP\"}");
+        }
+}
+
+static void test_line_limit(void) {
+        g_autofree char *big = g_strnfill(100, 'x');
+        g_autofree char *big_nl = g_strconcat(big, "\n", NULL);
+        int last;
+        g_autoptr(GPtrArray) a = feed_in_chunks(big, 7, 64, &last);
+        g_assert_cmpint(last, ==, -1);
+        g_autoptr(GPtrArray) b = feed_in_chunks(big_nl, 1000, 64, &last);
+        g_assert_cmpint(last, ==, -1);
+        g_assert_cmpuint(b->len, ==, 0);
+        g_autoptr(GPtrArray) c = feed_in_chunks(big_nl, 1000, 100, &last);
+        g_assert_cmpuint(c->len, ==, 1);
+}
+
+static void test_nul_byte(void) {
+        g_autoptr(QmpStream) s = qmp_stream_new(64);
+        char *line;
+        gsize len;
+
+        qmp_stream_push(s, "a\0b\n", 4);
+        g_assert_cmpint(qmp_stream_pop(s, &line, &len), ==, 1);
+        g_assert_cmpuint(len, ==, 3);
+        g_assert_null(qm_json_parse(line, len, NULL));
+        g_free(line);
+        g_assert_cmpuint(qmp_stream_pending(s), ==, 0);
+}
+
+static void test_json_guard(void) {
+        g_autoptr(GError) err = NULL;
+        g_autofree char *deep = g_strnfill(100000, '[');
+        JsonNode *n;
+
+        g_assert_null(qm_json_parse(deep, -1, &err));
+        g_assert_nonnull(err);
+        g_clear_error(&err);
+        g_assert_null(qm_json_parse("\xff\xfe", -1, &err));
+        g_clear_error(&err);
+        g_assert_null(qm_json_parse("", -1, &err));
+        g_clear_error(&err);
+        /* brackets inside strings do not count */
+        g_autofree char *inner = g_strnfill(2000, '[');
+        g_autofree char *quoted = g_strdup_printf("{\"a\": \"%s\"}", inner);
+        n = qm_json_parse(quoted, -1, &err);
+        g_assert_no_error(err);
+        json_node_unref(n);
+}
+
+int main(int argc, char **argv) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/qmp-stream/split-any-boundary", test_split_any_boundary);
+        g_test_add_func("/qmp-stream/line-limit", test_line_limit);
+        g_test_add_func("/qmp-stream/nul-byte", test_nul_byte);
+        g_test_add_func("/json/guard", test_json_guard);
+        return g_test_run();
+}
