@@ -170,7 +170,7 @@ static void on_closed(QmpClient *c, const char *reason, gpointer data) {
                 return;
         }
         /* Expected while QEMU quits; news otherwise. */
-        if (!m->quit_issued && !m->guest_shutdown)
+        if (!m->quit_issued && !m->guest_shutdown && !m->killed_by_us)
                 g_message("machine %s: %s; the machine stays supervised", m->name, reason);
 }
 

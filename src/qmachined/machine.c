@@ -174,7 +174,7 @@ static void reply_launch_failed(Machine *m) {
         g_autoptr(QmError) e = qm_error_new(QM_ERROR_LAUNCH_FAILED,
                                             "QEMU of '%s' failed to launch: %s\n"
                                             "Exit code: %d\nCommand: %s\nOutput: %s",
-                                            m->name, m->launch_error ? m->launch_error : "it exited",
+                                            m->name, m->launch_error ? m->launch_error : "QEMU exited while starting",
                                             m->exit_code, cmdline, output);
         qm_reply_error(m->launch_call, e);
         g_clear_pointer(&m->launch_call, sd_bus_message_unref);
@@ -202,10 +202,12 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
                 final = QM_STATE_STOPPED;
         else
                 final = QM_STATE_FAILED;
-        if (code < 0 && !m->killed_by_us)
-                g_message("machine %s: QEMU was killed by signal %d", m->name, -code);
-        else if (final == QM_STATE_FAILED && !launching)
-                g_message("machine %s: QEMU exited with code %d unexpectedly", m->name, code);
+        if (!m->killed_by_us && !launching && final == QM_STATE_FAILED) {
+                if (code < 0)
+                        g_message("machine %s: QEMU was killed by signal %d", m->name, -code);
+                else
+                        g_message("machine %s: QEMU exited with code %d unexpectedly", m->name, code);
+        }
 
         /* Announce first, then answer: a caller that reads State after its
          * reply sees the final one. */
