@@ -18,6 +18,7 @@
 #include "unix-socket.h"
 
 #define QMP_FD_IN_QEMU 3
+#define CONSOLE_FD_IN_QEMU 4
 #define LAUNCH_LOG_TAIL (64 * 1024)
 #define GET_LOG_TAIL (8 * 1024 * 1024)
 #define DEFAULT_STOP_TIMEOUT 30.0
@@ -61,6 +62,7 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->runtime_dir = g_build_filename(d->runtime_dir, name, NULL);
         m->log_dir = g_build_filename(d->log_dir, name, NULL);
         m->qmp_socket = g_build_filename(m->runtime_dir, "qmp.sock", NULL);
+        m->console_socket = g_build_filename(m->runtime_dir, "console.sock", NULL);
         m->events = qm_event_ring_new(QM_EVENT_RING_SIZE);
         m->exit_calls = g_ptr_array_new_with_free_func(exit_call_free);
         return m;
@@ -72,6 +74,7 @@ void machine_free(Machine *m) {
         /* First the QMP client: failing its pending commands runs callbacks
          * that still use the machine. */
         g_clear_pointer(&m->qmp, qmp_client_free);
+        g_clear_pointer(&m->console, qm_console_free);
         machine_fail_waiters(m, NULL);
         /* A running QEMU is left alone: VMs outlive the daemon. */
         qemu_process_free(m->process);
@@ -91,6 +94,7 @@ void machine_free(Machine *m) {
         g_free(m->runtime_dir);
         g_free(m->log_dir);
         g_free(m->qmp_socket);
+        g_free(m->console_socket);
         g_free(m);
 }
 
@@ -149,6 +153,7 @@ char *machine_read_log(Machine *m) {
 /* Remove what a run leaves in the runtime directory. */
 static void remove_runtime_files(Machine *m) {
         g_unlink(m->qmp_socket);
+        g_unlink(m->console_socket);
         g_rmdir(m->runtime_dir);
 }
 
@@ -192,6 +197,7 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
                 m->launch_timer = 0;
         }
         g_clear_pointer(&m->qmp, qmp_client_free);
+        g_clear_pointer(&m->console, qm_console_free);
         remove_runtime_files(m);
         g_free(m->run_state);
         m->run_state = g_strdup("");
@@ -269,12 +275,38 @@ static void reset_run(Machine *m) {
         m->run_state = g_strdup("");
 }
 
+/* Bind @path and connect to it before QEMU starts: the connection waits in
+ * the backlog and QEMU serves it as soon as its main loop runs. */
+static gboolean open_socket(const char *path, int *listen_fd, int *client_fd, GError **error) {
+        *listen_fd = qm_unix_listen(path, error);
+        if (*listen_fd < 0)
+                return FALSE;
+        *client_fd = qm_unix_connect(path, error);
+        if (*client_fd < 0) {
+                close(*listen_fd);
+                *listen_fd = -1;
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static void close_fds(int *fds, guint n) {
+        for (guint i = 0; i < n; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+}
+
 void machine_launch(Machine *m, sd_bus_message *call) {
         g_autoptr(QmError) e = NULL;
         g_autoptr(GError) err = NULL;
         g_autofree char *log_path = NULL;
-        int listen_fd = -1, client_fd = -1, log_fd;
-        int target = QMP_FD_IN_QEMU;
+        g_autofree char *console_log = NULL;
+        /* [0] QMP, [1] console: listening ends go to QEMU, clients stay */
+        int listen_fds[2] = { -1, -1 }, client_fds[2] = { -1, -1 };
+        int targets[2] = { QMP_FD_IN_QEMU, CONSOLE_FD_IN_QEMU };
+        int pass_fds[2], pass_targets[2];
+        guint n_pass = 0;
+        int log_fd;
 
         if (machine_is_active(m)) {
                 sd_bus_reply_method_errorf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s",
@@ -292,37 +324,36 @@ void machine_launch(Machine *m, sd_bus_message *call) {
                                            g_strerror(errno));
                 return;
         }
-        if (m->config->qmp) {
-                /* Connect before QEMU starts: the connection waits in the
-                 * backlog and QEMU greets as soon as its loop runs. */
-                listen_fd = qm_unix_listen(m->qmp_socket, &err);
-                if (listen_fd >= 0)
-                        client_fd = qm_unix_connect(m->qmp_socket, &err);
-                if (client_fd < 0) {
-                        if (listen_fd >= 0)
-                                close(listen_fd);
-                        close(log_fd);
-                        remove_runtime_files(m);
-                        sd_bus_reply_method_errorf(call, QM_ERROR_LAUNCH_FAILED, "QMP socket of '%s': %s",
-                                                   m->name, err->message);
-                        return;
-                }
+        if ((m->config->qmp && !open_socket(m->qmp_socket, &listen_fds[0], &client_fds[0], &err)) ||
+            (m->config->console && !open_socket(m->console_socket, &listen_fds[1], &client_fds[1], &err))) {
+                close_fds(listen_fds, 2);
+                close_fds(client_fds, 2);
+                close(log_fd);
+                remove_runtime_files(m);
+                sd_bus_reply_method_errorf(call, QM_ERROR_LAUNCH_FAILED, "sockets of '%s': %s", m->name,
+                                           err->message);
+                return;
+        }
+        for (guint i = 0; i < 2; i++) {
+                if (listen_fds[i] < 0)
+                        continue;
+                pass_fds[n_pass] = listen_fds[i];
+                pass_targets[n_pass++] = targets[i];
         }
 
         reset_run(m);
         g_strfreev(m->command_line);
         m->command_line = qm_build_argv(m->config, m->daemon->default_binary,
-                                        m->config->qmp ? QMP_FD_IN_QEMU : -1, -1);
+                                        m->config->qmp ? QMP_FD_IN_QEMU : -1,
+                                        m->config->console ? CONSOLE_FD_IN_QEMU : -1);
         m->launch_timestamp = g_get_real_time();
-        m->process = qemu_process_spawn(m->command_line, log_fd, &listen_fd, &target, listen_fd >= 0 ? 1 : 0,
+        m->process = qemu_process_spawn(m->command_line, log_fd, pass_fds, pass_targets, n_pass,
                                         on_process_exit, m, &err);
         close(log_fd);
-        if (listen_fd >= 0)
-                close(listen_fd);
+        close_fds(listen_fds, 2);
         if (!m->process) {
                 g_autofree char *cmdline = qm_argv_to_string(m->command_line);
-                if (client_fd >= 0)
-                        close(client_fd);
+                close_fds(client_fds, 2);
                 remove_runtime_files(m);
                 machine_set_state(m, QM_STATE_FAILED);
                 sd_bus_reply_method_errorf(call, QM_ERROR_LAUNCH_FAILED,
@@ -330,7 +361,10 @@ void machine_launch(Machine *m, sd_bus_message *call) {
                                            m->name, err->message, m->exit_code, cmdline);
                 return;
         }
-
+        if (client_fds[1] >= 0) {
+                console_log = g_build_filename(m->log_dir, "console.log", NULL);
+                m->console = qm_console_new(client_fds[1], console_log);
+        }
         if (!m->config->qmp) {
                 machine_set_state(m, QM_STATE_RUNNING);
                 sd_bus_reply_method_return(call, NULL);
@@ -338,7 +372,7 @@ void machine_launch(Machine *m, sd_bus_message *call) {
         }
         m->launch_call = sd_bus_message_ref(call);
         m->launch_timer = g_timeout_add((guint)(m->config->qmp_timeout * 1000), on_launch_timeout, m);
-        m->qmp = machine_qmp_connect(m, client_fd);
+        m->qmp = machine_qmp_connect(m, client_fds[0]);
         machine_set_state(m, QM_STATE_STARTING);
 }
 

@@ -4,6 +4,7 @@
 #include <systemd/sd-bus.h>
 
 #include "config.h"
+#include "console.h"
 #include "daemon.h"
 #include "events.h"
 #include "qemu-process.h"
@@ -50,9 +51,11 @@ struct Machine {
         char *runtime_dir;
         char *log_dir;
         char *qmp_socket;
+        char *console_socket;
 
         QemuProcess *process;
         QmpClient *qmp;
+        QmConsole *console;
 
         QmEventRing *events;
         guint64 event_seq;
