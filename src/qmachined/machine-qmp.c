@@ -316,3 +316,15 @@ void machine_fail_waiters(Machine *m, const char *why) {
         }
         g_list_free(list);
 }
+
+void machine_forget_client(Machine *m, const char *unique_name) {
+        GList *l = m->waiters;
+
+        while (l) {
+                GList *next = l->next;
+                EventWaiter *w = l->data;
+                if (g_strcmp0(sd_bus_message_get_sender(w->call), unique_name) == 0)
+                        waiter_remove(w);
+                l = next;
+        }
+}

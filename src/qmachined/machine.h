@@ -101,5 +101,8 @@ void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode
 void machine_wait_event(Machine *m, sd_bus_message *call, QmEventFilters *filters,
                         guint64 after, double timeout);
 
+/* A client left the bus: drop its WaitEvent calls (nobody to answer). */
+void machine_forget_client(Machine *m, const char *unique_name);
+
 /* The log of the current or last run, valid UTF-8, at most the tail. */
 char *machine_read_log(Machine *m);

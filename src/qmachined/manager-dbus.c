@@ -142,8 +142,33 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+/* Held calls of a client that left would otherwise wait forever. */
+static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = MGR(userdata);
+        const char *name, *old_owner, *new_owner;
+        GHashTableIter it;
+        Machine *m;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        if (name[0] != ':' || *new_owner)
+                return 0;
+        g_hash_table_iter_init(&it, mgr->machines);
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *)&m))
+                machine_forget_client(m, name);
+        return 0;
+}
+
 int manager_export(Manager *mgr) {
         int r;
+
+        /* arg2='': only names that lost their owner wake us. */
+        r = sd_bus_add_match_async(mgr->daemon->bus, &mgr->name_owner_slot,
+                                   "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                                   "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg2=''",
+                                   on_name_owner_changed, NULL, mgr);
+        if (r < 0)
+                return r;
 
         r = sd_bus_add_object_vtable(mgr->daemon->bus, &mgr->vtable_slot, QM_MANAGER_PATH, QM_MANAGER_IFACE,
                                      manager_vtable, mgr);

@@ -16,6 +16,7 @@ void manager_free(Manager *mgr) {
         g_rand_free(mgr->rand);
         sd_bus_slot_unref(mgr->vtable_slot);
         sd_bus_slot_unref(mgr->object_manager_slot);
+        sd_bus_slot_unref(mgr->name_owner_slot);
         g_free(mgr);
 }
 

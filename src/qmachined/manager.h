@@ -12,6 +12,7 @@ struct Manager {
         GRand *rand;
         sd_bus_slot *vtable_slot;
         sd_bus_slot *object_manager_slot;
+        sd_bus_slot *name_owner_slot;
 };
 
 Manager *manager_new(QmDaemon *d);
