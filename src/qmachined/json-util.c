@@ -2,32 +2,150 @@
 
 #include "json-util.h"
 
-static gboolean depth_ok(const char *s, gsize len) {
-        int depth = 0;
-        gboolean in_string = FALSE;
+/*
+ * A strict RFC 8259 syntax check before json-glib sees the text: json-glib
+ * 1.6 is lenient (it takes 'single quotes' and trailing garbage such as
+ * "{}{}") and its parser recurses, so nesting is bounded here too.
+ */
+typedef struct {
+        const char *p, *end;
+        int depth;
+} Lexer;
 
-        for (gsize i = 0; i < len; i++) {
-                char c = s[i];
-                if (in_string) {
-                        if (c == '\\')
-                                i++;
-                        else if (c == '"')
-                                in_string = FALSE;
-                } else if (c == '"') {
-                        in_string = TRUE;
-                } else if (c == '[' || c == '{') {
-                        if (++depth > QM_JSON_MAX_DEPTH)
-                                return FALSE;
-                } else if (c == ']' || c == '}') {
-                        depth--;
+static void skip_ws(Lexer *x) {
+        while (x->p < x->end && (*x->p == ' ' || *x->p == '\t' || *x->p == '\n' || *x->p == '\r'))
+                x->p++;
+}
+
+static gboolean take(Lexer *x, char c) {
+        if (x->p < x->end && *x->p == c) {
+                x->p++;
+                return TRUE;
+        }
+        return FALSE;
+}
+
+static gboolean digits(Lexer *x) {
+        const char *start = x->p;
+        while (x->p < x->end && g_ascii_isdigit(*x->p))
+                x->p++;
+        return x->p > start;
+}
+
+static gboolean check_string(Lexer *x) {
+        if (!take(x, '"'))
+                return FALSE;
+        while (x->p < x->end) {
+                unsigned char c = *x->p++;
+                if (c == '"')
+                        return TRUE;
+                if (c < 0x20)
+                        return FALSE;
+                if (c != '\\')
+                        continue;
+                if (x->p >= x->end)
+                        return FALSE;
+                c = *x->p++;
+                if (c == 'u') {
+                        for (int i = 0; i < 4; i++, x->p++)
+                                if (x->p >= x->end || !g_ascii_isxdigit(*x->p))
+                                        return FALSE;
+                } else if (!strchr("\"\\/bfnrt", c) || c == 0) {
+                        return FALSE;
                 }
         }
+        return FALSE;
+}
+
+static gboolean check_number(Lexer *x) {
+        take(x, '-');
+        if (!take(x, '0') && !digits(x))
+                return FALSE;
+        if (take(x, '.') && !digits(x))
+                return FALSE;
+        if (take(x, 'e') || take(x, 'E')) {
+                if (!take(x, '+'))
+                        take(x, '-');
+                if (!digits(x))
+                        return FALSE;
+        }
         return TRUE;
+}
+
+static gboolean check_literal(Lexer *x, const char *word) {
+        size_t n = strlen(word);
+        if ((size_t)(x->end - x->p) < n || memcmp(x->p, word, n) != 0)
+                return FALSE;
+        x->p += n;
+        return TRUE;
+}
+
+static gboolean check_value(Lexer *x);
+
+static gboolean check_container(Lexer *x, char close, gboolean object) {
+        if (++x->depth > QM_JSON_MAX_DEPTH)
+                return FALSE;
+        skip_ws(x);
+        if (!take(x, close)) {
+                do {
+                        skip_ws(x);
+                        if (object) {
+                                if (!check_string(x))
+                                        return FALSE;
+                                skip_ws(x);
+                                if (!take(x, ':'))
+                                        return FALSE;
+                        }
+                        if (!check_value(x))
+                                return FALSE;
+                        skip_ws(x);
+                } while (take(x, ','));
+                if (!take(x, close))
+                        return FALSE;
+        }
+        x->depth--;
+        return TRUE;
+}
+
+static gboolean check_value(Lexer *x) {
+        skip_ws(x);
+        if (x->p >= x->end)
+                return FALSE;
+        switch (*x->p) {
+        case '{':
+                x->p++;
+                return check_container(x, '}', TRUE);
+        case '[':
+                x->p++;
+                return check_container(x, ']', FALSE);
+        case '"':
+                return check_string(x);
+        case 't':
+                return check_literal(x, "true");
+        case 'f':
+                return check_literal(x, "false");
+        case 'n':
+                return check_literal(x, "null");
+        default:
+                return check_number(x);
+        }
+}
+
+static gboolean json_syntax_ok(const char *text, gsize len, int *depth) {
+        Lexer x = { text, text + len, 0 };
+        gboolean ok = check_value(&x);
+
+        *depth = x.depth;
+        if (!ok)
+                return FALSE;
+        skip_ws(&x);
+        return x.p == x.end;
 }
 
 JsonNode *qm_json_parse(const char *text, gssize len, GError **error) {
         g_autoptr(JsonParser) parser = NULL;
         JsonNode *root;
+        int depth;
 
         if (len < 0)
                 len = strlen(text);
@@ -36,9 +154,13 @@ JsonNode *qm_json_parse(const char *text, gssize len, GError **error) {
                                     "not valid UTF-8 text");
                 return NULL;
         }
-        if (!depth_ok(text, len)) {
-                g_set_error(error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
-                            "nested deeper than %d levels", QM_JSON_MAX_DEPTH);
+        if (!json_syntax_ok(text, len, &depth)) {
+                if (depth > QM_JSON_MAX_DEPTH)
+                        g_set_error(error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
+                                    "nested deeper than %d levels", QM_JSON_MAX_DEPTH);
+                else
+                        g_set_error(error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE,
+                                    "not a single well-formed JSON value (RFC 8259)");
                 return NULL;
         }
         parser = json_parser_new_immutable();

@@ -75,7 +75,12 @@ static void track_run_state(Machine *m, const QmEvent *e) {
                 set_run_state(m, "paused");
                 refresh_run_state(m);
         } else if (strcmp(e->name, "SHUTDOWN") == 0) {
-                m->guest_shutdown = TRUE;
+                /* Only a guest power-off is a clean exit nobody asked us
+                 * for; a host-side one (SIGTERM from outside) is not. */
+                JsonObject *data = qm_json_get_object(json_node_get_object(e->node), "data");
+                JsonNode *guest = data ? json_object_get_member(data, "guest") : NULL;
+                if (guest && json_node_get_value_type(guest) == G_TYPE_BOOLEAN && json_node_get_boolean(guest))
+                        m->guest_shutdown = TRUE;
                 set_run_state(m, "shutdown");
         } else if (strcmp(e->name, "SUSPEND") == 0) {
                 set_run_state(m, "suspended");

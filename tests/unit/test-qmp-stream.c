@@ -80,11 +80,38 @@ static void test_json_guard(void) {
         json_node_unref(n);
 }
 
+static void test_json_strict(void) {
+        static const char *const bad[] = {
+                "{}{}", "'single'", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "tru", "nul",
+                "{\"a\"}", "{a:1}", "\"unterminated", "\"bad \\x escape\"", "[", "]", "{\"a\":1}}",
+                "\"ctl \x01\"", "NaN", "Infinity", "+1", "\"\\u12\"",
+        };
+        static const char *const good[] = {
+                "{}", " {\"a\": [1, -2.5e+3, true, false, null, \"x\\n\\u00e9\"]} ", "0", "-0.0E-1", "\"\"",
+                "[[[]]]", "{\"a\":{\"b\":{}}}", "\"caf\xc3\xa9\"",
+        };
+        for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autoptr(GError) err = NULL;
+                JsonNode *n = qm_json_parse(bad[i], -1, &err);
+                if (n)
+                        g_error("accepted invalid JSON: %s", bad[i]);
+                g_assert_nonnull(err);
+        }
+        for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
+                g_autoptr(GError) err = NULL;
+                JsonNode *n = qm_json_parse(good[i], -1, &err);
+                if (!n)
+                        g_error("refused valid JSON %s: %s", good[i], err->message);
+                json_node_unref(n);
+        }
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/qmp-stream/split-any-boundary", test_split_any_boundary);
         g_test_add_func("/qmp-stream/line-limit", test_line_limit);
         g_test_add_func("/qmp-stream/nul-byte", test_nul_byte);
         g_test_add_func("/json/guard", test_json_guard);
+        g_test_add_func("/json/strict", test_json_strict);
         return g_test_run();
 }
