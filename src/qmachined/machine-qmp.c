@@ -21,14 +21,20 @@ typedef struct {
         QmpReplyKind kind;
 } QmpCall;
 
+/* TRUE if RunState changed; the caller announces it. */
+static gboolean update_run_state(Machine *m, const char *rs) {
+        if (g_strcmp0(m->run_state, rs) == 0)
+                return FALSE;
+        g_free(m->run_state);
+        m->run_state = g_strdup(rs);
+        return TRUE;
+}
+
 static void set_run_state(Machine *m, const char *rs) {
         char *props[] = { "RunState", NULL };
 
-        if (g_strcmp0(m->run_state, rs) == 0)
-                return;
-        g_free(m->run_state);
-        m->run_state = g_strdup(rs);
-        machine_emit_changed(m, props);
+        if (update_run_state(m, rs))
+                machine_emit_changed(m, props);
 }
 
 static const char *status_of(JsonNode *reply) {
@@ -67,28 +73,30 @@ static void refresh_run_state(Machine *m) {
 }
 
 /* RunState follows events at once; STOP and RESET have many meanings, so
- * they are also confirmed with query-status. */
-static void track_run_state(Machine *m, const QmEvent *e) {
-        if (strcmp(e->name, "RESUME") == 0 || strcmp(e->name, "WAKEUP") == 0) {
-                set_run_state(m, "running");
-        } else if (strcmp(e->name, "STOP") == 0) {
-                set_run_state(m, "paused");
+ * they are also confirmed with query-status. TRUE if RunState changed. */
+static gboolean track_run_state(Machine *m, const QmEvent *e) {
+        if (strcmp(e->name, "RESUME") == 0 || strcmp(e->name, "WAKEUP") == 0)
+                return update_run_state(m, "running");
+        if (strcmp(e->name, "STOP") == 0) {
                 refresh_run_state(m);
-        } else if (strcmp(e->name, "SHUTDOWN") == 0) {
+                return update_run_state(m, "paused");
+        }
+        if (strcmp(e->name, "SHUTDOWN") == 0) {
                 /* Only a guest power-off is a clean exit nobody asked us
                  * for; a host-side one (SIGTERM from outside) is not. */
                 JsonObject *data = qm_json_get_object(json_node_get_object(e->node), "data");
                 JsonNode *guest = data ? json_object_get_member(data, "guest") : NULL;
                 if (guest && json_node_get_value_type(guest) == G_TYPE_BOOLEAN && json_node_get_boolean(guest))
                         m->guest_shutdown = TRUE;
-                set_run_state(m, "shutdown");
-        } else if (strcmp(e->name, "SUSPEND") == 0) {
-                set_run_state(m, "suspended");
-        } else if (strcmp(e->name, "GUEST_PANICKED") == 0) {
-                set_run_state(m, "guest-panicked");
-        } else if (strcmp(e->name, "RESET") == 0) {
-                refresh_run_state(m);
+                return update_run_state(m, "shutdown");
         }
+        if (strcmp(e->name, "SUSPEND") == 0)
+                return update_run_state(m, "suspended");
+        if (strcmp(e->name, "GUEST_PANICKED") == 0)
+                return update_run_state(m, "guest-panicked");
+        if (strcmp(e->name, "RESET") == 0)
+                refresh_run_state(m);
+        return FALSE;
 }
 
 static void waiter_free(EventWaiter *w) {
@@ -120,12 +128,13 @@ static void wake_waiters(Machine *m, const QmEvent *e) {
 
 static void on_event(QmpClient *c, JsonNode *node, gpointer data) {
         Machine *m = data;
-        char *props[] = { "EventSequence", NULL };
+        char *props[] = { "EventSequence", "RunState", NULL };
         QmEvent *e = qm_event_new(node, ++m->event_seq);
 
         qm_event_ring_push(m->events, e);
         machine_emit_event(m, e);
-        track_run_state(m, e);
+        if (!track_run_state(m, e))
+                props[1] = NULL;
         machine_emit_changed(m, props);
         wake_waiters(m, e);
 }
