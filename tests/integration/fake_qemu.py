@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""A stand-in for qemu-system-* that speaks QMP badly on purpose.
+
+qmachined starts it like QEMU: the listening QMP socket (and the console
+socket) arrive as inherited fds named in `-chardev socket,id=mon,fd=N,...`.
+The behaviour comes from `--fake-mode=MODE` at the end of the arguments:
+
+  split            every message is sent one byte at a time
+  garbage-greeting the first line is not JSON
+  console-flood    writes 4 MiB to the console socket, then FLOOD-DONE
+
+Whatever the mode, these commands misbehave when asked:
+  x-burst    three events and the reply in a single write
+  x-garbage  a line that is not JSON
+  x-oversize a 17 MiB line
+  x-eof      half a reply, then the socket is closed (the process lives on)
+  x-hang     never answered
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+ARGS = sys.argv[1:]
+MODE = next((a.split("=", 1)[1] for a in ARGS if a.startswith("--fake-mode=")), "normal")
+
+
+def chardev_fd(name):
+    prefix = "socket,id=%s,fd=" % name
+    for a in ARGS:
+        if a.startswith(prefix):
+            return int(a[len(prefix):].split(",")[0])
+    return None
+
+
+def now():
+    t = time.time()
+    return {"seconds": int(t), "microseconds": int((t % 1) * 1e6)}
+
+
+def sleep_forever():
+    while True:
+        time.sleep(1000)
+
+
+class Monitor:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, obj):
+        data = (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\r\n"
+        if MODE == "split":
+            for i in range(len(data)):
+                self.sock.sendall(data[i:i + 1])
+        else:
+            self.sock.sendall(data)
+
+    def lines(self):
+        while True:
+            while b"\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+
+
+def event(name, data=None):
+    e = {"timestamp": now(), "event": name}
+    if data is not None:
+        e["data"] = data
+    return e
+
+
+def serve(mon):
+    for cmd in mon.lines():
+        name = cmd.get("execute")
+        rid = cmd.get("id")
+
+        def reply(ret):
+            mon.send({"return": ret, "id": rid})
+
+        if name in ("qmp_capabilities", "cont", "stop", "system_reset"):
+            reply({})
+        elif name == "query-status":
+            reply({"status": "running", "singlestep": False, "running": True})
+        elif name == "quit":
+            mon.send(event("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"}))
+            reply({})
+            sys.exit(0)
+        elif name == "x-burst":
+            batch = b"".join(json.dumps(o).encode() + b"\r\n" for o in (
+                event("X_ONE", {"n": 1}), event("X_TWO", {"n": 2}), event("X_THREE"),
+                {"return": {"burst": 3}, "id": rid}))
+            mon.sock.sendall(batch)
+        elif name == "x-garbage":
+            mon.sock.sendall(b"this is not json\r\n")
+        elif name == "x-oversize":
+            try:
+                mon.sock.sendall(b'{"return": "' + b"x" * (17 * 1024 * 1024))
+            except OSError:
+                pass
+        elif name == "x-eof":
+            mon.sock.sendall(b'{"return": {"half')
+            mon.sock.close()
+            sleep_forever()
+        elif name == "x-hang":
+            pass
+        else:
+            mon.send({"error": {"class": "CommandNotFound",
+                                "desc": "The command %s has not been found" % name}, "id": rid})
+
+
+def main():
+    print("fake qemu starting in mode", MODE, flush=True)
+    console_fd = chardev_fd("console")
+    if console_fd is not None:
+        listener = socket.socket(fileno=console_fd)
+        console, _ = listener.accept()
+        if MODE == "console-flood":
+            chunk = b"c" * 65535 + b"\n"
+            for _ in range(64):
+                console.sendall(chunk)
+            console.sendall(b"FLOOD-DONE\n")
+    mon_fd = chardev_fd("mon")
+    if mon_fd is None:
+        sleep_forever()
+    listener = socket.socket(fileno=mon_fd)
+    sock, _ = listener.accept()
+    mon = Monitor(sock)
+    if MODE == "garbage-greeting":
+        sock.sendall(b"\x01\x02 garbage instead of a greeting\r\n")
+        sleep_forever()
+    mon.send({"QMP": {"version": {"qemu": {"micro": 9, "minor": 9, "major": 9}, "package": "fake"},
+                      "capabilities": []}})
+    try:
+        serve(mon)
+    except OSError:
+        pass
+    sleep_forever()
+
+
+if __name__ == "__main__":
+    main()
