@@ -183,8 +183,8 @@ static void on_closed(QmpClient *c, const char *reason, gpointer data) {
                 machine_kill(m, SIGKILL);
                 return;
         }
-        /* Expected while QEMU quits; news otherwise. */
-        if (!m->quit_issued && !m->guest_shutdown && !m->killed_by_us)
+        /* Expected while QEMU quits or has exited; news otherwise. */
+        if (m->process && !m->quit_issued && !m->guest_shutdown && !m->killed_by_us)
                 g_message("machine %s: %s; the machine stays supervised", m->name, reason);
 }
 

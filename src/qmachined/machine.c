@@ -196,6 +196,9 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
                 g_source_remove(m->launch_timer);
                 m->launch_timer = 0;
         }
+        /* QEMU's last messages (SHUTDOWN, ...) may still sit unread in the
+         * socket when the exit is noticed first. */
+        qmp_client_drain(m->qmp);
         g_clear_pointer(&m->qmp, qmp_client_free);
         g_clear_pointer(&m->console, qm_console_free);
         remove_runtime_files(m);

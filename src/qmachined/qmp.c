@@ -300,26 +300,23 @@ static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **wh
         return TRUE;
 }
 
-static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
-        QmpClient *c = data;
+/* Read once and handle the complete lines: 1 bytes were handled, 0 the
+ * socket is empty for now, -1 the connection is closed. */
+static int read_and_handle(QmpClient *c) {
         char buf[QMP_READ_CHUNK];
         ssize_t n;
         char *line;
         gsize len;
         int r;
 
-        n = read(fd, buf, sizeof(buf));
+        n = read(c->fd, buf, sizeof(buf));
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                return G_SOURCE_CONTINUE;
-
-        qmp_ref(c);
+                return 0;
         if (n <= 0) {
                 g_autofree char *reason = n == 0 || errno == ECONNRESET ? g_strdup("QEMU closed the QMP socket")
                                                  : g_strdup_printf("QMP read failed: %s", g_strerror(errno));
-                c->read_id = 0;
                 qmp_shutdown(c, reason, TRUE);
-                qmp_unref(c);
-                return G_SOURCE_REMOVE;
+                return -1;
         }
         qmp_stream_push(c->in, buf, n);
         while (!c->closed && (r = qmp_stream_pop(c->in, &line, &len)) != 0) {
@@ -335,11 +332,29 @@ static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
                 }
                 g_free(line);
         }
-        gboolean keep = !c->closed;
+        return c->closed ? -1 : 1;
+}
+
+static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
+        QmpClient *c = data;
+        gboolean keep;
+
+        qmp_ref(c);
+        read_and_handle(c);
+        keep = !c->closed;
         if (!keep)
                 c->read_id = 0;
         qmp_unref(c);
         return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+void qmp_client_drain(QmpClient *c) {
+        if (!c)
+                return;
+        qmp_ref(c);
+        while (!c->closed && read_and_handle(c) > 0)
+                ;
+        qmp_unref(c);
 }
 
 QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpointer userdata) {

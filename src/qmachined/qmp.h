@@ -37,5 +37,9 @@ gboolean qmp_client_is_ready(QmpClient *c);
 void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
                         double timeout, QmpReplyFunc func, gpointer userdata);
 
+/* Handle everything already in the socket now (its peer has exited and
+ * its last words, e.g. a SHUTDOWN event, must not be lost). */
+void qmp_client_drain(QmpClient *c);
+
 /* Number of commands sent and not yet answered. */
 guint qmp_client_pending(QmpClient *c);
