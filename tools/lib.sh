@@ -1,0 +1,50 @@
+# Shared by tools/check and tools/quickstart (sourced, not run).
+
+QM_PACKAGES="meson ninja-build gcc pkg-config libsystemd-dev libglib2.0-dev
+libjson-glib-dev qemu-system-x86 qemu-utils dbus python3 python3-gi
+python3-dbus python3-dbusmock libxml2-utils"
+
+# qm_install_packages: install the Debian packages we need that are missing.
+qm_install_packages() {
+    local missing="" p status
+    for p in $QM_PACKAGES; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        case "$status" in
+            *" installed") ;;
+            *) missing="$missing $p" ;;
+        esac
+    done
+    if [ -z "$missing" ]; then
+        return 0
+    fi
+    echo "Installing missing packages:$missing"
+    if [ "$(id -u)" != 0 ]; then
+        echo "error: missing packages and not root; run: apt-get install$missing" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q || return 1
+    # shellcheck disable=SC2086
+    apt-get install -y -q $missing || return 1
+}
+
+# qm_setup_build DIR [MESON OPTIONS...]: configure DIR, or reconfigure it.
+qm_setup_build() {
+    local dir=$1
+    shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson setup --reconfigure "$dir" "$@"
+    else
+        rm -rf "$dir"
+        meson setup "$dir" "$@"
+    fi
+}
+
+# qm_kvm_usable: true when the CPU can run KVM guests (TESTING.md).
+qm_kvm_usable() {
+    case "${QMACHINED_TEST_KVM:-}" in
+        1) return 0 ;;
+        0) return 1 ;;
+    esac
+    grep -qwE 'vmx|svm' /proc/cpuinfo && [ -e /dev/kvm ]
+}
