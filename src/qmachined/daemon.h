@@ -4,6 +4,7 @@
 #include <glib.h>
 #include <systemd/sd-bus.h>
 
+#include "auth.h"
 #include "bus-util.h"
 
 typedef struct {
@@ -14,6 +15,7 @@ typedef struct {
 
 typedef struct {
         sd_bus *bus;
+        QmAuth *auth;
         char *state_dir;
         char *runtime_dir;
         char *log_dir;

@@ -15,6 +15,19 @@ static Machine *M(void *userdata) {
         return userdata;
 }
 
+/* 1: go on; 0: return 1 (the handler runs again); < 0: return it. */
+static int authorize(sd_bus_message *msg, Machine *m, QmAuthAction action, const char *command,
+                     sd_bus_error *error) {
+        return qm_auth_check(m->daemon->auth, msg, action, m->name, command, error);
+}
+
+#define AUTHORIZE(msg, m, action, command, error)                              \
+        do {                                                                   \
+                int _r = authorize(msg, m, action, command, error);            \
+                if (_r <= 0)                                                   \
+                        return _r < 0 ? _r : 1;                                \
+        } while (0)
+
 static int check_timeout(double timeout, sd_bus_error *error) {
         if (isnan(timeout))
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "timeout must be a number");
@@ -22,6 +35,7 @@ static int check_timeout(double timeout, sd_bus_error *error) {
 }
 
 static int method_launch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
         machine_launch(M(userdata), msg);
         return 1;
 }
@@ -30,6 +44,7 @@ static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *er
         int hard, r;
         double timeout;
 
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
         r = sd_bus_message_read(msg, "bd", &hard, &timeout);
         if (r < 0)
                 return r;
@@ -40,6 +55,7 @@ static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *er
 }
 
 static int method_kill(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
         machine_shutdown(M(userdata), msg, TRUE, 0);
         return 1;
 }
@@ -48,6 +64,7 @@ static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         double timeout;
         int r;
 
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
         r = sd_bus_message_read(msg, "d", &timeout);
         if (r < 0)
                 return r;
@@ -57,21 +74,22 @@ static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return 1;
 }
 
-static int method_simple_qmp(sd_bus_message *msg, void *userdata, const char *command) {
+static int method_simple_qmp(sd_bus_message *msg, void *userdata, const char *command, sd_bus_error *error) {
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
         machine_qmp(M(userdata), msg, command, NULL, QMP_REPLY_EMPTY);
         return 1;
 }
 
 static int method_reset(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return method_simple_qmp(msg, userdata, "system_reset");
+        return method_simple_qmp(msg, userdata, "system_reset", error);
 }
 
 static int method_pause(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return method_simple_qmp(msg, userdata, "stop");
+        return method_simple_qmp(msg, userdata, "stop", error);
 }
 
 static int method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return method_simple_qmp(msg, userdata, "cont");
+        return method_simple_qmp(msg, userdata, "cont", error);
 }
 
 /* Parse a JSON object argument; "" is no value. */
@@ -103,6 +121,8 @@ static int qmp_common(sd_bus_message *msg, void *userdata, sd_bus_error *error, 
         r = sd_bus_message_read(msg, "ss", &command, &arguments);
         if (r < 0)
                 return r;
+        /* query-* commands are QEMU's side-effect-free queries. */
+        AUTHORIZE(msg, m, g_str_has_prefix(command, "query-") ? QM_AUTH_MONITOR : QM_AUTH_ADMIN, command, error);
         if (strlen(arguments) > m->daemon->limits.max_qmp_arguments)
                 return sd_bus_error_setf(error, QM_ERROR_LIMIT_EXCEEDED,
                                          "QMP arguments are limited to %zu bytes", m->daemon->limits.max_qmp_arguments);
@@ -134,6 +154,7 @@ static int method_wait_event(sd_bus_message *msg, void *userdata, sd_bus_error *
         double timeout;
         int r;
 
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MONITOR, NULL, error);
         r = sd_bus_message_enter_container(msg, 'a', "(ss)");
         if (r < 0)
                 return r;
@@ -165,6 +186,7 @@ static int method_get_events(sd_bus_message *msg, void *userdata, sd_bus_error *
         uint64_t after;
         int r;
 
+        AUTHORIZE(msg, m, QM_AUTH_MONITOR, NULL, error);
         r = sd_bus_message_read(msg, "t", &after);
         if (r < 0)
                 return r;
@@ -186,7 +208,10 @@ static int method_get_events(sd_bus_message *msg, void *userdata, sd_bus_error *
 }
 
 static int method_get_log(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        g_autofree char *log = machine_read_log(M(userdata));
+        g_autofree char *log = NULL;
+
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MONITOR, NULL, error);
+        log = machine_read_log(M(userdata));
         return sd_bus_reply_method_return(msg, "s", log);
 }
 

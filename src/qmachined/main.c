@@ -153,6 +153,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         d.bus = bus;
+        d.auth = qm_auth_new(bus, o.session ? QM_AUTH_SESSION : QM_AUTH_POLKIT);
         loop = g_main_loop_new(NULL, FALSE);
         mgr = manager_new(&d);
         r = manager_export(mgr);
@@ -172,6 +173,7 @@ int main(int argc, char **argv) {
         g_main_loop_run(loop);
 
         g_clear_pointer(&mgr, manager_free);
+        qm_auth_free(d.auth);
         sd_bus_flush(bus);
         g_source_destroy(bus_source);
         g_source_unref(bus_source);

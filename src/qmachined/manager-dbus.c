@@ -24,6 +24,9 @@ static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
+        r = qm_auth_check(mgr->daemon->auth, msg, QM_AUTH_ADMIN, name, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         r = bus_message_read_gvariant(msg, &asv);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read config: %s",
@@ -99,6 +102,9 @@ static int method_remove_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
+        r = qm_auth_check(MGR(userdata)->daemon->auth, msg, QM_AUTH_ADMIN, name, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         if (!manager_remove_machine(MGR(userdata), name, &e))
                 return reply_error(error, e);
         return sd_bus_reply_method_return(msg, NULL);
@@ -153,6 +159,7 @@ static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_err
                 return 0;
         if (name[0] != ':' || *new_owner)
                 return 0;
+        qm_auth_forget_client(mgr->daemon->auth, name);
         g_hash_table_iter_init(&it, mgr->machines);
         while (g_hash_table_iter_next(&it, NULL, (gpointer *)&m))
                 machine_forget_client(m, name);

@@ -1,0 +1,291 @@
+/*
+ * Authorization without blocking the main loop. A method handler asks
+ * qm_auth_check(); when the answer is not known yet, the caller's uid is
+ * fetched from the bus (GetConnectionUnixUser) and, for uids other than 0,
+ * polkit's CheckAuthorization is called, both asynchronously. The verdict
+ * is stored for that one message, which is put back into sd-bus's read
+ * queue (sd_bus_enqueue_for_read, as systemd does); the handler runs again
+ * and takes the verdict. Verdicts are never reused for another call:
+ * caching (auth_admin_keep) is polkit's business. Only the uid of a unique
+ * bus name is remembered, which cannot change while that name exists.
+ */
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "bus-util.h"
+
+#define POLKIT_NAME "org.freedesktop.PolicyKit1"
+#define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
+#define POLKIT_IFACE "org.freedesktop.PolicyKit1.Authority"
+/* polkit itself may wait for a person to type a password */
+#define POLKIT_TIMEOUT_USEC (25 * G_USEC_PER_SEC)
+#define POLKIT_INTERACTIVE_TIMEOUT_USEC (300 * G_USEC_PER_SEC)
+
+struct QmAuth {
+        sd_bus *bus;
+        QmAuthMode mode;
+        uid_t own_uid;
+        GHashTable *uids;    /* unique name -> uid + 1 */
+        GHashTable *queries; /* sd_bus_message* -> AuthQuery */
+};
+
+typedef struct {
+        QmAuth *auth;
+        sd_bus_message *call;
+        sd_bus_slot *slot;
+        gboolean done;
+        gboolean allowed;
+        gboolean starting; /* decided inside qm_auth_check(): no requeue */
+        char *error_name;
+        char *error_message;
+        QmAuthAction action;
+        char *machine;
+        char *command;
+} AuthQuery;
+
+static const char *const action_ids[] = {
+        [QM_AUTH_ADMIN] = "org.qmachine.QMachine1.admin",
+        [QM_AUTH_MANAGE] = "org.qmachine.QMachine1.manage",
+        [QM_AUTH_CONSOLE] = "org.qmachine.QMachine1.console",
+        [QM_AUTH_MONITOR] = "org.qmachine.QMachine1.monitor",
+        [QM_AUTH_IMAGES] = "org.qmachine.QMachine1.images",
+};
+
+const char *qm_auth_action_id(QmAuthAction action) {
+        return action_ids[action];
+}
+
+static void query_free(gpointer p) {
+        AuthQuery *q = p;
+        sd_bus_slot_unref(q->slot);
+        sd_bus_message_unref(q->call);
+        g_free(q->error_name);
+        g_free(q->error_message);
+        g_free(q->machine);
+        g_free(q->command);
+        g_free(q);
+}
+
+QmAuth *qm_auth_new(sd_bus *bus, QmAuthMode mode) {
+        QmAuth *a = g_new0(QmAuth, 1);
+        a->bus = bus;
+        a->mode = mode;
+        a->own_uid = geteuid();
+        a->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        a->queries = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, query_free);
+        return a;
+}
+
+void qm_auth_free(QmAuth *a) {
+        if (!a)
+                return;
+        g_hash_table_unref(a->queries);
+        g_hash_table_unref(a->uids);
+        g_free(a);
+}
+
+/* The verdict is in: run the handler again. */
+static void query_finish(AuthQuery *q, gboolean allowed, const char *error_name, const char *fmt, ...)
+        G_GNUC_PRINTF(4, 5);
+static void query_finish(AuthQuery *q, gboolean allowed, const char *error_name, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        q->done = TRUE;
+        q->allowed = allowed;
+        q->slot = sd_bus_slot_unref(q->slot);
+        if (!allowed) {
+                q->error_name = g_strdup(error_name);
+                va_start(ap, fmt);
+                q->error_message = g_strdup_vprintf(fmt, ap);
+                va_end(ap);
+        }
+        if (q->starting)
+                return;
+        r = sd_bus_enqueue_for_read(q->auth->bus, q->call);
+        if (r < 0) {
+                g_warning("cannot requeue an authorized call: %s", g_strerror(-r));
+                sd_bus_reply_method_errorf(q->call, SD_BUS_ERROR_FAILED, "internal error after authorization");
+                g_hash_table_remove(q->auth->queries, q->call);
+        }
+}
+
+static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        AuthQuery *q = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int authorized = 0, challenge = 0;
+
+        if (e) {
+                /* Fail closed: no polkit, no access. */
+                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED,
+                             "Authorization failed: polkit is unavailable (%s)", e->message ? e->message : e->name);
+                return 0;
+        }
+        if (sd_bus_message_enter_container(reply, 'r', "bba{ss}") < 0 ||
+            sd_bus_message_read(reply, "bb", &authorized, &challenge) < 0) {
+                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED,
+                             "Authorization failed: polkit sent an unreadable answer");
+                return 0;
+        }
+        if (authorized)
+                query_finish(q, TRUE, NULL, NULL);
+        else if (challenge && !sd_bus_message_get_allow_interactive_authorization(q->call))
+                query_finish(q, FALSE, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                             "Interactive authentication is required for %s; call with interaction allowed",
+                             action_ids[q->action]);
+        else
+                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized: polkit denied %s",
+                             action_ids[q->action]);
+        return 0;
+}
+
+static int ask_polkit(AuthQuery *q) {
+        g_autoptr(sd_bus_message) m = NULL;
+        gboolean interactive = sd_bus_message_get_allow_interactive_authorization(q->call) > 0;
+        const char *verb = sd_bus_message_get_member(q->call);
+        int r;
+
+        r = sd_bus_message_new_method_call(q->auth->bus, &m, POLKIT_NAME, POLKIT_PATH, POLKIT_IFACE,
+                                           "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "(sa{sv})s", "system-bus-name", 1, "name", "s",
+                                  sd_bus_message_get_sender(q->call), action_ids[q->action]);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "{ss}");
+        if (r >= 0 && q->machine)
+                r = sd_bus_message_append(m, "{ss}", "machine", q->machine);
+        if (r >= 0 && verb)
+                r = sd_bus_message_append(m, "{ss}", "verb", verb);
+        if (r >= 0 && q->command)
+                r = sd_bus_message_append(m, "{ss}", "command", q->command);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "us", (uint32_t)(interactive ? 1 : 0), "");
+        if (r < 0)
+                return r;
+        return sd_bus_call_async(q->auth->bus, &q->slot, m, on_polkit_reply, q,
+                                 interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : POLKIT_TIMEOUT_USEC);
+}
+
+/* Decide from the uid alone where possible; else ask polkit. */
+static void decide_for_uid(AuthQuery *q, uid_t uid) {
+        int r;
+
+        if (uid == 0) {
+                query_finish(q, TRUE, NULL, NULL);
+                return;
+        }
+        if (q->auth->mode == QM_AUTH_SESSION) {
+                if (uid == q->auth->own_uid)
+                        query_finish(q, TRUE, NULL, NULL);
+                else
+                        query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED,
+                                     "Only uid %u may use this session service", (unsigned)q->auth->own_uid);
+                return;
+        }
+        r = ask_polkit(q);
+        if (r < 0)
+                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED,
+                             "Authorization failed: cannot ask polkit (%s)", g_strerror(-r));
+}
+
+static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        AuthQuery *q = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t uid;
+
+        q->slot = sd_bus_slot_unref(q->slot);
+        if (e || sd_bus_message_read(reply, "u", &uid) < 0) {
+                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is: %s",
+                             e && e->message ? e->message : "no answer from the bus");
+                return 0;
+        }
+        g_hash_table_insert(q->auth->uids, g_strdup(sd_bus_message_get_sender(q->call)),
+                            GUINT_TO_POINTER(uid + 1));
+        decide_for_uid(q, uid);
+        return 0;
+}
+
+static int start_query(QmAuth *a, sd_bus_message *call, QmAuthAction action, const char *machine,
+                       const char *command) {
+        const char *sender = sd_bus_message_get_sender(call);
+        gpointer known = g_hash_table_lookup(a->uids, sender);
+        AuthQuery *q = g_new0(AuthQuery, 1);
+        int r = 0;
+
+        q->auth = a;
+        q->call = sd_bus_message_ref(call);
+        q->action = action;
+        q->machine = g_strdup(machine);
+        q->command = g_strdup(command);
+        g_hash_table_insert(a->queries, call, q);
+        if (known) {
+                q->starting = TRUE;
+                decide_for_uid(q, GPOINTER_TO_UINT(known) - 1);
+                q->starting = FALSE;
+                return 0;
+        }
+        /* The bus daemon, not the message, knows the sender's uid. */
+        r = sd_bus_call_method_async(a->bus, &q->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionUnixUser", on_uid_reply, q, "s",
+                                     sender);
+        if (r < 0)
+                g_hash_table_remove(a->queries, call);
+        return r;
+}
+
+int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const char *machine,
+                  const char *command, sd_bus_error *error) {
+        const char *sender = sd_bus_message_get_sender(call);
+        AuthQuery *q = g_hash_table_lookup(a->queries, call);
+        gpointer known;
+        int r;
+
+        if (q) {
+                if (!q->done)
+                        return 0;
+                if (q->allowed) {
+                        g_hash_table_remove(a->queries, call);
+                        return 1;
+                }
+                r = sd_bus_error_set(error, q->error_name, q->error_message);
+                g_hash_table_remove(a->queries, call);
+                return r;
+        }
+        if (!sender)
+                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller without a bus name");
+
+        /* The fast path: a caller known to be root, or our own session. */
+        known = g_hash_table_lookup(a->uids, sender);
+        if (known) {
+                uid_t uid = GPOINTER_TO_UINT(known) - 1;
+                if (uid == 0 || (a->mode == QM_AUTH_SESSION && uid == a->own_uid))
+                        return 1;
+                if (a->mode == QM_AUTH_SESSION)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "Only uid %u may use this session service", (unsigned)a->own_uid);
+        }
+        r = start_query(a, call, action, machine, command);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Authorization failed: %s",
+                                         g_strerror(-r));
+        q = g_hash_table_lookup(a->queries, call);
+        if (q && q->done) /* decided at once from a known uid: take it now */
+                return qm_auth_check(a, call, action, machine, command, error);
+        return 0;
+}
+
+void qm_auth_forget_client(QmAuth *a, const char *unique_name) {
+        GHashTableIter it;
+        AuthQuery *q;
+
+        g_hash_table_remove(a->uids, unique_name);
+        g_hash_table_iter_init(&it, a->queries);
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *)&q))
+                if (g_strcmp0(sd_bus_message_get_sender(q->call), unique_name) == 0)
+                        g_hash_table_iter_remove(&it);
+}
