@@ -45,6 +45,7 @@ PROPS_IFACE = "org.freedesktop.DBus.Properties"
 OM_IFACE = "org.freedesktop.DBus.ObjectManager"
 ERROR_PREFIX = "org.qmachine.QMachine1.Error."
 INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
+ACCESS_DENIED = "org.freedesktop.DBus.Error.AccessDenied"
 UNKNOWN_OBJECT = "org.freedesktop.DBus.Error.UnknownObject"
 
 # Types of the machine config keys (API.md, "Machine config").
@@ -466,6 +467,142 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
 </busconfig>
 """
 
+# A session bus for `qmachined --session`: everybody may connect (a session
+# bus lets only its own user in by default), so that the daemon, not the bus,
+# has to turn other users away.
+SESSION_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+  <limit name="max_replies_per_connection">50000</limit>
+  <limit name="reply_timeout">300000</limit>
+</busconfig>
+"""
+
+POLKIT_NAME = "org.freedesktop.PolicyKit1"
+POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
+POLKIT_IFACE = "org.freedesktop.PolicyKit1.Authority"
+MOCK_IFACE = "org.freedesktop.DBus.Mock"
+
+
+class PolkitMock:
+    """python-dbusmock's polkitd template on the private system bus.
+
+    It allows nothing until told otherwise (set_allowed, allow_unknown) and
+    logs every CheckAuthorization call (check_calls)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.proc = None
+        self.conn = None
+        self.log = None
+
+    def start(self, timeout=20.0):
+        env = dict(os.environ)
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = self.env.system_address
+        self.log_path = self.env.path("polkit-mock.log")
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "polkitd"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            env=env, cwd="/")
+        if self.conn is None:
+            self.conn = self.env.connect(self.env.system_address)
+        deadline = time.monotonic() + timeout
+        while not self.owned():
+            rc = self.proc.poll()
+            if rc is not None:
+                raise RuntimeError("polkit mock exited with %d:\n%s" % (rc, self.output()))
+            if time.monotonic() > deadline:
+                raise RuntimeError("polkit mock did not own %s within %.0f s:\n%s"
+                                   % (POLKIT_NAME, timeout, self.output()))
+            time.sleep(0.01)
+
+    def owned(self):
+        try:
+            r = self.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                    "org.freedesktop.DBus", "NameHasOwner",
+                                    GLib.Variant("(s)", (POLKIT_NAME,)),
+                                    GLib.VariantType.new("(b)"),
+                                    Gio.DBusCallFlags.NONE, 5000, None)
+            return r.unpack()[0]
+        except GLib.Error:
+            return False
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        """Terminate the mock, wait for it and for its name to go away."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        if self.conn is not None and not self.conn.is_closed():
+            deadline = time.monotonic() + timeout
+            while self.owned() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    def output(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def call(self, method, args=None, reply_type=None):
+        try:
+            r = self.conn.call_sync(POLKIT_NAME, POLKIT_PATH, MOCK_IFACE, method, args,
+                                    GLib.VariantType.new(reply_type) if reply_type else None,
+                                    Gio.DBusCallFlags.NONE, 10000, None)
+        except GLib.Error as e:
+            raise convert_error(e) from None
+        return unpack_reply(r)
+
+    def set_allowed(self, actions):
+        """Allow exactly these action ids (short names get the
+        org.qmachine.QMachine1. prefix)."""
+        actions = [a if "." in a else BUS_NAME + "." + a for a in actions]
+        self.call("SetAllowed", GLib.Variant("(as)", (actions,)))
+
+    def allow_unknown(self, allow):
+        self.call("AllowUnknown", GLib.Variant("(b)", (allow,)))
+
+    def simulate_hang(self, hang):
+        """Leave CheckAuthorization calls unanswered (until release_hanging)."""
+        self.call("SimulateHang", GLib.Variant("(b)", (hang,)))
+
+    def release_hanging(self):
+        self.call("ReleaseHangingCalls")
+
+    def check_calls(self):
+        """Arguments of every CheckAuthorization call so far, oldest first:
+        (subject, action_id, details, flags, cancellation_id) tuples."""
+        calls = self.call("GetMethodCalls", GLib.Variant("(s)", ("CheckAuthorization",)),
+                          "(a(tav))")
+        return [tuple(args) for _ts, args in calls]
+
+    def clear_calls(self):
+        self.call("ClearCalls")
+
+
 SANITIZER_PATTERNS = [
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
@@ -475,10 +612,23 @@ SANITIZER_PATTERNS = [
 
 
 class Environment:
-    """Temp dir + private system bus + qmachined."""
+    """Temp dir + private system bus + qmachined.
 
-    def __init__(self, daemon_args=()):
+    polkit=True also starts the polkit mock (self.polkit, a PolkitMock) on
+    the system bus before the daemon. session=True also starts a private
+    session bus and runs the daemon with --session on it; self.address
+    (what connect() uses) is then the session bus, self.system_address is
+    always the system bus.
+    """
+
+    def __init__(self, daemon_args=(), polkit=False, session=False):
         self.daemon_args = list(daemon_args)
+        self.want_polkit = polkit
+        self.session = session
+        self.polkit = None
+        self.session_bus = None
+        self.system_address = None
+        self.session_address = None
         self.tmp = None
         self.bus = None
         self.daemon = None
@@ -496,7 +646,34 @@ class Environment:
             os.mkdir(os.path.join(self.tmp, d))
             os.chmod(os.path.join(self.tmp, d), 0o755)
         self.start_bus()
+        if self.session:
+            self.start_session_bus()
+        if self.want_polkit:
+            self.start_polkit()
         self.start_daemon()
+
+    def start_polkit(self):
+        if self.polkit is None:
+            self.polkit = PolkitMock(self)
+        self.polkit.start()
+        return self.polkit
+
+    def start_session_bus(self):
+        socket = os.path.join(self.tmp, "bus", "session_bus_socket")
+        conf = os.path.join(self.tmp, "bus", "session.conf")
+        with open(conf, "w") as f:
+            f.write(SESSION_BUS_CONFIG.format(socket=socket))
+        with open(os.path.join(self.tmp, "bus", "dbus-daemon-session.log"), "wb") as log:
+            self.session_bus = subprocess.Popen(
+                ["dbus-daemon", "--nofork", "--print-address=1",
+                 "--config-file=" + conf],
+                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        line = self.session_bus.stdout.readline().decode().strip()
+        if not line:
+            raise RuntimeError("session dbus-daemon did not start (exit %s)"
+                               % self.session_bus.poll())
+        self.session_address = line
+        self.address = line
 
     def start_bus(self):
         socket = os.path.join(self.tmp, "bus", "system_bus_socket")
@@ -516,11 +693,13 @@ class Environment:
             raise RuntimeError("dbus-daemon did not start (exit %s)"
                                % self.bus.poll())
         self.address = line
+        self.system_address = line
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
 
     def daemon_command(self):
+        bus = "--session" if self.session else "--bus-address=" + self.address
         return [qmachined_binary(),
-                "--bus-address=" + self.address,
+                bus,
                 "--state-dir=" + self.path("state"),
                 "--runtime-dir=" + self.path("run"),
                 "--log-dir=" + self.path("log")] + self.daemon_args
@@ -530,7 +709,9 @@ class Environment:
         if not os.access(exe, os.X_OK):
             raise RuntimeError("qmachined binary not found: %s (set QMACHINED)" % exe)
         env = dict(os.environ)
-        env["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = self.system_address
+        if self.session:
+            env["DBUS_SESSION_BUS_ADDRESS"] = self.session_address
         self.daemon_log_path = self.path("daemon.log")
         self.daemon_log = open(self.daemon_log_path, "ab")
         self.daemon = subprocess.Popen(
@@ -566,10 +747,11 @@ class Environment:
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
 
-    def connect(self):
-        """A new connection to the private bus (registered with Hello)."""
+    def connect(self, address=None):
+        """A new connection to the private bus (registered with Hello);
+        address picks another bus (self.system_address)."""
         conn = Gio.DBusConnection.new_for_address_sync(
-            self.address,
+            address or self.address,
             Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
             | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
             None, None)
@@ -598,6 +780,8 @@ class Environment:
         mine = {os.getpid()}
         if self.bus is not None:
             mine.add(self.bus.pid)
+        if self.session_bus is not None:
+            mine.add(self.session_bus.pid)
         needle = self.tmp.encode()
         out = []
         for pid in all_pids():
@@ -669,7 +853,18 @@ class Environment:
         try:
             self.stop_daemon(check=check)
         finally:
+            if self.polkit is not None:
+                self.polkit.stop()
             self.kill_leftovers()
+            if self.session_bus is not None:
+                self.session_bus.terminate()
+                try:
+                    self.session_bus.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.session_bus.kill()
+                    self.session_bus.wait()
+                self.session_bus.stdout.close()
+                self.session_bus = None
             if self.bus is not None:
                 self.bus.terminate()
                 try:
@@ -696,9 +891,14 @@ class QMTestCase(unittest.TestCase):
     """
 
     daemon_args = ()
+    # Start the polkit mock (self.env.polkit) before the daemon.
+    polkit_mock = False
+    # Run the daemon with --session on a private session bus.
+    session_bus = False
 
     def setUp(self):
-        self.env = Environment(self.daemon_args)
+        self.env = Environment(self.daemon_args, polkit=self.polkit_mock,
+                               session=self.session_bus)
         try:
             self.env.start()
         except Exception:
