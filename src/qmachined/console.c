@@ -1,17 +1,140 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "console.h"
 
 #define CONSOLE_READ_CHUNK 65536
 
+typedef struct {
+        QmConsole *console;
+        int fd;
+        guint read_id;
+        guint write_id;
+        GString *out; /* guest output not yet taken by the client */
+} ConsoleClient;
+
 struct QmConsole {
         int fd;
         int log_fd;
-        guint watch_id;
+        guint read_id;
+        guint write_id;
+        GString *in; /* client input not yet taken by QEMU */
+        GPtrArray *clients;
+        QmConsoleCallbacks cb;
+        gpointer userdata;
 };
+
+static void client_free(gpointer p) {
+        ConsoleClient *cl = p;
+        if (cl->read_id)
+                g_source_remove(cl->read_id);
+        if (cl->write_id)
+                g_source_remove(cl->write_id);
+        close(cl->fd);
+        g_string_free(cl->out, TRUE);
+        g_free(cl);
+}
+
+static void client_drop(ConsoleClient *cl, const char *why) {
+        if (why)
+                g_message("console client dropped: %s", why);
+        g_ptr_array_remove(cl->console->clients, cl);
+}
+
+/* Write what the client takes; FALSE if it was dropped. */
+static gboolean client_flush(ConsoleClient *cl);
+
+static gboolean on_client_writable(int fd, GIOCondition cond, gpointer data) {
+        ConsoleClient *cl = data;
+        cl->write_id = 0;
+        client_flush(cl);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean client_flush(ConsoleClient *cl) {
+        while (cl->out->len > 0) {
+                ssize_t n = send(cl->fd, cl->out->str, cl->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        if (!cl->write_id)
+                                cl->write_id = g_unix_fd_add(cl->fd, G_IO_OUT, on_client_writable, cl);
+                        return TRUE;
+                }
+                if (n < 0) {
+                        client_drop(cl, NULL); /* it went away */
+                        return FALSE;
+                }
+                g_string_erase(cl->out, 0, n);
+        }
+        return TRUE;
+}
+
+static void console_flush_input(QmConsole *c);
+
+static gboolean on_console_writable(int fd, GIOCondition cond, gpointer data) {
+        QmConsole *c = data;
+        c->write_id = 0;
+        console_flush_input(c);
+        return G_SOURCE_REMOVE;
+}
+
+static void console_flush_input(QmConsole *c) {
+        while (c->in->len > 0) {
+                ssize_t n = send(c->fd, c->in->str, c->in->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        if (!c->write_id)
+                                c->write_id = g_unix_fd_add(c->fd, G_IO_OUT, on_console_writable, c);
+                        return;
+                }
+                if (n < 0) {
+                        g_string_truncate(c->in, 0); /* QEMU is gone */
+                        return;
+                }
+                g_string_erase(c->in, 0, n);
+        }
+}
+
+static gboolean on_client_readable(int fd, GIOCondition cond, gpointer data) {
+        ConsoleClient *cl = data;
+        QmConsole *c = cl->console;
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof(buf));
+
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                return G_SOURCE_CONTINUE;
+        if (n <= 0) {
+                cl->read_id = 0;
+                client_drop(cl, NULL);
+                return G_SOURCE_REMOVE;
+        }
+        if (c->in->len + n > QM_CONSOLE_INPUT_BACKLOG) {
+                g_message("console input dropped: the guest is not reading");
+                return G_SOURCE_CONTINUE;
+        }
+        g_string_append_len(c->in, buf, n);
+        if (!c->write_id)
+                console_flush_input(c);
+        return G_SOURCE_CONTINUE;
+}
+
+static void fan_out(QmConsole *c, const char *data, gsize len) {
+        for (guint i = c->clients->len; i-- > 0;) {
+                ConsoleClient *cl = g_ptr_array_index(c->clients, i);
+                if (cl->out->len + len > QM_CONSOLE_CLIENT_BACKLOG) {
+                        client_drop(cl, "it does not read its output");
+                        continue;
+                }
+                g_string_append_len(cl->out, data, len);
+                if (!cl->write_id)
+                        client_flush(cl);
+        }
+}
 
 /* FALSE at EOF or on an error: stop watching. */
 static gboolean drain(QmConsole *c) {
@@ -26,10 +149,13 @@ static gboolean drain(QmConsole *c) {
                 if (n <= 0)
                         return FALSE;
                 if (c->log_fd >= 0 && write(c->log_fd, buf, n) != n) {
-                        g_warning("console log write failed: %s; output is dropped", g_strerror(errno));
+                        g_warning("console log write failed: %s; output is not logged", g_strerror(errno));
                         close(c->log_fd);
                         c->log_fd = -1;
                 }
+                fan_out(c, buf, n);
+                if (c->cb.output)
+                        c->cb.output(c, buf, n, c->userdata);
         }
 }
 
@@ -38,30 +164,66 @@ static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
 
         if (drain(c))
                 return G_SOURCE_CONTINUE;
-        c->watch_id = 0;
+        c->read_id = 0;
         return G_SOURCE_REMOVE;
 }
 
-QmConsole *qm_console_new(int fd, const char *log_path) {
+QmConsole *qm_console_new(int fd, const char *log_path, const QmConsoleCallbacks *cb, gpointer userdata) {
         QmConsole *c = g_new0(QmConsole, 1);
 
         c->fd = fd;
+        c->in = g_string_new(NULL);
+        c->clients = g_ptr_array_new_with_free_func(client_free);
+        if (cb)
+                c->cb = *cb;
+        c->userdata = userdata;
         c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
         if (c->log_fd < 0)
-                g_warning("cannot open %s: %s; console output is dropped", log_path, g_strerror(errno));
-        c->watch_id = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
+                g_warning("cannot open %s: %s; console output is not logged", log_path, g_strerror(errno));
+        c->read_id = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
         return c;
 }
 
 void qm_console_free(QmConsole *c) {
         if (!c)
                 return;
-        if (c->watch_id) {
+        if (c->read_id) {
                 drain(c);
-                g_source_remove(c->watch_id);
+                g_source_remove(c->read_id);
         }
+        if (c->write_id)
+                g_source_remove(c->write_id);
+        g_ptr_array_unref(c->clients);
         close(c->fd);
         if (c->log_fd >= 0)
                 close(c->log_fd);
+        g_string_free(c->in, TRUE);
         g_free(c);
+}
+
+int qm_console_add_client(QmConsole *c) {
+        int pair[2];
+        ConsoleClient *cl;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+                return -1;
+        /* Only our end is nonblocking; the caller's end stays as it likes. */
+        if (fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK) < 0) {
+                int e = errno;
+                close(pair[0]);
+                close(pair[1]);
+                errno = e;
+                return -1;
+        }
+        cl = g_new0(ConsoleClient, 1);
+        cl->console = c;
+        cl->fd = pair[0];
+        cl->out = g_string_new(NULL);
+        cl->read_id = g_unix_fd_add(cl->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_client_readable, cl);
+        g_ptr_array_add(c->clients, cl);
+        return pair[1];
+}
+
+guint qm_console_n_clients(QmConsole *c) {
+        return c->clients->len;
 }

@@ -1,14 +1,35 @@
-/* The serial console of a running machine, always drained. */
+/* The serial console of a running machine: always drained, fanned out to
+ * clients, scanned for kernel crashes. */
 #pragma once
 
 #include <glib.h>
 
+#include "console-buffer.h"
+
 typedef struct QmConsole QmConsole;
+
+typedef struct {
+        /* Guest output, after it was logged and fanned out. */
+        void (*output)(QmConsole *c, const char *data, gsize len, gpointer userdata);
+} QmConsoleCallbacks;
+
+/* Per-client bound of output not yet read by it; past it the client is
+ * dropped rather than stalling the guest or the daemon. */
+#define QM_CONSOLE_CLIENT_BACKLOG (1024 * 1024)
+/* Bound of client input the guest has not taken yet; more is dropped. */
+#define QM_CONSOLE_INPUT_BACKLOG (256 * 1024)
 
 /* Takes ownership of @fd (connected to QEMU's console socket); what the
  * guest writes is appended to @log_path, so QEMU never blocks on a full
  * console buffer even when nobody watches. */
-QmConsole *qm_console_new(int fd, const char *log_path);
+QmConsole *qm_console_new(int fd, const char *log_path, const QmConsoleCallbacks *cb, gpointer userdata);
 
-/* Reads what is still buffered in the socket, then closes it. */
+/* Reads what is still buffered in the socket, then closes it and every
+ * client connection. */
 void qm_console_free(QmConsole *c);
+
+/* A new client: returns the peer end of a stream socket (the caller owns
+ * it) that gets all output from now on and whose writes go to the guest;
+ * -1 with errno on failure. */
+int qm_console_add_client(QmConsole *c);
+guint qm_console_n_clients(QmConsole *c);

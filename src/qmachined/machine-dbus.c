@@ -74,6 +74,48 @@ static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return 1;
 }
 
+static int method_powerdown(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        double timeout;
+        int r;
+
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
+        r = sd_bus_message_read(msg, "d", &timeout);
+        if (r < 0)
+                return r;
+        if ((r = check_timeout(timeout, error)) < 0)
+                return r;
+        machine_powerdown(M(userdata), msg, timeout);
+        return 1;
+}
+
+static int method_send_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        g_auto(GStrv) keys = NULL;
+        uint32_t hold_ms;
+        int r;
+
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
+        r = sd_bus_message_read_strv(msg, &keys);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "u", &hold_ms);
+        if (r < 0)
+                return r;
+        machine_send_keys(M(userdata), msg, keys, hold_ms);
+        return 1;
+}
+
+static int method_open_console(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        AUTHORIZE(msg, M(userdata), QM_AUTH_CONSOLE, NULL, error);
+        machine_open_console(M(userdata), msg);
+        return 1;
+}
+
+static int method_get_console_output(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        AUTHORIZE(msg, M(userdata), QM_AUTH_CONSOLE, NULL, error);
+        machine_get_console_output(M(userdata), msg);
+        return 1;
+}
+
 static int method_simple_qmp(sd_bus_message *msg, void *userdata, const char *command, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
         machine_qmp(M(userdata), msg, command, NULL, QMP_REPLY_EMPTY);
@@ -236,6 +278,7 @@ PROPERTY_GETTER(prop_event_sequence) { return sd_bus_message_append(reply, "t", 
 PROPERTY_GETTER(prop_launch_timestamp) {
         return sd_bus_message_append(reply, "t", (uint64_t)M(userdata)->launch_timestamp);
 }
+PROPERTY_GETTER(prop_kernel_crash) { return get_string(reply, M(userdata)->kernel_crash); }
 PROPERTY_GETTER(prop_runtime_directory) { return get_string(reply, M(userdata)->runtime_dir); }
 PROPERTY_GETTER(prop_log_directory) { return get_string(reply, M(userdata)->log_dir); }
 
@@ -276,6 +319,7 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_PROPERTY("Persistent", "b", prop_persistent, 0, CONST),
         SD_BUS_PROPERTY("QemuVersion", "s", prop_qemu_version, 0, CHANGES),
         SD_BUS_PROPERTY("EventSequence", "t", prop_event_sequence, 0, CHANGES),
+        SD_BUS_PROPERTY("KernelCrash", "s", prop_kernel_crash, 0, CHANGES),
         SD_BUS_PROPERTY("MacAddresses", "as", prop_mac_addresses, 0, CONST),
         SD_BUS_PROPERTY("LaunchTimestamp", "t", prop_launch_timestamp, 0, CHANGES),
         SD_BUS_PROPERTY("RuntimeDirectory", "s", prop_runtime_directory, 0, CONST),
@@ -285,6 +329,8 @@ static const sd_bus_vtable machine_vtable[] = {
                                 method_shutdown, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Kill", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_kill, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Wait", SD_BUS_ARGS("d", timeout), SD_BUS_NO_RESULT, method_wait, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Powerdown", SD_BUS_ARGS("d", timeout), SD_BUS_NO_RESULT, method_powerdown,
+                                ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Reset", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reset, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Pause", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_pause, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Resume", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_resume, ANYONE),
@@ -297,7 +343,14 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("GetEvents", SD_BUS_ARGS("t", after), SD_BUS_RESULT("a(ts)", events),
                                 method_get_events, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("GetLog", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", log), method_get_log, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("OpenConsole", SD_BUS_NO_ARGS, SD_BUS_RESULT("h", fd), method_open_console,
+                                ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetConsoleOutput", SD_BUS_NO_ARGS, SD_BUS_RESULT("ay", data),
+                                method_get_console_output, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("SendKey", SD_BUS_ARGS("as", keys, "u", hold_ms), SD_BUS_NO_RESULT,
+                                method_send_key, ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("KernelCrashDetected", SD_BUS_ARGS("s", text), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -319,4 +372,9 @@ void machine_emit_event(Machine *m, const QmEvent *e) {
         if (m->vtable_slot)
                 sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "Event", "sstt", e->name,
                                    e->data_json, e->seq, e->timestamp_us);
+}
+
+void machine_emit_crash(Machine *m, const char *text) {
+        if (m->vtable_slot)
+                sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "KernelCrashDetected", "s", text);
 }

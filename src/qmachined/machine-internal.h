@@ -13,10 +13,19 @@ void machine_launch_done(Machine *m);
 QmpClient *machine_qmp_connect(Machine *m, int fd);
 /* FALSE when there is no usable monitor to send quit on. */
 gboolean machine_qmp_send_quit(Machine *m);
+/* FALSE after answering @call with why the monitor cannot be used. */
+gboolean machine_qmp_send_powerdown(Machine *m, sd_bus_message *call);
 /* Answer every WaitEvent caller with NotRunning (@why) or, when @why is
  * NULL, just drop them (daemon exit). */
 void machine_fail_waiters(Machine *m, const char *why);
 
+/* machine-console.c */
+void machine_console_start(Machine *m, int fd);
+/* Reads the last output, then closes the console and its clients. */
+void machine_console_stop(Machine *m);
+void machine_console_reset(Machine *m);
+
 /* machine-dbus.c */
 void machine_emit_changed(Machine *m, char **properties);
 void machine_emit_event(Machine *m, const QmEvent *e);
+void machine_emit_crash(Machine *m, const char *text);

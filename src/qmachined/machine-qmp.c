@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json-util.h"
+#include "keys.h"
 #include "machine-internal.h"
 
 typedef struct {
@@ -341,4 +342,79 @@ void machine_forget_client(Machine *m, const char *unique_name) {
                         waiter_remove(w);
                 l = next;
         }
+}
+
+static void on_powerdown_sent(JsonNode *reply, const QmError *error, gpointer data) {
+        /* An error shows as the guest not powering off: Powerdown's timer
+         * then quits and reports AbnormalShutdown. */
+        if (error)
+                g_message("system_powerdown was not delivered: %s", error->message);
+}
+
+gboolean machine_qmp_send_powerdown(Machine *m, sd_bus_message *call) {
+        g_autoptr(QmError) e = monitor_unavailable(m);
+
+        if (e) {
+                qm_reply_error(call, e);
+                return FALSE;
+        }
+        qmp_client_execute(m->qmp, "system_powerdown", NULL, m->config->qmp_timeout, on_powerdown_sent, NULL);
+        return TRUE;
+}
+
+typedef struct {
+        sd_bus_message *call;
+        guint remaining;
+        QmError *error;
+} KeysCall;
+
+static void on_key_sent(JsonNode *reply, const QmError *error, gpointer data) {
+        KeysCall *k = data;
+
+        if (!k->error) {
+                JsonObject *err = reply ? qm_json_get_object(json_node_get_object(reply), "error") : NULL;
+                if (error)
+                        k->error = qm_error_new(error->name, "%s", error->message);
+                else if (err)
+                        k->error = qm_error_new(QM_ERROR_QMP_ERROR, "%s: %s",
+                                                qm_json_get_string(err, "class", "GenericError"),
+                                                qm_json_get_string(err, "desc", "(no description)"));
+        }
+        if (--k->remaining > 0)
+                return;
+        qm_reply_empty_or_error(k->call, k->error);
+        sd_bus_message_unref(k->call);
+        qm_error_free(k->error);
+        g_free(k);
+}
+
+void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold_ms) {
+        g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func((GDestroyNotify)json_node_unref);
+        g_autoptr(QmError) e = NULL;
+        KeysCall *k;
+
+        if (!keys[0]) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_INVALID_ARGS, "keys must name at least one combo");
+                return;
+        }
+        for (char **key = keys; *key; key++) {
+                JsonNode *a = qm_keys_parse_combo(*key, hold_ms, &e);
+                if (!a) {
+                        qm_reply_error(call, e);
+                        return;
+                }
+                g_ptr_array_add(args, a);
+        }
+        e = monitor_unavailable(m);
+        if (e) {
+                qm_reply_error(call, e);
+                return;
+        }
+        k = g_new0(KeysCall, 1);
+        k->call = sd_bus_message_ref(call);
+        k->remaining = args->len;
+        /* QEMU runs them in order: one combo after the other. */
+        for (guint i = 0; i < args->len; i++)
+                qmp_client_execute(m->qmp, "send-key", g_ptr_array_index(args, i), m->config->qmp_timeout,
+                                   on_key_sent, k);
 }

@@ -23,12 +23,22 @@
 #define GET_LOG_TAIL (8 * 1024 * 1024)
 #define DEFAULT_STOP_TIMEOUT 30.0
 
+typedef enum {
+        EXIT_HARD,      /* Kill, Shutdown(hard): just wait for the exit */
+        EXIT_SOFT,      /* Shutdown, Wait: AbnormalShutdown if we had to kill */
+        EXIT_POWERDOWN, /* Powerdown: AbnormalShutdown unless the guest powered off */
+} ExitKind;
+
+/* A held Shutdown/Kill/Wait/Powerdown call, answered when QEMU exits. */
 typedef struct {
         Machine *machine;
         sd_bus_message *call;
-        gboolean soft; /* AbnormalShutdown if we had to kill */
+        ExitKind kind;
+        double timeout;
         guint timer;
 } ExitCall;
+
+#define POWERDOWN_QUIT_GRACE 5.0
 
 const char *qm_state_to_string(QmState s) {
         static const char *const names[] = {
@@ -64,6 +74,9 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->qmp_socket = g_build_filename(m->runtime_dir, "qmp.sock", NULL);
         m->console_socket = g_build_filename(m->runtime_dir, "console.sock", NULL);
         m->events = qm_event_ring_new(QM_EVENT_RING_SIZE);
+        m->console_output = qm_byte_ring_new(1024 * 1024);
+        m->crash_scan = qm_crash_scan_new();
+        m->kernel_crash = g_strdup("");
         m->exit_calls = g_ptr_array_new_with_free_func(exit_call_free);
         return m;
 }
@@ -84,6 +97,9 @@ void machine_free(Machine *m) {
         g_ptr_array_unref(m->exit_calls);
         machine_unexport(m);
         qm_event_ring_free(m->events);
+        qm_byte_ring_free(m->console_output);
+        qm_crash_scan_free(m->crash_scan);
+        g_free(m->kernel_crash);
         qm_config_free(m->config);
         g_strfreev(m->command_line);
         g_free(m->launch_error);
@@ -111,7 +127,8 @@ pid_t machine_pid(Machine *m) {
  * have changed with it. */
 void machine_set_state(Machine *m, QmState state) {
         static const char *const props[] = {
-                "State", "Pid", "ExitCode", "RunState", "QemuVersion", "CommandLine", "LaunchTimestamp", NULL,
+                "State",       "Pid",         "ExitCode",        "RunState",
+                "QemuVersion", "CommandLine", "LaunchTimestamp", "KernelCrash", NULL,
         };
         m->state = state;
         machine_emit_changed(m, (char **)props);
@@ -163,7 +180,12 @@ static void reply_exit_calls(Machine *m) {
         m->exit_calls = g_ptr_array_new_with_free_func(exit_call_free);
         for (guint i = 0; i < calls->len; i++) {
                 ExitCall *ec = g_ptr_array_index(calls, i);
-                if (ec->soft && m->abnormal)
+                if (ec->kind == EXIT_POWERDOWN && !m->guest_shutdown)
+                        sd_bus_reply_method_errorf(ec->call, QM_ERROR_ABNORMAL_SHUTDOWN,
+                                                   "The guest of '%s' did not power off by itself within %g s; "
+                                                   "QEMU was stopped (exit code %d)",
+                                                   m->name, ec->timeout, m->exit_code);
+                else if (ec->kind != EXIT_HARD && m->abnormal)
                         sd_bus_reply_method_errorf(ec->call, QM_ERROR_ABNORMAL_SHUTDOWN,
                                                    "Could not perform graceful shutdown of '%s' in time; "
                                                    "QEMU was killed (exit code %d)",
@@ -200,7 +222,7 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
          * socket when the exit is noticed first. */
         qmp_client_drain(m->qmp);
         g_clear_pointer(&m->qmp, qmp_client_free);
-        g_clear_pointer(&m->console, qm_console_free);
+        machine_console_stop(m);
         remove_runtime_files(m);
         g_free(m->run_state);
         m->run_state = g_strdup("");
@@ -276,6 +298,7 @@ static void reset_run(Machine *m) {
         m->qemu_version = g_strdup("");
         g_free(m->run_state);
         m->run_state = g_strdup("");
+        machine_console_reset(m);
 }
 
 /* Bind @path and connect to it before QEMU starts: the connection waits in
@@ -303,7 +326,6 @@ void machine_launch(Machine *m, sd_bus_message *call) {
         g_autoptr(QmError) e = NULL;
         g_autoptr(GError) err = NULL;
         g_autofree char *log_path = NULL;
-        g_autofree char *console_log = NULL;
         /* [0] QMP, [1] console: listening ends go to QEMU, clients stay */
         int listen_fds[2] = { -1, -1 }, client_fds[2] = { -1, -1 };
         int targets[2] = { QMP_FD_IN_QEMU, CONSOLE_FD_IN_QEMU };
@@ -364,10 +386,8 @@ void machine_launch(Machine *m, sd_bus_message *call) {
                                            m->name, err->message, m->exit_code, cmdline);
                 return;
         }
-        if (client_fds[1] >= 0) {
-                console_log = g_build_filename(m->log_dir, "console.log", NULL);
-                m->console = qm_console_new(client_fds[1], console_log);
-        }
+        if (client_fds[1] >= 0)
+                machine_console_start(m, client_fds[1]);
         if (!m->config->qmp) {
                 machine_set_state(m, QM_STATE_RUNNING);
                 sd_bus_reply_method_return(call, NULL);
@@ -390,20 +410,39 @@ static gboolean on_exit_call_timeout(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
+static guint timeout_add_seconds(double seconds, GSourceFunc func, gpointer data) {
+        return g_timeout_add((guint)MIN(seconds * 1000.0, (double)G_MAXUINT), func, data);
+}
+
+/* Powerdown's time is up: quit, and kill if even that is not enough. */
+static gboolean on_powerdown_timeout(gpointer data) {
+        ExitCall *ec = data;
+        Machine *m = ec->machine;
+
+        g_message("machine %s: the guest did not power off in time; quitting QEMU", m->name);
+        if (!m->quit_issued) {
+                if (!machine_qmp_send_quit(m))
+                        machine_kill(m, SIGTERM);
+                m->quit_issued = TRUE;
+        }
+        ec->timer = timeout_add_seconds(POWERDOWN_QUIT_GRACE, on_exit_call_timeout, ec);
+        return G_SOURCE_REMOVE;
+}
+
 /* Hold @call until QEMU exits; @timeout < 0: no limit, 0: the default. */
-static void add_exit_call(Machine *m, sd_bus_message *call, gboolean soft, double timeout) {
+static void add_exit_call(Machine *m, sd_bus_message *call, ExitKind kind, double timeout) {
         ExitCall *ec = g_new0(ExitCall, 1);
 
         ec->machine = m;
         ec->call = sd_bus_message_ref(call);
-        ec->soft = soft;
-        if (soft) {
-                if (timeout == 0)
-                        timeout = DEFAULT_STOP_TIMEOUT;
-                if (timeout > 0)
-                        ec->timer = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT),
-                                                  on_exit_call_timeout, ec);
-        }
+        ec->kind = kind;
+        if (timeout == 0)
+                timeout = DEFAULT_STOP_TIMEOUT;
+        ec->timeout = timeout;
+        if (kind != EXIT_HARD && timeout > 0)
+                ec->timer = timeout_add_seconds(timeout, kind == EXIT_POWERDOWN ? on_powerdown_timeout
+                                                                                : on_exit_call_timeout,
+                                                ec);
         g_ptr_array_add(m->exit_calls, ec);
 }
 
@@ -419,11 +458,11 @@ void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double ti
                 hard = TRUE;
         }
         if (hard) {
-                add_exit_call(m, call, FALSE, 0);
+                add_exit_call(m, call, EXIT_HARD, 0);
                 machine_kill(m, SIGKILL);
                 return;
         }
-        add_exit_call(m, call, TRUE, timeout);
+        add_exit_call(m, call, EXIT_SOFT, timeout);
         if (!m->quit_issued) {
                 /* Without a monitor, SIGTERM is QEMU's own orderly quit. */
                 if (!machine_qmp_send_quit(m))
@@ -441,5 +480,17 @@ void machine_wait(Machine *m, sd_bus_message *call, double timeout) {
         }
         /* The caller expects QEMU to exit by itself: that exit is clean. */
         m->exit_expected = TRUE;
-        add_exit_call(m, call, TRUE, timeout);
+        add_exit_call(m, call, EXIT_SOFT, timeout);
+}
+
+void machine_powerdown(Machine *m, sd_bus_message *call, double timeout) {
+        if (!machine_is_active(m)) {
+                sd_bus_reply_method_return(call, NULL);
+                return;
+        }
+        if (!machine_qmp_send_powerdown(m, call))
+                return; /* answered with why not */
+        add_exit_call(m, call, EXIT_POWERDOWN, timeout);
+        if (m->state == QM_STATE_RUNNING)
+                machine_set_state(m, QM_STATE_STOPPING);
 }

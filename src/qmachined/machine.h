@@ -56,6 +56,9 @@ struct Machine {
         QemuProcess *process;
         QmpClient *qmp;
         QmConsole *console;
+        QmByteRing *console_output; /* this run's, kept after exit */
+        QmCrashScan *crash_scan;
+        char *kernel_crash;
 
         QmEventRing *events;
         guint64 event_seq;
@@ -96,6 +99,15 @@ void machine_wait(Machine *m, sd_bus_message *call, double timeout);
 typedef enum { QMP_REPLY_RAW, QMP_REPLY_RETURN, QMP_REPLY_EMPTY } QmpReplyKind;
 void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode *arguments,
                  QmpReplyKind kind);
+
+/* machine-console.c */
+void machine_open_console(Machine *m, sd_bus_message *call);
+void machine_get_console_output(Machine *m, sd_bus_message *call);
+/* @keys: combos like "ctrl-alt-delete"; answered after QEMU took all. */
+void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold_ms);
+
+/* ACPI power button, then wait (BaseVM destroy(gracefully=True)). */
+void machine_powerdown(Machine *m, sd_bus_message *call, double timeout);
 
 /* Answers with (t seq, s event) now or when a match arrives. */
 void machine_wait_event(Machine *m, sd_bus_message *call, QmEventFilters *filters,
