@@ -211,3 +211,106 @@ char *qm_config_mac_address(const QmConfig *c, guint index) {
         return g_strdup_printf("%02x:%02x:%02x:%02x:%02x:%02x",
                                digest[0], digest[1], digest[2], digest[3], digest[4], digest[5]);
 }
+
+JsonNode *qm_config_to_json(const QmConfig *c) {
+        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+
+        json_builder_begin_object(b);
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+                const KeyInfo *k = &keys[i];
+                gconstpointer field = G_STRUCT_MEMBER_P(c, k->offset);
+                switch (k->kind) {
+                case KEY_STR:
+                        if (!*(char *const *)field)
+                                continue;
+                        json_builder_set_member_name(b, k->name);
+                        json_builder_add_string_value(b, *(char *const *)field);
+                        break;
+                case KEY_STRV:
+                        json_builder_set_member_name(b, k->name);
+                        json_builder_begin_array(b);
+                        for (char *const *p = *(char **const *)field; *p; p++)
+                                json_builder_add_string_value(b, *p);
+                        json_builder_end_array(b);
+                        break;
+                case KEY_BOOL:
+                        json_builder_set_member_name(b, k->name);
+                        json_builder_add_boolean_value(b, *(const gboolean *)field);
+                        break;
+                case KEY_U32:
+                        json_builder_set_member_name(b, k->name);
+                        json_builder_add_int_value(b, *(const guint32 *)field);
+                        break;
+                case KEY_DOUBLE:
+                        json_builder_set_member_name(b, k->name);
+                        json_builder_add_double_value(b, *(const double *)field);
+                        break;
+                }
+        }
+        json_builder_end_object(b);
+        return json_builder_get_root(b);
+}
+
+/* One JSON member as the GVariant type its key wants, or NULL. */
+static GVariant *json_to_key_variant(const KeyInfo *k, JsonNode *v) {
+        GType t = JSON_NODE_HOLDS_VALUE(v) ? json_node_get_value_type(v) : G_TYPE_INVALID;
+
+        switch (k->kind) {
+        case KEY_STR:
+                return t == G_TYPE_STRING ? g_variant_new_string(json_node_get_string(v)) : NULL;
+        case KEY_BOOL:
+                return t == G_TYPE_BOOLEAN ? g_variant_new_boolean(json_node_get_boolean(v)) : NULL;
+        case KEY_U32:
+                if (t != G_TYPE_INT64 || json_node_get_int(v) < 0 || json_node_get_int(v) > G_MAXUINT32)
+                        return NULL;
+                return g_variant_new_uint32((guint32)json_node_get_int(v));
+        case KEY_DOUBLE:
+                return t == G_TYPE_DOUBLE || t == G_TYPE_INT64 ? g_variant_new_double(json_node_get_double(v)) : NULL;
+        case KEY_STRV: {
+                GVariantBuilder sb;
+                JsonArray *a;
+                if (!JSON_NODE_HOLDS_ARRAY(v))
+                        return NULL;
+                a = json_node_get_array(v);
+                g_variant_builder_init(&sb, G_VARIANT_TYPE_STRING_ARRAY);
+                for (guint i = 0; i < json_array_get_length(a); i++) {
+                        JsonNode *e = json_array_get_element(a, i);
+                        if (json_node_get_value_type(e) != G_TYPE_STRING) {
+                                g_variant_builder_clear(&sb);
+                                return NULL;
+                        }
+                        g_variant_builder_add(&sb, "s", json_node_get_string(e));
+                }
+                return g_variant_builder_end(&sb);
+        }
+        }
+        return NULL;
+}
+
+QmConfig *qm_config_from_json(JsonNode *node, QmError **error) {
+        g_autoptr(GVariant) asv = NULL;
+        GVariantBuilder b;
+        JsonObjectIter it;
+        const char *name;
+        JsonNode *v;
+
+        if (!node || !JSON_NODE_HOLDS_OBJECT(node)) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS, "config must be a JSON object");
+                return NULL;
+        }
+        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+        json_object_iter_init(&it, json_node_get_object(node));
+        while (json_object_iter_next(&it, &name, &v)) {
+                const KeyInfo *k = find_key(name);
+                GVariant *value = k ? json_to_key_variant(k, v) : NULL;
+                if (!value) {
+                        g_variant_builder_clear(&b);
+                        *error = qm_error_new(QM_ERROR_INVALID_ARGS, k ? "config key '%s' has a value of the wrong type"
+                                                                       : "unknown config key '%s'", name);
+                        return NULL;
+                }
+                g_variant_builder_add(&b, "{sv}", name, value);
+        }
+        asv = g_variant_ref_sink(g_variant_builder_end(&b));
+        return qm_config_from_variant(asv, error);
+}

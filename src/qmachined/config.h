@@ -2,6 +2,7 @@
 #pragma once
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 #include "errors.h"
 
@@ -38,6 +39,11 @@ QmConfig *qm_config_from_variant(GVariant *asv, QmError **error);
 /* The effective config, every key present (binary: @default_binary when
  * unset; optional strings "" when unset). */
 GVariant *qm_config_to_variant(const QmConfig *c, const char *default_binary);
+
+/* The config as a JSON object of the keys that are set, and back (with
+ * the same validation as qm_config_from_variant). */
+JsonNode *qm_config_to_json(const QmConfig *c);
+QmConfig *qm_config_from_json(JsonNode *node, QmError **error);
 
 /* MAC of NIC @index: locally administered unicast, derived from the UUID. */
 char *qm_config_mac_address(const QmConfig *c, guint index);

@@ -168,7 +168,8 @@ static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-QmConsole *qm_console_new(int fd, const char *log_path, const QmConsoleCallbacks *cb, gpointer userdata) {
+QmConsole *qm_console_new(int fd, const char *log_path, gboolean append, const QmConsoleCallbacks *cb,
+                          gpointer userdata) {
         QmConsole *c = g_new0(QmConsole, 1);
 
         c->fd = fd;
@@ -177,7 +178,7 @@ QmConsole *qm_console_new(int fd, const char *log_path, const QmConsoleCallbacks
         if (cb)
                 c->cb = *cb;
         c->userdata = userdata;
-        c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+        c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC), 0640);
         if (c->log_fd < 0)
                 g_warning("cannot open %s: %s; console output is not logged", log_path, g_strerror(errno));
         c->read_id = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);

@@ -20,9 +20,10 @@ typedef struct {
 #define QM_CONSOLE_INPUT_BACKLOG (256 * 1024)
 
 /* Takes ownership of @fd (connected to QEMU's console socket); what the
- * guest writes is appended to @log_path, so QEMU never blocks on a full
+ * guest writes is written to @log_path (emptied first unless @append), so QEMU never blocks on a full
  * console buffer even when nobody watches. */
-QmConsole *qm_console_new(int fd, const char *log_path, const QmConsoleCallbacks *cb, gpointer userdata);
+QmConsole *qm_console_new(int fd, const char *log_path, gboolean append, const QmConsoleCallbacks *cb,
+                          gpointer userdata);
 
 /* Reads what is still buffered in the socket, then closes it and every
  * client connection. */

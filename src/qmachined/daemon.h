@@ -17,6 +17,7 @@ typedef struct {
         sd_bus *bus;
         QmAuth *auth;
         char *state_dir;
+        char *definitions_dir; /* <state>/machines */
         char *runtime_dir;
         char *log_dir;
         char *image_dir;

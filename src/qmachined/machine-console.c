@@ -31,11 +31,11 @@ static void on_console_output(QmConsole *c, const char *data, gsize len, gpointe
                 found_crash(m, crash);
 }
 
-void machine_console_start(Machine *m, int fd) {
+void machine_console_start(Machine *m, int fd, gboolean append_log) {
         static const QmConsoleCallbacks callbacks = { .output = on_console_output };
         g_autofree char *log = g_build_filename(m->log_dir, "console.log", NULL);
 
-        m->console = qm_console_new(fd, log, &callbacks, m);
+        m->console = qm_console_new(fd, log, append_log, &callbacks, m);
 }
 
 void machine_console_stop(Machine *m) {

@@ -8,6 +8,8 @@
 void machine_set_state(Machine *m, QmState state);
 void machine_kill(Machine *m, int sig);
 void machine_launch_done(Machine *m);
+/* Write the runtime record (reserving event numbers ahead). */
+void machine_save_record(Machine *m);
 
 /* machine-qmp.c */
 QmpClient *machine_qmp_connect(Machine *m, int fd);
@@ -20,7 +22,7 @@ gboolean machine_qmp_send_powerdown(Machine *m, sd_bus_message *call);
 void machine_fail_waiters(Machine *m, const char *why);
 
 /* machine-console.c */
-void machine_console_start(Machine *m, int fd);
+void machine_console_start(Machine *m, int fd, gboolean append_log);
 /* Reads the last output, then closes the console and its clients. */
 void machine_console_stop(Machine *m);
 void machine_console_reset(Machine *m);

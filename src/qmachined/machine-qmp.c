@@ -132,6 +132,11 @@ static void on_event(QmpClient *c, JsonNode *node, gpointer data) {
         char *props[] = { "EventSequence", "RunState", NULL };
         QmEvent *e = qm_event_new(node, ++m->event_seq);
 
+        /* Reserve numbers ahead on disk, so a crashed daemon's successor
+         * never hands out one of them again. */
+        if (m->event_seq > m->event_mark)
+                machine_save_record(m);
+
         qm_event_ring_push(m->events, e);
         machine_emit_event(m, e);
         if (!track_run_state(m, e))
@@ -154,6 +159,11 @@ static void on_launch_status(JsonNode *reply, const QmError *error, gpointer dat
                 return;
         }
         status = status_of(reply);
+        if (m->state != QM_STATE_STARTING) {
+                /* a VM taken back after a daemon restart */
+                set_run_state(m, status ? status : "");
+                return;
+        }
         g_free(m->run_state);
         m->run_state = g_strdup(status ? status : "");
         machine_launch_done(m);

@@ -39,6 +39,9 @@ typedef struct {
 } ExitCall;
 
 #define POWERDOWN_QUIT_GRACE 5.0
+#define EVENT_RESERVE 1024
+
+static void save_record(Machine *m, guint64 reserve);
 
 const char *qm_state_to_string(QmState s) {
         static const char *const names[] = {
@@ -89,7 +92,11 @@ void machine_free(Machine *m) {
         g_clear_pointer(&m->qmp, qmp_client_free);
         g_clear_pointer(&m->console, qm_console_free);
         machine_fail_waiters(m, NULL);
-        /* A running QEMU is left alone: VMs outlive the daemon. */
+        /* A running QEMU is left alone: VMs outlive the daemon. On an
+         * orderly exit the record gets the exact event number, so the next
+         * daemon continues without a gap. */
+        if (m->process)
+                save_record(m, 0);
         qemu_process_free(m->process);
         if (m->launch_timer)
                 g_source_remove(m->launch_timer);
@@ -167,11 +174,52 @@ char *machine_read_log(Machine *m) {
         return read_log_tail(m, GET_LOG_TAIL);
 }
 
+static char *record_path(Machine *m) {
+        return g_build_filename(m->runtime_dir, "record.json", NULL);
+}
+
 /* Remove what a run leaves in the runtime directory. */
 static void remove_runtime_files(Machine *m) {
+        g_autofree char *record = record_path(m);
+
+        g_unlink(record);
         g_unlink(m->qmp_socket);
         g_unlink(m->console_socket);
         g_rmdir(m->runtime_dir);
+}
+
+void machine_save_record(Machine *m) {
+        save_record(m, EVENT_RESERVE);
+}
+
+static void save_record(Machine *m, guint64 reserve) {
+        g_autofree char *path = record_path(m);
+        g_autoptr(GError) err = NULL;
+        QmRunRecord r = {
+                .name = m->name,
+                .config = m->config,
+                .pid = machine_pid(m),
+                .launch_timestamp = m->launch_timestamp,
+                .command_line = m->command_line,
+                .qemu_version = m->qemu_version,
+                .quit_issued = m->quit_issued,
+        };
+        char state;
+
+        if (r.pid <= 0 || !qm_process_stat(r.pid, &r.start_time, &state))
+                return;
+        m->event_mark = m->event_seq + reserve;
+        r.event_sequence_mark = m->event_mark;
+        if (!qm_run_record_save(path, &r, &err))
+                g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
+}
+
+static void save_definition(Machine *m) {
+        g_autoptr(GError) err = NULL;
+
+        if (m->config->persistent &&
+            !qm_definition_save(m->daemon->definitions_dir, m->name, m->config, m->event_seq, &err))
+                g_warning("machine %s: cannot save its definition: %s", m->name, err->message);
 }
 
 static void reply_exit_calls(Machine *m) {
@@ -229,7 +277,9 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
 
         if (launching)
                 final = QM_STATE_FAILED;
-        else if (code == 0 && (m->quit_issued || m->guest_shutdown || m->exit_expected))
+        /* A taken-back QEMU is not our child: its status is unknown. */
+        else if ((code == 0 || code == QM_EXIT_CODE_UNKNOWN) &&
+                 (m->quit_issued || m->guest_shutdown || m->exit_expected))
                 final = QM_STATE_STOPPED;
         else
                 final = QM_STATE_FAILED;
@@ -239,6 +289,8 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
                 else
                         g_message("machine %s: QEMU exited with code %d unexpectedly", m->name, code);
         }
+
+        save_definition(m);
 
         /* Announce first, then answer: a caller that reads State after its
          * reply sees the final one. */
@@ -273,6 +325,7 @@ void machine_launch_done(Machine *m) {
                 m->launch_timer = 0;
         }
         machine_set_state(m, QM_STATE_RUNNING);
+        machine_save_record(m);
         sd_bus_reply_method_return(m->launch_call, NULL);
         g_clear_pointer(&m->launch_call, sd_bus_message_unref);
 }
@@ -387,9 +440,10 @@ void machine_launch(Machine *m, sd_bus_message *call) {
                 return;
         }
         if (client_fds[1] >= 0)
-                machine_console_start(m, client_fds[1]);
+                machine_console_start(m, client_fds[1], FALSE);
         if (!m->config->qmp) {
                 machine_set_state(m, QM_STATE_RUNNING);
+                machine_save_record(m);
                 sd_bus_reply_method_return(call, NULL);
                 return;
         }
@@ -468,6 +522,7 @@ void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double ti
                 if (!machine_qmp_send_quit(m))
                         machine_kill(m, SIGTERM);
                 m->quit_issued = TRUE;
+                machine_save_record(m);
         }
         if (m->state == QM_STATE_RUNNING)
                 machine_set_state(m, QM_STATE_STOPPING);
@@ -493,4 +548,52 @@ void machine_powerdown(Machine *m, sd_bus_message *call, double timeout) {
         add_exit_call(m, call, EXIT_POWERDOWN, timeout);
         if (m->state == QM_STATE_RUNNING)
                 machine_set_state(m, QM_STATE_STOPPING);
+}
+
+static void reattach_failed(Machine *m, const char *why) {
+        g_message("machine %s: its QEMU is gone (%s); marking it failed", m->name, why);
+        remove_runtime_files(m);
+        m->exit_code = QM_EXIT_CODE_UNKNOWN;
+        machine_set_state(m, QM_STATE_FAILED);
+        save_definition(m);
+}
+
+void machine_reattach(Machine *m, const QmRunRecord *r) {
+        g_autoptr(GError) err = NULL;
+        int fd;
+
+        m->event_seq = MAX(m->event_seq, r->event_sequence_mark);
+        m->event_mark = m->event_seq;
+        g_strfreev(m->command_line);
+        m->command_line = g_strdupv(r->command_line);
+        m->launch_timestamp = r->launch_timestamp;
+        g_free(m->qemu_version);
+        m->qemu_version = g_strdup(r->qemu_version);
+        m->quit_issued = r->quit_issued;
+
+        m->process = qemu_process_attach(r->pid, r->start_time, on_process_exit, m, &err);
+        if (!m->process) {
+                reattach_failed(m, err->message);
+                return;
+        }
+        if (m->config->qmp) {
+                /* QEMU listens on the socket again since our predecessor's
+                 * connection closed. */
+                fd = qm_unix_connect(m->qmp_socket, &err);
+                if (fd >= 0)
+                        m->qmp = machine_qmp_connect(m, fd);
+                else
+                        g_warning("machine %s: no QMP after restart: %s", m->name, err->message);
+                g_clear_error(&err);
+        }
+        if (m->config->console) {
+                fd = qm_unix_connect(m->console_socket, &err);
+                if (fd >= 0)
+                        machine_console_start(m, fd, TRUE);
+                else
+                        g_warning("machine %s: no console after restart: %s", m->name, err->message);
+        }
+        g_message("machine %s: took back QEMU %d", m->name, (int)r->pid);
+        machine_set_state(m, QM_STATE_RUNNING);
+        machine_save_record(m);
 }

@@ -8,6 +8,7 @@
 #include "daemon.h"
 #include "events.h"
 #include "qemu-process.h"
+#include "persist.h"
 #include "qmp.h"
 
 /*
@@ -62,6 +63,7 @@ struct Machine {
 
         QmEventRing *events;
         guint64 event_seq;
+        guint64 event_mark; /* numbers up to here are reserved on disk */
         GList *waiters; /* EventWaiter */
 
         sd_bus_message *launch_call;
@@ -83,6 +85,11 @@ void machine_free(Machine *m);
 
 gboolean machine_is_active(Machine *m);
 pid_t machine_pid(Machine *m);
+
+/* Take back a QEMU that a previous daemon started (record in the runtime
+ * directory). A process that is gone leaves the machine failed, ExitCode
+ * unknown. */
+void machine_reattach(Machine *m, const QmRunRecord *r);
 
 /* D-Bus export (machine-dbus.c). */
 int machine_export(Machine *m);

@@ -137,6 +137,7 @@ int main(int argc, char **argv) {
                                       : default_dir(o.session, "/run/qmachined", g_get_user_runtime_dir, NULL);
         d.log_dir = o.log_dir ? o.log_dir : default_dir(o.session, "/var/log/qmachined", xdg_state_dir, "log");
         d.image_dir = g_build_filename(d.state_dir, "images", NULL);
+        d.definitions_dir = g_build_filename(d.state_dir, "machines", NULL);
         d.default_binary = o.default_binary ? o.default_binary : find_default_binary();
         d.limits.max_machines = o.max_machines;
         d.limits.max_waiters = o.max_waiters;
@@ -161,6 +162,7 @@ int main(int argc, char **argv) {
                 g_printerr("qmachined: cannot export objects: %s\n", g_strerror(-r));
                 return 1;
         }
+        manager_restore(mgr);
         r = sd_bus_request_name(bus, QM_BUS_NAME, 0);
         if (r < 0) {
                 g_printerr("qmachined: cannot own %s: %s\n", QM_BUS_NAME, g_strerror(-r));
@@ -182,6 +184,7 @@ int main(int argc, char **argv) {
         g_free(d.runtime_dir);
         g_free(d.log_dir);
         g_free(d.image_dir);
+        g_free(d.definitions_dir);
         g_free(d.default_binary);
         return 0;
 }

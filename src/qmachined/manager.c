@@ -1,4 +1,7 @@
+#include <errno.h>
+
 #include "manager.h"
+#include "persist.h"
 #include "names.h"
 
 Manager *manager_new(QmDaemon *d) {
@@ -55,6 +58,14 @@ Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config
                                       mgr->daemon->limits.max_machines);
                 return NULL;
         }
+        if (owned->persistent && !mgr->restoring) {
+                g_autoptr(GError) err = NULL;
+                if (!qm_definition_save(mgr->daemon->definitions_dir, name, owned, 0, &err)) {
+                        *error = qm_error_new(SD_BUS_ERROR_FAILED, "cannot save the definition of '%s': %s", name,
+                                              err->message);
+                        return NULL;
+                }
+        }
         m = machine_new(mgr->daemon, name, g_steal_pointer(&owned));
         r = machine_export(m);
         if (r < 0) {
@@ -84,6 +95,8 @@ gboolean manager_remove_machine(Manager *mgr, const char *name, QmError **error)
                                       qm_state_to_string(m->state));
                 return FALSE;
         }
+        if (m->config->persistent)
+                qm_definition_remove(mgr->daemon->definitions_dir, name);
         path = g_strdup(m->path);
         key = g_strdup(m->name);
         /* InterfacesRemoved needs the object still registered. */
@@ -106,4 +119,54 @@ Machine *manager_find_by_pid(Manager *mgr, pid_t pid) {
                 if (machine_pid(m) == pid)
                         return m;
         return NULL;
+}
+
+static void restore_running(Manager *mgr, const char *record_path) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(QmRunRecord) r = qm_run_record_load(record_path, &err);
+        g_autoptr(QmError) e = NULL;
+        Machine *m;
+
+        if (!r) {
+                g_warning("ignoring runtime record %s: %s", record_path, err->message);
+                return;
+        }
+        m = g_hash_table_lookup(mgr->machines, r->name);
+        if (!m) {
+                /* a non-persistent machine: its record has its config */
+                QmConfig *config = g_steal_pointer(&r->config);
+                config->persistent = FALSE;
+                m = manager_create_machine(mgr, r->name, config, &e);
+                if (!m) {
+                        g_warning("cannot restore machine %s: %s", r->name, e->message);
+                        return;
+                }
+        }
+        machine_reattach(m, r);
+}
+
+void manager_restore(Manager *mgr) {
+        g_autoptr(GPtrArray) defs = qm_definitions_load(mgr->daemon->definitions_dir);
+        g_autoptr(GDir) dir = NULL;
+        const char *entry;
+
+        mgr->restoring = TRUE;
+        for (guint i = 0; i < defs->len; i++) {
+                QmDefinition *d = g_ptr_array_index(defs, i);
+                g_autoptr(QmError) e = NULL;
+                Machine *m = manager_create_machine(mgr, d->name, g_steal_pointer(&d->config), &e);
+                if (!m) {
+                        g_warning("cannot restore machine %s: %s", d->name, e->message);
+                        continue;
+                }
+                m->event_seq = d->event_sequence;
+        }
+        dir = g_dir_open(mgr->daemon->runtime_dir, 0, NULL);
+        while (dir && (entry = g_dir_read_name(dir))) {
+                g_autofree char *record = g_build_filename(mgr->daemon->runtime_dir, entry, "record.json", NULL);
+                if (qm_name_is_valid(entry) && g_file_test(record, G_FILE_TEST_EXISTS))
+                        restore_running(mgr, record);
+        }
+        mgr->restoring = FALSE;
+        g_message("restored %u machines", g_hash_table_size(mgr->machines));
 }

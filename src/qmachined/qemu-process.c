@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "persist.h"
 #include "qemu-process.h"
 
 struct QemuProcess {
@@ -43,6 +44,7 @@ static gboolean on_pidfd(int fd, GIOCondition cond, gpointer data) {
         while (r < 0 && errno == EINTR);
         if (r == 0)
                 return G_SOURCE_CONTINUE; /* spurious: not exited yet */
+        /* r < 0 (ECHILD): not our child, the pidfd alone says it exited */
         if (r == p->pid)
                 code = status_to_code(status);
         p->watch_id = 0;
@@ -72,6 +74,33 @@ QemuProcess *qemu_process_spawn(char **argv, int log_fd, const int *source_fds, 
                         ;
                 g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "pidfd_open failed: %s",
                             g_strerror(err));
+                return NULL;
+        }
+        p = g_new0(QemuProcess, 1);
+        p->pid = pid;
+        p->pidfd = pidfd;
+        p->on_exit = on_exit;
+        p->userdata = userdata;
+        p->watch_id = g_unix_fd_add(pidfd, G_IO_IN, on_pidfd, p);
+        return p;
+}
+
+QemuProcess *qemu_process_attach(pid_t pid, guint64 start_time, QemuExitFunc on_exit, gpointer userdata,
+                                 GError **error) {
+        QemuProcess *p;
+        guint64 started;
+        char state;
+        int pidfd = pidfd_open_compat(pid);
+
+        if (pidfd < 0) {
+                g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "process %d: %s", (int)pid, g_strerror(errno));
+                return NULL;
+        }
+        /* Checked after pidfd_open: the fd now pins this very process. */
+        if (!qm_process_stat(pid, &started, &state) || started != start_time || state == 'Z' || state == 'X') {
+                close(pidfd);
+                g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "process %d is not the QEMU we started",
+                            (int)pid);
                 return NULL;
         }
         p = g_new0(QemuProcess, 1);

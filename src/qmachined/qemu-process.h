@@ -16,6 +16,12 @@ typedef void (*QemuExitFunc)(QemuProcess *p, int exit_code, gpointer userdata);
 QemuProcess *qemu_process_spawn(char **argv, int log_fd, const int *source_fds, const int *target_fds,
                                 guint n_fds, QemuExitFunc on_exit, gpointer userdata, GError **error);
 
+/* Watch a QEMU that is not our child (started by a previous daemon).
+ * Fails unless @pid still is the process that started at @start_time.
+ * Its exit status cannot be known: @on_exit gets -1000. */
+QemuProcess *qemu_process_attach(pid_t pid, guint64 start_time, QemuExitFunc on_exit, gpointer userdata,
+                                 GError **error);
+
 pid_t qemu_process_pid(QemuProcess *p);
 void qemu_process_kill(QemuProcess *p, int sig);
 

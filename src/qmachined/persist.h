@@ -1,0 +1,46 @@
+/* What survives the daemon: machine definitions (state directory) and
+ * records of running VMs (runtime directory). */
+#pragma once
+
+#include <sys/types.h>
+
+#include "config.h"
+
+/* <state>/machines/NAME.json: the definition of a persistent machine. */
+typedef struct {
+        char *name;
+        QmConfig *config;
+        guint64 event_sequence; /* numbers used so far */
+} QmDefinition;
+
+void qm_definition_free(QmDefinition *d);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmDefinition, qm_definition_free)
+
+char *qm_definition_path(const char *dir, const char *name);
+gboolean qm_definition_save(const char *dir, const char *name, const QmConfig *config, guint64 event_sequence,
+                            GError **error);
+void qm_definition_remove(const char *dir, const char *name);
+/* Every valid NAME.json in @dir, sorted by name. A file that cannot be
+ * read or parsed is logged and moved aside to NAME.json.corrupt. */
+GPtrArray *qm_definitions_load(const char *dir);
+
+/* <runtime>/NAME/record.json: a running VM, enough to take it back. */
+typedef struct {
+        char *name;
+        QmConfig *config;
+        pid_t pid;
+        guint64 start_time; /* /proc/PID/stat field 22: guards against PID reuse */
+        guint64 launch_timestamp;
+        char **command_line;
+        guint64 event_sequence_mark; /* event numbers up to here may be used */
+        char *qemu_version;
+        gboolean quit_issued;
+} QmRunRecord;
+
+void qm_run_record_free(QmRunRecord *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmRunRecord, qm_run_record_free)
+gboolean qm_run_record_save(const char *path, const QmRunRecord *r, GError **error);
+QmRunRecord *qm_run_record_load(const char *path, GError **error);
+
+/* Start time and state letter of a process from /proc; FALSE if gone. */
+gboolean qm_process_stat(pid_t pid, guint64 *start_time, char *state);
