@@ -24,6 +24,7 @@
 
 struct QmAuth {
         sd_bus *bus;
+        QmCalls *calls;
         QmAuthMode mode;
         uid_t own_uid;
         GHashTable *uids;    /* unique name -> uid + 1 */
@@ -59,7 +60,7 @@ const char *qm_auth_action_id(QmAuthAction action) {
 static void query_free(gpointer p) {
         AuthQuery *q = p;
         sd_bus_slot_unref(q->slot);
-        sd_bus_message_unref(q->call);
+        qm_calls_release(q->auth->calls, q->call);
         g_free(q->error_name);
         g_free(q->error_message);
         g_free(q->machine);
@@ -67,9 +68,10 @@ static void query_free(gpointer p) {
         g_free(q);
 }
 
-QmAuth *qm_auth_new(sd_bus *bus, QmAuthMode mode) {
+QmAuth *qm_auth_new(sd_bus *bus, QmAuthMode mode, QmCalls *calls) {
         QmAuth *a = g_new0(QmAuth, 1);
         a->bus = bus;
+        a->calls = calls;
         a->mode = mode;
         a->own_uid = geteuid();
         a->uids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -218,7 +220,7 @@ static int start_query(QmAuth *a, sd_bus_message *call, QmAuthAction action, con
         int r = 0;
 
         q->auth = a;
-        q->call = sd_bus_message_ref(call);
+        q->call = qm_calls_hold(a->calls, call);
         q->action = action;
         q->machine = g_strdup(machine);
         q->command = g_strdup(command);
@@ -258,6 +260,10 @@ int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const ch
         }
         if (!sender)
                 return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller without a bus name");
+        /* Every method that may hold its message comes through here first. */
+        r = qm_calls_admit(a->calls, call, error);
+        if (r < 0)
+                return r;
 
         /* The fast path: a caller known to be root, or our own session. */
         known = g_hash_table_lookup(a->uids, sender);

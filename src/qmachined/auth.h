@@ -4,6 +4,8 @@
 #include <glib.h>
 #include <systemd/sd-bus.h>
 
+#include "calls.h"
+
 typedef enum {
         QM_AUTH_ADMIN,
         QM_AUTH_MANAGE,
@@ -19,14 +21,15 @@ typedef enum {
 
 typedef struct QmAuth QmAuth;
 
-QmAuth *qm_auth_new(sd_bus *bus, QmAuthMode mode);
+QmAuth *qm_auth_new(sd_bus *bus, QmAuthMode mode, QmCalls *calls);
 void qm_auth_free(QmAuth *a);
 
 /* The polkit action id of @action, e.g. org.qmachine.QMachine1.admin. */
 const char *qm_auth_action_id(QmAuthAction action);
 
 /*
- * Authorize @call, a method call being handled. Returns 1: allowed, go on;
+ * Authorize @call, a method call being handled. Also refuses, with
+ * LimitExceeded, a caller that has too many calls held already. Returns 1: allowed, go on;
  * 0: a check is under way, return 1 from the handler without replying: the
  * message is queued again when the verdict is in, and the handler runs
  * again from the start, so it must do nothing before this call but read

@@ -9,6 +9,8 @@
 
 typedef struct {
         guint max_machines;
+        guint max_pending_calls; /* held calls per client */
+        guint max_console_clients;
         guint max_waiters;       /* WaitEvent callers per machine */
         gsize max_qmp_arguments; /* bytes of Qmp/Command arguments */
 } QmLimits;
@@ -16,6 +18,7 @@ typedef struct {
 typedef struct {
         sd_bus *bus;
         QmAuth *auth;
+        QmCalls *calls;
         char *state_dir;
         char *definitions_dir; /* <state>/machines */
         char *runtime_dir;

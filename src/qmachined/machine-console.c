@@ -9,7 +9,6 @@
 #include "machine-internal.h"
 
 #define CONSOLE_RETAINED (1024 * 1024)
-#define MAX_CONSOLE_CLIENTS 16
 
 static void found_crash(Machine *m, char *text) {
         char *props[] = { "KernelCrash", NULL };
@@ -67,9 +66,9 @@ void machine_open_console(Machine *m, sd_bus_message *call) {
         if (!e && !m->console)
                 e = qm_error_new(QM_ERROR_NOT_RUNNING, "Machine '%s' is not running (state %s)", m->name,
                                  qm_state_to_string(m->state));
-        if (!e && qm_console_n_clients(m->console) >= MAX_CONSOLE_CLIENTS)
-                e = qm_error_new(QM_ERROR_LIMIT_EXCEEDED, "Machine '%s' already has %d console clients", m->name,
-                                 MAX_CONSOLE_CLIENTS);
+        if (!e && qm_console_n_clients(m->console) >= m->daemon->limits.max_console_clients)
+                e = qm_error_new(QM_ERROR_LIMIT_EXCEEDED, "Machine '%s' already has %u console clients", m->name,
+                                 m->daemon->limits.max_console_clients);
         if (e) {
                 qm_reply_error(call, e);
                 return;

@@ -103,7 +103,7 @@ static gboolean track_run_state(Machine *m, const QmEvent *e) {
 static void waiter_free(EventWaiter *w) {
         if (w->timer)
                 g_source_remove(w->timer);
-        sd_bus_message_unref(w->call);
+        qm_calls_release(w->machine->daemon->calls, w->call);
         qm_event_filters_free(w->filters);
         g_free(w);
 }
@@ -243,7 +243,7 @@ static void on_qmp_reply(JsonNode *reply, const QmError *error, gpointer data) {
                 sd_bus_reply_method_return(qc->call, NULL);
         }
 out:
-        sd_bus_message_unref(qc->call);
+        qm_calls_release(qc->machine->daemon->calls, qc->call);
         g_free(qc);
 }
 
@@ -272,7 +272,7 @@ void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode
         }
         qc = g_new0(QmpCall, 1);
         qc->machine = m;
-        qc->call = sd_bus_message_ref(call);
+        qc->call = qm_calls_hold(m->daemon->calls, call);
         qc->kind = kind;
         /* Remembered at once: QEMU may exit before its answer is read. */
         if (strcmp(command, "quit") == 0)
@@ -322,7 +322,7 @@ void machine_wait_event(Machine *m, sd_bus_message *call, QmEventFilters *filter
         }
         w = g_new0(EventWaiter, 1);
         w->machine = m;
-        w->call = sd_bus_message_ref(call);
+        w->call = qm_calls_hold(m->daemon->calls, call);
         w->filters = filters;
         if (timeout > 0)
                 w->timer = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT), on_waiter_timeout, w);
@@ -373,6 +373,7 @@ gboolean machine_qmp_send_powerdown(Machine *m, sd_bus_message *call) {
 }
 
 typedef struct {
+        QmCalls *calls;
         sd_bus_message *call;
         guint remaining;
         QmError *error;
@@ -393,7 +394,7 @@ static void on_key_sent(JsonNode *reply, const QmError *error, gpointer data) {
         if (--k->remaining > 0)
                 return;
         qm_reply_empty_or_error(k->call, k->error);
-        sd_bus_message_unref(k->call);
+        qm_calls_release(k->calls, k->call);
         qm_error_free(k->error);
         g_free(k);
 }
@@ -421,7 +422,8 @@ void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold
                 return;
         }
         k = g_new0(KeysCall, 1);
-        k->call = sd_bus_message_ref(call);
+        k->calls = m->daemon->calls;
+        k->call = qm_calls_hold(k->calls, call);
         k->remaining = args->len;
         /* QEMU runs them in order: one combo after the other. */
         for (guint i = 0; i < args->len; i++)

@@ -56,7 +56,7 @@ static void exit_call_free(gpointer p) {
         ExitCall *ec = p;
         if (ec->timer)
                 g_source_remove(ec->timer);
-        sd_bus_message_unref(ec->call);
+        qm_calls_release(ec->machine->daemon->calls, ec->call);
         g_free(ec);
 }
 
@@ -100,7 +100,7 @@ void machine_free(Machine *m) {
         qemu_process_free(m->process);
         if (m->launch_timer)
                 g_source_remove(m->launch_timer);
-        sd_bus_message_unref(m->launch_call);
+        qm_calls_release(m->daemon->calls, m->launch_call);
         g_ptr_array_unref(m->exit_calls);
         machine_unexport(m);
         qm_event_ring_free(m->events);
@@ -252,7 +252,7 @@ static void reply_launch_failed(Machine *m) {
                                             m->name, m->launch_error ? m->launch_error : "QEMU exited while starting",
                                             m->exit_code, cmdline, output);
         qm_reply_error(m->launch_call, e);
-        g_clear_pointer(&m->launch_call, sd_bus_message_unref);
+        qm_calls_release(m->daemon->calls, g_steal_pointer(&m->launch_call));
 }
 
 static void on_process_exit(QemuProcess *p, int code, gpointer data) {
@@ -327,7 +327,7 @@ void machine_launch_done(Machine *m) {
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);
         sd_bus_reply_method_return(m->launch_call, NULL);
-        g_clear_pointer(&m->launch_call, sd_bus_message_unref);
+        qm_calls_release(m->daemon->calls, g_steal_pointer(&m->launch_call));
 }
 
 static gboolean prepare_dirs(Machine *m, QmError **error) {
@@ -447,7 +447,7 @@ void machine_launch(Machine *m, sd_bus_message *call) {
                 sd_bus_reply_method_return(call, NULL);
                 return;
         }
-        m->launch_call = sd_bus_message_ref(call);
+        m->launch_call = qm_calls_hold(m->daemon->calls, call);
         m->launch_timer = g_timeout_add((guint)(m->config->qmp_timeout * 1000), on_launch_timeout, m);
         m->qmp = machine_qmp_connect(m, client_fds[0]);
         machine_set_state(m, QM_STATE_STARTING);
@@ -488,7 +488,7 @@ static void add_exit_call(Machine *m, sd_bus_message *call, ExitKind kind, doubl
         ExitCall *ec = g_new0(ExitCall, 1);
 
         ec->machine = m;
-        ec->call = sd_bus_message_ref(call);
+        ec->call = qm_calls_hold(m->daemon->calls, call);
         ec->kind = kind;
         if (timeout == 0)
                 timeout = DEFAULT_STOP_TIMEOUT;

@@ -18,6 +18,8 @@ typedef struct {
         char *log_dir;
         char *default_binary;
         gint max_machines;
+        gint max_pending_calls;
+        gint max_console_clients;
         gint max_waiters;
         gint max_qmp_arguments;
 } Options;
@@ -34,6 +36,10 @@ static gboolean parse_options(int *argc, char ***argv, Options *o) {
                 { "default-binary", 0, 0, G_OPTION_ARG_STRING, &o->default_binary,
                   "QEMU binary for machines whose config names none", "PATH" },
                 { "max-machines", 0, 0, G_OPTION_ARG_INT, &o->max_machines, "Machines in total (1024)", "N" },
+                { "max-pending-calls", 0, 0, G_OPTION_ARG_INT, &o->max_pending_calls,
+                  "Calls one client may have waiting for an answer (256)", "N" },
+                { "max-console-clients", 0, 0, G_OPTION_ARG_INT, &o->max_console_clients,
+                  "Console connections per machine (16)", "N" },
                 { "max-waiters", 0, 0, G_OPTION_ARG_INT, &o->max_waiters,
                   "WaitEvent callers per machine (1024)", "N" },
                 { "max-qmp-arguments", 0, 0, G_OPTION_ARG_INT, &o->max_qmp_arguments,
@@ -44,6 +50,8 @@ static gboolean parse_options(int *argc, char ***argv, Options *o) {
         g_autoptr(GError) err = NULL;
 
         o->max_machines = 1024;
+        o->max_pending_calls = 256;
+        o->max_console_clients = 16;
         o->max_waiters = 1024;
         o->max_qmp_arguments = 1024 * 1024;
         g_option_context_add_main_entries(ctx, entries, NULL);
@@ -55,7 +63,8 @@ static gboolean parse_options(int *argc, char ***argv, Options *o) {
                 g_printerr("qmachined: --system, --session and --bus-address exclude each other\n");
                 return FALSE;
         }
-        if (o->max_machines <= 0 || o->max_waiters <= 0 || o->max_qmp_arguments <= 0) {
+        if (o->max_machines <= 0 || o->max_waiters <= 0 || o->max_qmp_arguments <= 0 ||
+            o->max_pending_calls <= 0 || o->max_console_clients <= 0) {
                 g_printerr("qmachined: limits must be positive\n");
                 return FALSE;
         }
@@ -140,6 +149,8 @@ int main(int argc, char **argv) {
         d.definitions_dir = g_build_filename(d.state_dir, "machines", NULL);
         d.default_binary = o.default_binary ? o.default_binary : find_default_binary();
         d.limits.max_machines = o.max_machines;
+        d.limits.max_pending_calls = o.max_pending_calls;
+        d.limits.max_console_clients = o.max_console_clients;
         d.limits.max_waiters = o.max_waiters;
         d.limits.max_qmp_arguments = o.max_qmp_arguments;
         if (g_mkdir_with_parents(d.state_dir, 0755) < 0 || g_mkdir_with_parents(d.runtime_dir, 0755) < 0 ||
@@ -154,7 +165,8 @@ int main(int argc, char **argv) {
                 return 1;
         }
         d.bus = bus;
-        d.auth = qm_auth_new(bus, o.session ? QM_AUTH_SESSION : QM_AUTH_POLKIT);
+        d.calls = qm_calls_new(d.limits.max_pending_calls);
+        d.auth = qm_auth_new(bus, o.session ? QM_AUTH_SESSION : QM_AUTH_POLKIT, d.calls);
         loop = g_main_loop_new(NULL, FALSE);
         mgr = manager_new(&d);
         r = manager_export(mgr);
@@ -176,6 +188,7 @@ int main(int argc, char **argv) {
 
         g_clear_pointer(&mgr, manager_free);
         qm_auth_free(d.auth);
+        qm_calls_free(d.calls);
         sd_bus_flush(bus);
         g_source_destroy(bus_source);
         g_source_unref(bus_source);
