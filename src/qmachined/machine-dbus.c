@@ -104,6 +104,33 @@ static int method_send_key(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return 1;
 }
 
+static int method_add_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *opaque, *opts;
+        uint32_t fdset;
+        int fd, r;
+
+        AUTHORIZE(msg, M(userdata), QM_AUTH_ADMIN, NULL, error);
+        r = sd_bus_message_read(msg, "huss", &fd, &fdset, &opaque, &opts);
+        if (r < 0)
+                return r;
+        machine_add_fd(M(userdata), msg, fd, fdset, opaque, opts);
+        return 1;
+}
+
+static int method_send_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *fdname;
+        int fd, r;
+
+        AUTHORIZE(msg, M(userdata), QM_AUTH_ADMIN, NULL, error);
+        r = sd_bus_message_read(msg, "sh", &fdname, &fd);
+        if (r < 0)
+                return r;
+        if (!*fdname || strlen(fdname) > 255)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "fdname must have 1 to 255 characters");
+        machine_send_fd(M(userdata), msg, fdname, fd);
+        return 1;
+}
+
 static int method_open_console(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_CONSOLE, NULL, error);
         machine_open_console(M(userdata), msg);
@@ -347,6 +374,10 @@ static const sd_bus_vtable machine_vtable[] = {
                                 ANYONE),
         SD_BUS_METHOD_WITH_ARGS("GetConsoleOutput", SD_BUS_NO_ARGS, SD_BUS_RESULT("ay", data),
                                 method_get_console_output, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("AddFd", SD_BUS_ARGS("h", fd, "u", fdset, "s", opaque, "s", opts),
+                                SD_BUS_NO_RESULT, method_add_fd, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("SendFd", SD_BUS_ARGS("s", fdname, "h", fd), SD_BUS_NO_RESULT, method_send_fd,
+                                ANYONE),
         SD_BUS_METHOD_WITH_ARGS("SendKey", SD_BUS_ARGS("as", keys, "u", hold_ms), SD_BUS_NO_RESULT,
                                 method_send_key, ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),

@@ -2,6 +2,8 @@
  * A machine's monitor: the launch handshake, QMP passthrough for clients,
  * numbered events with their signals, RunState, and WaitEvent callers.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 
@@ -429,4 +431,33 @@ void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold
         for (guint i = 0; i < args->len; i++)
                 qmp_client_execute(m->qmp, "send-key", g_ptr_array_index(args, i), m->config->qmp_timeout,
                                    on_key_sent, k);
+}
+
+void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int fd) {
+        g_autoptr(QmError) e = monitor_unavailable(m);
+        g_autoptr(JsonBuilder) b = NULL;
+        g_autoptr(JsonNode) args = NULL;
+        QmpCall *qc;
+        int copy;
+
+        if (e) {
+                qm_reply_error(call, e);
+                return;
+        }
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* the message owns @fd */
+        if (copy < 0) {
+                sd_bus_reply_method_errorf(call, SD_BUS_ERROR_FAILED, "cannot pass the fd: %s", g_strerror(errno));
+                return;
+        }
+        b = json_builder_new_immutable();
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "fdname");
+        json_builder_add_string_value(b, fdname);
+        json_builder_end_object(b);
+        args = json_builder_get_root(b);
+        qc = g_new0(QmpCall, 1);
+        qc->machine = m;
+        qc->call = qm_calls_hold(m->daemon->calls, call);
+        qc->kind = QMP_REPLY_EMPTY;
+        qmp_client_execute_with_fd(m->qmp, "getfd", args, copy, m->config->qmp_timeout, on_qmp_reply, qc);
 }

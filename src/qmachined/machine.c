@@ -19,6 +19,8 @@
 
 #define QMP_FD_IN_QEMU 3
 #define CONSOLE_FD_IN_QEMU 4
+#define ADD_FD_FIRST_IN_QEMU 10
+#define MAX_ADD_FDS 64
 #define LAUNCH_LOG_TAIL (64 * 1024)
 #define GET_LOG_TAIL (8 * 1024 * 1024)
 #define DEFAULT_STOP_TIMEOUT 30.0
@@ -60,6 +62,43 @@ static void exit_call_free(gpointer p) {
         g_free(ec);
 }
 
+static void held_fd_clear(gpointer p) {
+        QmHeldFd *h = p;
+        close(h->fd);
+        g_free(h->opaque);
+        g_free(h->opts);
+}
+
+void machine_add_fd(Machine *m, sd_bus_message *call, int fd, guint32 fdset, const char *opaque,
+                    const char *opts) {
+        QmHeldFd h = { .fdset = fdset };
+
+        if (machine_is_active(m)) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_ALREADY_RUNNING,
+                                           "AddFd is for the next launch; machine '%s' is %s", m->name,
+                                           qm_state_to_string(m->state));
+                return;
+        }
+        if (strchr(opaque, ',') || strchr(opaque, '\n') || strchr(opts, '\n')) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_INVALID_ARGS,
+                                           "opaque must not contain ',' and neither it nor opts a newline");
+                return;
+        }
+        if (m->add_fds->len >= MAX_ADD_FDS) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_LIMIT_EXCEEDED, "at most %d fds per launch", MAX_ADD_FDS);
+                return;
+        }
+        h.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (h.fd < 0) {
+                sd_bus_reply_method_errorf(call, SD_BUS_ERROR_FAILED, "cannot keep the fd: %s", g_strerror(errno));
+                return;
+        }
+        h.opaque = g_strdup(opaque);
+        h.opts = g_strdup(opts);
+        g_array_append_val(m->add_fds, h);
+        sd_bus_reply_method_return(call, NULL);
+}
+
 Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         Machine *m = g_new0(Machine, 1);
 
@@ -81,6 +120,8 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->crash_scan = qm_crash_scan_new();
         m->kernel_crash = g_strdup("");
         m->exit_calls = g_ptr_array_new_with_free_func(exit_call_free);
+        m->add_fds = g_array_new(FALSE, FALSE, sizeof(QmHeldFd));
+        g_array_set_clear_func(m->add_fds, held_fd_clear);
         return m;
 }
 
@@ -102,6 +143,7 @@ void machine_free(Machine *m) {
                 g_source_remove(m->launch_timer);
         qm_calls_release(m->daemon->calls, m->launch_call);
         g_ptr_array_unref(m->exit_calls);
+        g_array_unref(m->add_fds);
         machine_unexport(m);
         qm_event_ring_free(m->events);
         qm_byte_ring_free(m->console_output);
@@ -382,8 +424,9 @@ void machine_launch(Machine *m, sd_bus_message *call) {
         /* [0] QMP, [1] console: listening ends go to QEMU, clients stay */
         int listen_fds[2] = { -1, -1 }, client_fds[2] = { -1, -1 };
         int targets[2] = { QMP_FD_IN_QEMU, CONSOLE_FD_IN_QEMU };
-        int pass_fds[2], pass_targets[2];
-        guint n_pass = 0;
+        g_autoptr(GArray) pass_fds = g_array_new(FALSE, FALSE, sizeof(int));
+        g_autoptr(GArray) pass_targets = g_array_new(FALSE, FALSE, sizeof(int));
+        g_autoptr(GArray) add_fd_args = g_array_new(FALSE, FALSE, sizeof(QmAddFdArg));
         int log_fd;
 
         if (machine_is_active(m)) {
@@ -415,20 +458,31 @@ void machine_launch(Machine *m, sd_bus_message *call) {
         for (guint i = 0; i < 2; i++) {
                 if (listen_fds[i] < 0)
                         continue;
-                pass_fds[n_pass] = listen_fds[i];
-                pass_targets[n_pass++] = targets[i];
+                g_array_append_val(pass_fds, listen_fds[i]);
+                g_array_append_val(pass_targets, targets[i]);
+        }
+        for (guint i = 0; i < m->add_fds->len; i++) {
+                QmHeldFd *h = &g_array_index(m->add_fds, QmHeldFd, i);
+                QmAddFdArg arg = { ADD_FD_FIRST_IN_QEMU + (int)i, h->fdset, h->opaque, h->opts };
+                g_array_append_val(pass_fds, h->fd);
+                g_array_append_val(pass_targets, arg.fd);
+                g_array_append_val(add_fd_args, arg);
         }
 
         reset_run(m);
         g_strfreev(m->command_line);
         m->command_line = qm_build_argv(m->config, m->daemon->default_binary,
                                         m->config->qmp ? QMP_FD_IN_QEMU : -1,
-                                        m->config->console ? CONSOLE_FD_IN_QEMU : -1);
+                                        m->config->console ? CONSOLE_FD_IN_QEMU : -1,
+                                        (QmAddFdArg *)add_fd_args->data, add_fd_args->len);
         m->launch_timestamp = g_get_real_time();
-        m->process = qemu_process_spawn(m->command_line, log_fd, pass_fds, pass_targets, n_pass,
-                                        on_process_exit, m, &err);
+        m->process = qemu_process_spawn(m->command_line, log_fd, (int *)pass_fds->data, (int *)pass_targets->data,
+                                        pass_fds->len, on_process_exit, m, &err);
         close(log_fd);
         close_fds(listen_fds, 2);
+        /* AddFd's fds are for this launch only (QEMUMachine closes them
+         * after launch too). */
+        g_array_set_size(m->add_fds, 0);
         if (!m->process) {
                 g_autofree char *cmdline = qm_argv_to_string(m->command_line);
                 close_fds(client_fds, 2);

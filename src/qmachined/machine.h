@@ -36,6 +36,14 @@ const char *qm_state_to_string(QmState s);
 
 typedef struct Machine Machine;
 
+/* An fd given with AddFd, kept for the next launch. */
+typedef struct {
+        int fd;
+        guint32 fdset;
+        char *opaque;
+        char *opts;
+} QmHeldFd;
+
 struct Machine {
         QmDaemon *daemon;
         char *name;
@@ -66,6 +74,7 @@ struct Machine {
         guint64 event_mark; /* numbers up to here are reserved on disk */
         GList *waiters; /* EventWaiter */
 
+        GArray *add_fds; /* QmHeldFd */
         sd_bus_message *launch_call;
         guint launch_timer;
         GPtrArray *exit_calls; /* ExitCall: Shutdown/Kill/Wait waiting for exit */
@@ -106,6 +115,12 @@ void machine_wait(Machine *m, sd_bus_message *call, double timeout);
 typedef enum { QMP_REPLY_RAW, QMP_REPLY_RETURN, QMP_REPLY_EMPTY } QmpReplyKind;
 void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode *arguments,
                  QmpReplyKind kind);
+
+/* AddFd: keep a dup of @fd for the next launch's -add-fd. */
+void machine_add_fd(Machine *m, sd_bus_message *call, int fd, guint32 fdset, const char *opaque,
+                    const char *opts);
+/* SendFd: QMP getfd with @fd passed by SCM_RIGHTS. */
+void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int fd);
 
 /* machine-console.c */
 void machine_open_console(Machine *m, sd_bus_message *call);

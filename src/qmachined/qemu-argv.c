@@ -15,7 +15,8 @@ static void addf(GPtrArray *a, const char *fmt, ...) {
         va_end(ap);
 }
 
-char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, int console_fd) {
+char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, int console_fd,
+                     const QmAddFdArg *add_fds, guint n_add_fds) {
         GPtrArray *a = g_ptr_array_new();
 
         for (char **w = c->wrapper; *w; w++)
@@ -58,6 +59,11 @@ char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, 
                 g_autofree char *mac = qm_config_mac_address(c, i);
                 add(a, "-nic");
                 addf(a, "user,id=nic%u,mac=%s", i, mac);
+        }
+        for (guint i = 0; i < n_add_fds; i++) {
+                const QmAddFdArg *f = &add_fds[i];
+                add(a, "-add-fd");
+                addf(a, "fd=%d,set=%u,opaque=%s%s%s", f->fd, f->fdset, f->opaque, *f->opts ? "," : "", f->opts);
         }
         if (c->incoming) {
                 add(a, "-incoming");

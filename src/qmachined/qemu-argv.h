@@ -3,9 +3,18 @@
 
 #include "config.h"
 
+/* An fd handed to QEMU with -add-fd (QEMUMachine.add_fd()). */
+typedef struct {
+        int fd; /* its number in QEMU */
+        guint32 fdset;
+        const char *opaque;
+        const char *opts; /* appended as is, may be "" */
+} QmAddFdArg;
+
 /* @qmp_fd / @console_fd: the fd numbers that the listening QMP and console
  * sockets will have in QEMU, or -1 when there is none. */
-char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, int console_fd);
+char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, int console_fd,
+                     const QmAddFdArg *add_fds, guint n_add_fds);
 
 /* The argv as one line, each word shell-quoted where needed. */
 char *qm_argv_to_string(char **argv);

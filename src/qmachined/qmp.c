@@ -9,6 +9,7 @@
 #include <glib-unix.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "json-util.h"
@@ -16,6 +17,11 @@
 #include "qmp.h"
 
 #define QMP_READ_CHUNK (64 * 1024)
+
+typedef struct {
+        guint64 offset;
+        int fd;
+} OutFd;
 
 typedef struct {
         QmpClient *client;
@@ -33,6 +39,9 @@ struct QmpClient {
         guint write_id;
         guint failure_id;
         GString *out;
+        guint64 sent;       /* bytes of the stream written so far */
+        guint64 queued;     /* bytes of the stream queued so far */
+        GQueue out_fds;     /* OutFd: fds to send with the byte at offset */
         QmpStream *in;
         gint64 next_id;
         GHashTable *pending; /* id -> QmpPending */
@@ -55,6 +64,11 @@ static void qmp_unref(QmpClient *c) {
                 return;
         g_hash_table_unref(c->pending);
         g_string_free(c->out, TRUE);
+        for (GList *l = c->out_fds.head; l; l = l->next) {
+                close(((OutFd *)l->data)->fd);
+                g_free(l->data);
+        }
+        g_queue_clear(&c->out_fds);
         qmp_stream_free(c->in);
         if (c->greeting)
                 json_node_unref(c->greeting);
@@ -112,6 +126,28 @@ static void qmp_shutdown(QmpClient *c, const char *reason, gboolean notify) {
 
 static gboolean qmp_flush(QmpClient *c);
 
+/* SCM_RIGHTS: QEMU takes the fd that comes with a command's bytes. */
+static ssize_t send_with_fd(int sock, const char *data, gsize len, int fd) {
+        struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = { 0 };
+        struct msghdr msg = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = sizeof(control.buf),
+        };
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+        return sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static gboolean on_write_failure(gpointer data) {
         QmpClient *c = data;
 
@@ -136,7 +172,16 @@ static gboolean on_writable(int fd, GIOCondition cond, gpointer data) {
 /* Write what we can; returns TRUE if bytes remain queued. */
 static gboolean qmp_flush(QmpClient *c) {
         while (c->out->len > 0 && !c->closed) {
-                ssize_t n = send(c->fd, c->out->str, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                OutFd *of = g_queue_peek_head(&c->out_fds);
+                gsize len = c->out->len;
+                ssize_t n;
+
+                if (of && of->offset > c->sent)
+                        len = MIN(len, of->offset - c->sent); /* stop where the fd goes */
+                if (of && of->offset == c->sent)
+                        n = send_with_fd(c->fd, c->out->str, len, of->fd);
+                else
+                        n = send(c->fd, c->out->str, len, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -153,6 +198,11 @@ static gboolean qmp_flush(QmpClient *c) {
                                 c->failure_id = g_idle_add(on_write_failure, qmp_ref(c));
                         return FALSE;
                 }
+                if (of && of->offset == c->sent && n > 0) {
+                        close(of->fd);
+                        g_free(g_queue_pop_head(&c->out_fds));
+                }
+                c->sent += n;
                 g_string_erase(c->out, 0, n);
         }
         return FALSE;
@@ -177,6 +227,7 @@ static void qmp_send(QmpClient *c, gint64 id, const char *command, JsonNode *arg
         text = qm_json_to_string(root);
         g_string_append(c->out, text);
         g_string_append_c(c->out, '\n');
+        c->queued += strlen(text) + 1;
         if (!c->write_id)
                 qmp_flush(c);
 }
@@ -214,6 +265,22 @@ static gboolean reply_now_closed(gpointer data) {
         g_free(q->command);
         g_free(q);
         return G_SOURCE_REMOVE;
+}
+
+void qmp_client_execute_with_fd(QmpClient *c, const char *command, JsonNode *arguments, int fd,
+                                double timeout, QmpReplyFunc func, gpointer userdata) {
+        OutFd *of;
+
+        if (c->closed) {
+                close(fd);
+                qmp_client_execute(c, command, arguments, timeout, func, userdata);
+                return;
+        }
+        of = g_new0(OutFd, 1);
+        of->offset = c->queued;
+        of->fd = fd;
+        g_queue_push_tail(&c->out_fds, of);
+        qmp_client_execute(c, command, arguments, timeout, func, userdata);
 }
 
 void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,

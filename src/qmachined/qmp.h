@@ -41,5 +41,10 @@ void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
  * its last words, e.g. a SHUTDOWN event, must not be lost). */
 void qmp_client_drain(QmpClient *c);
 
+/* The same, with @fd (taken over, closed after sending) passed along by
+ * SCM_RIGHTS with the command's bytes, as getfd and add-fd expect. */
+void qmp_client_execute_with_fd(QmpClient *c, const char *command, JsonNode *arguments, int fd,
+                                double timeout, QmpReplyFunc func, gpointer userdata);
+
 /* Number of commands sent and not yet answered. */
 guint qmp_client_pending(QmpClient *c);

@@ -105,7 +105,8 @@ static void test_argv(void) {
                                       " 'wrapper': <['taskset', '-c', '1']>, 'incoming': <'defer'>,"
                                       " 'uuid': <'00000000-0000-0000-0000-000000000001'>}",
                                       &n, &msg);
-        g_auto(GStrv) argv = qm_build_argv(c, "qemu-system-x86_64", 3, -1);
+        QmAddFdArg fds[] = { { 10, 1, "disk", "" }, { 11, 2, "", "extra=1" } };
+        g_auto(GStrv) argv = qm_build_argv(c, "qemu-system-x86_64", 3, -1, fds, 2);
         g_autofree char *line = qm_argv_to_string(argv);
         g_autofree char *mac0 = qm_config_mac_address(c, 0);
         g_autofree char *mac1 = qm_config_mac_address(c, 1);
@@ -113,7 +114,8 @@ static void test_argv(void) {
                 "taskset -c 1 qemu-system-x86_64 -display none -vga none "
                 "-chardev socket,id=mon,fd=3,server=on,wait=off -mon chardev=mon,mode=control "
                 "-machine pc -uuid 00000000-0000-0000-0000-000000000001 "
-                "-nic user,id=nic0,mac=%s -nic user,id=nic1,mac=%s -incoming defer -S 'a b'",
+                "-nic user,id=nic0,mac=%s -nic user,id=nic1,mac=%s "
+                "-add-fd fd=10,set=1,opaque=disk -add-fd fd=11,set=2,opaque=,extra=1 -incoming defer -S 'a b'",
                 mac0, mac1);
 
         g_assert_cmpstr(line, ==, expect);
@@ -129,7 +131,7 @@ static void test_argv_console(void) {
         g_autoptr(QmConfig) c = parse("{'console': <true>, 'console-index': <uint32 2>, 'qmp': <false>,"
                                       " 'uuid': <'00000000-0000-0000-0000-000000000001'>}",
                                       &n, &msg);
-        g_auto(GStrv) argv = qm_build_argv(c, "qemu", -1, 4);
+        g_auto(GStrv) argv = qm_build_argv(c, "qemu", -1, 4, NULL, 0);
         g_autofree char *line = qm_argv_to_string(argv);
 
         g_assert_cmpstr(line, ==,
