@@ -34,6 +34,11 @@ static int check_timeout(double timeout, sd_bus_error *error) {
         return 0;
 }
 
+static int read_timeout(sd_bus_message *msg, double *timeout, sd_bus_error *error) {
+        int r = sd_bus_message_read(msg, "d", timeout);
+        return r < 0 ? r : check_timeout(*timeout, error);
+}
+
 static int method_launch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
         machine_launch(M(userdata), msg);
@@ -65,10 +70,8 @@ static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         int r;
 
         AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
-        r = sd_bus_message_read(msg, "d", &timeout);
+        r = read_timeout(msg, &timeout, error);
         if (r < 0)
-                return r;
-        if ((r = check_timeout(timeout, error)) < 0)
                 return r;
         machine_wait(M(userdata), msg, timeout);
         return 1;
@@ -79,10 +82,8 @@ static int method_powerdown(sd_bus_message *msg, void *userdata, sd_bus_error *e
         int r;
 
         AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
-        r = sd_bus_message_read(msg, "d", &timeout);
+        r = read_timeout(msg, &timeout, error);
         if (r < 0)
-                return r;
-        if ((r = check_timeout(timeout, error)) < 0)
                 return r;
         machine_powerdown(M(userdata), msg, timeout);
         return 1;

@@ -53,9 +53,19 @@ static gboolean on_pidfd(int fd, GIOCondition cond, gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
+static QemuProcess *watch(pid_t pid, int pidfd, QemuExitFunc on_exit, gpointer userdata) {
+        QemuProcess *p = g_new0(QemuProcess, 1);
+
+        p->pid = pid;
+        p->pidfd = pidfd;
+        p->on_exit = on_exit;
+        p->userdata = userdata;
+        p->watch_id = g_unix_fd_add(pidfd, G_IO_IN, on_pidfd, p);
+        return p;
+}
+
 QemuProcess *qemu_process_spawn(char **argv, int log_fd, const int *source_fds, const int *target_fds,
                                 guint n_fds, QemuExitFunc on_exit, gpointer userdata, GError **error) {
-        QemuProcess *p;
         GPid pid;
         int pidfd;
 
@@ -76,18 +86,11 @@ QemuProcess *qemu_process_spawn(char **argv, int log_fd, const int *source_fds, 
                             g_strerror(err));
                 return NULL;
         }
-        p = g_new0(QemuProcess, 1);
-        p->pid = pid;
-        p->pidfd = pidfd;
-        p->on_exit = on_exit;
-        p->userdata = userdata;
-        p->watch_id = g_unix_fd_add(pidfd, G_IO_IN, on_pidfd, p);
-        return p;
+        return watch(pid, pidfd, on_exit, userdata);
 }
 
 QemuProcess *qemu_process_attach(pid_t pid, guint64 start_time, QemuExitFunc on_exit, gpointer userdata,
                                  GError **error) {
-        QemuProcess *p;
         guint64 started;
         char state;
         int pidfd = pidfd_open_compat(pid);
@@ -103,13 +106,7 @@ QemuProcess *qemu_process_attach(pid_t pid, guint64 start_time, QemuExitFunc on_
                             (int)pid);
                 return NULL;
         }
-        p = g_new0(QemuProcess, 1);
-        p->pid = pid;
-        p->pidfd = pidfd;
-        p->on_exit = on_exit;
-        p->userdata = userdata;
-        p->watch_id = g_unix_fd_add(pidfd, G_IO_IN, on_pidfd, p);
-        return p;
+        return watch(pid, pidfd, on_exit, userdata);
 }
 
 pid_t qemu_process_pid(QemuProcess *p) {
