@@ -1,8 +1,10 @@
 # Shared by tools/check and tools/quickstart (sourced, not run).
 
+# systemd: for systemd-analyze, which tests/integration/test_install.py uses
+# to verify the unit (libsystemd-dev does not pull it in).
 QM_PACKAGES="meson ninja-build gcc pkg-config libsystemd-dev libglib2.0-dev
 libjson-glib-dev qemu-system-x86 qemu-utils dbus python3 python3-gi
-python3-dbus python3-dbusmock libxml2-utils"
+python3-dbus python3-dbusmock libxml2-utils systemd"
 
 # qm_install_packages: install the Debian packages we need that are missing.
 qm_install_packages() {

@@ -1,0 +1,515 @@
+#!/usr/bin/python3
+"""`meson install` puts the daemon and its system integration files where
+the configured directories say, and what it installs is valid:
+
+- the D-Bus bus policy and the polkit actions are well-formed XML, and the
+  polkit actions are the five of the contract with their defaults;
+- the D-Bus activation file names the bus name, qmachined.service and the
+  installed daemon;
+- the systemd unit has the settings the service depends on and passes
+  `systemd-analyze verify` where that tool works;
+- the directory options and the pkg-config lookups behind them work
+  (checked on a second, configure-only build directory with stub .pc files);
+- the example polkit rules (data/polkit/, not installed) are valid
+  JavaScript that grants what README.md says, checked with node when it
+  is there.
+
+Nothing here needs root: everything is installed below a temporary DESTDIR.
+
+Environment (tests/integration/meson.build sets the first two):
+  QMACHINED_BUILD_ROOT   the build directory to install from (default:
+                         MESON_BUILD_ROOT, else SOURCE_ROOT/build)
+  QMACHINED_SOURCE_ROOT  the source tree (default: two levels up)
+  QMACHINED_TEST_KEEP    1 keeps the temporary directory
+"""
+
+import configparser
+import json
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+import xml.etree.ElementTree as ET
+
+BUS_NAME = "org.qmachine.QMachine1"
+DAEMON = "qmachined"
+UNIT = "qmachined.service"
+ACTIVATION = BUS_NAME + ".service"
+BUS_POLICY = BUS_NAME + ".conf"
+POLKIT_ACTIONS = BUS_NAME + ".policy"
+
+# API.md, "Authorization (polkit)": (allow_any, allow_inactive, allow_active).
+POLKIT_DEFAULTS = {
+    BUS_NAME + ".admin": ("auth_admin", "auth_admin", "auth_admin"),
+    BUS_NAME + ".manage": ("auth_admin", "auth_admin", "auth_admin_keep"),
+    BUS_NAME + ".console": ("auth_admin", "auth_admin", "auth_admin_keep"),
+    BUS_NAME + ".monitor": ("auth_admin", "auth_admin", "auth_admin_keep"),
+    BUS_NAME + ".images": ("auth_admin", "auth_admin", "auth_admin_keep"),
+}
+
+# Unit settings the service depends on (see the comments in
+# data/qmachined.service.in).
+UNIT_REQUIRED = {
+    "Service": {
+        "Type": "dbus",
+        "BusName": BUS_NAME,
+        "KillMode": "process",
+        "Restart": "on-failure",
+        "StateDirectory": "qmachined",
+        "RuntimeDirectory": "qmachined",
+        "RuntimeDirectoryPreserve": "yes",
+        "LogsDirectory": "qmachined",
+        "ProtectSystem": "full",
+        "NoNewPrivileges": "yes",
+    },
+    "Install": {
+        "WantedBy": "multi-user.target",
+    },
+}
+
+# Settings that would break VMs: W+X memory for TCG, /dev/kvm, /dev/net/tun
+# and vhost devices, disk images below /home or /tmp. ProtectClock= implies
+# a DeviceAllow= that turns device access into an allow list on older
+# systemd releases.
+UNIT_FORBIDDEN = (
+    "MemoryDenyWriteExecute",
+    "PrivateDevices",
+    "DevicePolicy",
+    "DeviceAllow",
+    "ProtectClock",
+    "ProtectHome",
+    "PrivateTmp",
+)
+
+# Stub .pc files for the configure-only check: every directory they name
+# is distinct, and their own prefix is one the build must replace by its own.
+STUB_PC = {
+    "dbus-1.pc": """prefix=/stub-prefix
+datadir=${prefix}/stub-share
+system_bus_services_dir=${datadir}/dbus-1/stub-system-services
+
+Name: dbus-1
+Description: stub for test_install
+Version: 1.14.0
+""",
+    "systemd.pc": """prefix=/stub-prefix
+rootprefix=/stub-root
+systemdsystemunitdir=${rootprefix}/stub/systemd/system
+
+Name: systemd
+Description: stub for test_install
+Version: 252
+""",
+    "polkit-gobject-1.pc": """prefix=/stub-prefix
+datadir=${prefix}/stub-share
+policydir=${datadir}/polkit-1/stub-actions
+
+Name: polkit-gobject-1
+Description: stub for test_install
+Version: 122
+""",
+}
+
+
+RULES_EXAMPLE = os.path.join("data", "polkit", "50-qmachined-vmops.rules.example")
+
+# (action, details, groups of the caller, what the rules decide: "yes" or
+# None for NOT_HANDLED, i.e. the action's default, an admin password).
+RULES_CASES = [
+    ("monitor", {"machine": "ci-1", "verb": "Qmp", "command": "query-status"}, ["vmops"], "yes"),
+    ("monitor", {"machine": "ci-1", "verb": "Command", "command": "query-block"}, ["vmops"], "yes"),
+    ("monitor", {"machine": "prod", "verb": "Qmp", "command": "query-status"}, ["vmops"], None),
+    ("monitor", {"machine": "my-ci-1", "verb": "Qmp", "command": "query-status"}, ["vmops"], None),
+    ("monitor", {"machine": "ci-1", "verb": "GetEvents"}, ["vmops"], None),
+    ("monitor", {"machine": "ci-1", "verb": "GetLog"}, ["vmops"], None),
+    ("manage", {"machine": "ci-1", "verb": "Reset"}, ["vmops"], "yes"),
+    ("manage", {"machine": "prod", "verb": "Reset"}, ["vmops"], None),
+    ("manage", {"machine": "ci-1", "verb": "Kill"}, ["vmops"], None),
+    ("manage", {"machine": "ci-1", "verb": "Launch"}, ["vmops"], None),
+    ("admin", {"machine": "ci-1", "verb": "Qmp", "command": "system_reset"}, ["vmops"], "yes"),
+    ("admin", {"machine": "ci-1", "verb": "Command", "command": "system_reset"}, ["vmops"], "yes"),
+    ("admin", {"machine": "ci-1", "verb": "Qmp", "command": "quit"}, ["vmops"], None),
+    ("admin", {"machine": "ci-1", "verb": "CreateMachine"}, ["vmops"], None),
+    ("console", {"machine": "ci-1", "verb": "OpenConsole"}, ["vmops"], None),
+    ("images", {"verb": "CreateImage"}, ["vmops"], None),
+    ("manage", {"machine": "ci-1", "verb": "Reset"}, [], None),
+    ("monitor", {"machine": "ci-1", "verb": "Qmp", "command": "query-status"}, ["users"], None),
+    ("manage", {"machine": "prod", "verb": "Kill"}, ["vmadmins"], "yes"),
+    ("console", {"machine": "prod", "verb": "OpenConsole"}, ["vmadmins"], "yes"),
+    ("monitor", {"machine": "prod", "verb": "WaitEvent"}, ["vmadmins"], "yes"),
+    ("monitor", {"machine": "prod", "verb": "Qmp", "command": "query-kvm"}, ["vmadmins"], "yes"),
+    ("admin", {"machine": "prod", "verb": "CreateMachine"}, ["vmadmins"], None),
+    ("admin", {"machine": "prod", "verb": "Qmp", "command": "quit"}, ["vmadmins"], None),
+    ("images", {"verb": "RemoveImage"}, ["vmadmins"], None),
+    ("manage", {"machine": "prod", "verb": "Kill"}, ["vmops", "vmadmins"], "yes"),
+]
+
+# Loads a rules file the way polkitd does (a script whose global "polkit"
+# collects rules) and answers each case with the first rule's result that
+# is not NOT_HANDLED.
+NODE_RULES_RUNNER = r"""
+const fs = require("fs");
+const vm = require("vm");
+const [file, casesJson] = process.argv.slice(1);
+const rules = [];
+const polkit = {
+    Result: { YES: "yes", NO: "no", AUTH_SELF: "auth_self", AUTH_SELF_KEEP: "auth_self_keep",
+              AUTH_ADMIN: "auth_admin", AUTH_ADMIN_KEEP: "auth_admin_keep", NOT_HANDLED: null },
+    addRule: (f) => rules.push(f),
+    addAdminRule: () => {},
+    log: () => {},
+};
+vm.runInNewContext(fs.readFileSync(file, "utf8"), { polkit: polkit }, { filename: file });
+const out = JSON.parse(casesJson).map(([id, details, groups]) => {
+    const action = { id: id, lookup: (k) => details[k] };
+    const subject = { user: "someone", isInGroup: (g) => groups.includes(g) };
+    for (const rule of rules) {
+        const r = rule(action, subject);
+        if (r !== null && r !== undefined) return r;
+    }
+    return null;
+});
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def source_root():
+    root = os.environ.get("QMACHINED_SOURCE_ROOT")
+    if root:
+        return os.path.abspath(root)
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.dirname(os.path.dirname(here))
+
+
+def build_root():
+    for var in ("QMACHINED_BUILD_ROOT", "MESON_BUILD_ROOT"):
+        if os.environ.get(var):
+            return os.path.abspath(os.environ[var])
+    return os.path.join(source_root(), "build")
+
+
+def run(argv, env=None):
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env, stdin=subprocess.DEVNULL)
+
+
+def check_run(argv, env=None):
+    r = run(argv, env=env)
+    if r.returncode != 0:
+        raise AssertionError("%s failed (exit %d):\n%s%s"
+                             % (shlex.join(argv), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def introspect(build, what):
+    return json.loads(check_run(["meson", "introspect", "--" + what, build]).stdout)
+
+
+def build_options(build):
+    return {o["name"]: o["value"] for o in introspect(build, "buildoptions")}
+
+
+def norm(path):
+    return os.path.normpath(path)
+
+
+def in_destdir(destdir, path):
+    return os.path.join(destdir, path.lstrip("/"))
+
+
+def pkg_config_variable(pkg, variable, define, env):
+    """The variable of an installed .pc file with one variable redefined,
+    as meson's get_variable(pkgconfig_define:) sees it; None when the
+    package or the variable is missing."""
+    if shutil.which("pkg-config") is None:
+        return None
+    if run(["pkg-config", "--exists", pkg], env=env).returncode != 0:
+        return None
+    r = run(["pkg-config", "--define-variable=%s=%s" % define,
+             "--variable=" + variable, pkg], env=env)
+    value = r.stdout.strip()
+    return value if r.returncode == 0 and value else None
+
+
+def expected_dirs(options, env):
+    """Where data/meson.build must install each file: the option when set
+    (relative to the prefix), else the pkg-config variable evaluated with
+    our prefix, else the fallback."""
+    prefix = options["prefix"]
+    datadir = os.path.join(prefix, options["datadir"])
+
+    def choose(option, auto):
+        value = options[option]
+        return norm(os.path.join(prefix, value if value else auto()))
+
+    def dbus_datadir():
+        return pkg_config_variable("dbus-1", "datadir", ("prefix", prefix), env) or datadir
+
+    return {
+        BUS_POLICY: choose("dbus_policy_dir",
+                           lambda: os.path.join(dbus_datadir(), "dbus-1", "system.d")),
+        ACTIVATION: choose("dbus_system_services_dir",
+                           lambda: pkg_config_variable("dbus-1", "system_bus_services_dir",
+                                                       ("prefix", prefix), env)
+                           or os.path.join(datadir, "dbus-1", "system-services")),
+        UNIT: choose("systemd_system_unit_dir",
+                     lambda: pkg_config_variable("systemd", "systemdsystemunitdir",
+                                                 ("rootprefix", prefix), env)
+                     or os.path.join(prefix, "lib", "systemd", "system")),
+        POLKIT_ACTIONS: choose("polkit_actions_dir",
+                               lambda: pkg_config_variable("polkit-gobject-1", "policydir",
+                                                           ("prefix", prefix), env)
+                               or os.path.join(datadir, "polkit-1", "actions")),
+        DAEMON: norm(os.path.join(prefix, options["sbindir"])),
+    }
+
+
+def pkg_config_env(options, extra=()):
+    env = dict(os.environ)
+    paths = list(extra) + list(options.get("pkg_config_path") or [])
+    if env.get("PKG_CONFIG_PATH"):
+        paths.append(env["PKG_CONFIG_PATH"])
+    if paths:
+        env["PKG_CONFIG_PATH"] = os.pathsep.join(paths)
+    return env
+
+
+def installed_path(installed, name):
+    """The one install destination whose file name is NAME."""
+    found = [dst for dst in installed.values() if os.path.basename(dst) == name]
+    if len(found) != 1:
+        raise AssertionError("%s is installed %d times: %s" % (name, len(found), found))
+    return found[0]
+
+
+def read_ini(path):
+    """A systemd-style INI file (unit or D-Bus service file): keys keep
+    their case, '=' is the only delimiter, no interpolation; a key given
+    twice is an error."""
+    parser = configparser.ConfigParser(delimiters=("=",), comment_prefixes=("#", ";"),
+                                       interpolation=None, strict=True,
+                                       empty_lines_in_values=False)
+    parser.optionxform = str
+    with open(path, encoding="utf-8") as f:
+        parser.read_file(f)
+    return parser
+
+
+class InstallTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.source = source_root()
+        cls.build = build_root()
+        cls.tmp = tempfile.mkdtemp(prefix="qmachined-install-")
+        if os.environ.get("QMACHINED_TEST_KEEP") == "1":
+            print("keeping %s" % cls.tmp, file=sys.stderr)
+        else:
+            cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        cls.destdir = os.path.join(cls.tmp, "root")
+        # The build is up to date (meson test built it): install only.
+        check_run(["meson", "install", "-C", cls.build, "--no-rebuild", "--quiet",
+                   "--destdir", cls.destdir])
+        cls.installed = introspect(cls.build, "installed")
+        cls.options = build_options(cls.build)
+        cls.expected = expected_dirs(cls.options, pkg_config_env(cls.options))
+
+    def dest(self, name):
+        """(path on the target system, path below DESTDIR) of an installed file."""
+        path = installed_path(self.installed, name)
+        return path, in_destdir(self.destdir, path)
+
+    def assert_xml_well_formed(self, path):
+        r = run(["xmllint", "--noout", "--nonet", path])
+        self.assertEqual(r.returncode, 0, "xmllint %s:\n%s" % (path, r.stderr))
+        self.assertEqual(r.stderr, "")
+
+    def assert_daemon_command(self, command, where):
+        argv = shlex.split(command)
+        daemon, _ = self.dest(DAEMON)
+        self.assertEqual(argv, [daemon, "--system"], where)
+
+    # ------------------------------------------------------------------
+
+    def test_installs_what_introspection_lists(self):
+        # meson install wrote exactly the files meson introspect --installed
+        # lists, no more, no less.
+        on_disk = set()
+        for top, _dirs, files in os.walk(self.destdir):
+            for f in files:
+                on_disk.add("/" + os.path.relpath(os.path.join(top, f), self.destdir))
+        self.assertEqual(on_disk, {norm(p) for p in self.installed.values()})
+
+    def test_files_land_in_configured_dirs(self):
+        for name in (DAEMON, BUS_POLICY, ACTIVATION, UNIT, POLKIT_ACTIONS):
+            with self.subTest(file=name):
+                path, copy = self.dest(name)
+                self.assertEqual(norm(os.path.dirname(path)), self.expected[name])
+                self.assertTrue(os.path.isfile(copy), copy)
+        _path, daemon = self.dest(DAEMON)
+        self.assertTrue(os.stat(daemon).st_mode & stat.S_IXUSR, "%s is not executable" % daemon)
+        for name in (BUS_POLICY, ACTIVATION, UNIT, POLKIT_ACTIONS):
+            with self.subTest(file=name):
+                mode = stat.S_IMODE(os.stat(self.dest(name)[1]).st_mode)
+                self.assertEqual(mode & 0o444, 0o444, "%s: mode %o" % (name, mode))
+                self.assertEqual(mode & 0o022, 0, "%s: mode %o" % (name, mode))
+
+    def test_bus_policy(self):
+        _path, copy = self.dest(BUS_POLICY)
+        self.assert_xml_well_formed(copy)
+        with open(copy, "rb") as f, \
+                open(os.path.join(self.source, "data", BUS_POLICY), "rb") as g:
+            self.assertEqual(f.read(), g.read(), "installed policy differs from data/")
+
+    def test_polkit_actions(self):
+        _path, copy = self.dest(POLKIT_ACTIONS)
+        self.assert_xml_well_formed(copy)
+        root = ET.parse(copy).getroot()
+        self.assertEqual(root.tag, "policyconfig")
+        self.assertEqual(root.findtext("vendor"), "qmachined")
+        got = {}
+        for action in root.findall("action"):
+            aid = action.get("id")
+            with self.subTest(action=aid):
+                self.assertNotIn(aid, got, "action given twice")
+                self.assertTrue((action.findtext("description") or "").strip())
+                self.assertTrue((action.findtext("message") or "").strip())
+                d = action.find("defaults")
+                self.assertIsNotNone(d)
+                got[aid] = tuple(d.findtext(k) for k in
+                                 ("allow_any", "allow_inactive", "allow_active"))
+        self.assertEqual(got, POLKIT_DEFAULTS)
+
+    def test_activation_file(self):
+        path, copy = self.dest(ACTIVATION)
+        ini = read_ini(copy)
+        self.assertEqual(ini.sections(), ["D-BUS Service"])
+        s = ini["D-BUS Service"]
+        self.assertEqual(s.get("Name"), BUS_NAME)
+        # dbus-daemon only activates a system service from a file named
+        # after the bus name.
+        self.assertEqual(os.path.basename(path), s.get("Name") + ".service")
+        self.assertEqual(s.get("User"), "root")
+        self.assertEqual(s.get("SystemdService"), UNIT)
+        self.assert_daemon_command(s.get("Exec", ""), "Exec= of " + ACTIVATION)
+        # SystemdService= names the unit we install.
+        self.dest(s.get("SystemdService"))
+
+    def test_unit_settings(self):
+        _path, copy = self.dest(UNIT)
+        ini = read_ini(copy)
+        self.assertEqual(set(ini.sections()), {"Unit", "Service", "Install"})
+        for section, settings in UNIT_REQUIRED.items():
+            for key, value in settings.items():
+                with self.subTest(setting="%s/%s" % (section, key)):
+                    self.assertEqual(ini[section].get(key), value)
+        self.assert_daemon_command(ini["Service"].get("ExecStart", ""), "ExecStart= of " + UNIT)
+        for key in UNIT_FORBIDDEN:
+            with self.subTest(forbidden=key):
+                self.assertNotIn(key, ini["Service"])
+
+    def test_unit_systemd_analyze_verify(self):
+        analyze = shutil.which("systemd-analyze")
+        if analyze is None:
+            self.skipTest("systemd-analyze verify skipped: systemd-analyze is not installed "
+                          "(the systemd package); test_unit_settings still checks the unit")
+        work = os.path.join(self.tmp, "verify")
+        os.makedirs(work)
+        # systemd-analyze runs without systemd as PID 1, but find out first
+        # whether it works here at all, with a unit that cannot be wrong.
+        probe = os.path.join(work, "qm-probe.service")
+        with open(probe, "w") as f:
+            f.write("[Service]\nExecStart=/bin/true\n")
+        r = run([analyze, "verify", "--man=no", probe])
+        if r.returncode != 0:
+            self.skipTest("systemd-analyze verify skipped: it fails on this machine even "
+                          "for a trivial unit (exit %d: %s); test_unit_settings still "
+                          "checks the unit" % (r.returncode, r.stderr.strip()[:300]))
+        # ExecStart= must name an existing executable: verify a copy that
+        # points at the DESTDIR copy of the daemon.
+        _path, copy = self.dest(UNIT)
+        daemon, daemon_copy = self.dest(DAEMON)
+        with open(copy, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("ExecStart=%s " % daemon, text)
+        text = text.replace("ExecStart=%s " % daemon, "ExecStart=%s " % daemon_copy)
+        unit = os.path.join(work, UNIT)
+        with open(unit, "w", encoding="utf-8") as f:
+            f.write(text)
+        r = run([analyze, "verify", "--man=no", unit])
+        # verify exits 0 on unknown keys and bad values but prints them,
+        # prefixed with the unit's path or name.
+        complaints = [line for line in (r.stdout + r.stderr).splitlines() if UNIT in line]
+        self.assertEqual((r.returncode, complaints), (0, []),
+                         "systemd-analyze verify:\n%s%s" % (r.stdout, r.stderr))
+
+    def test_polkit_rules_example(self):
+        node = shutil.which("node") or shutil.which("nodejs")
+        if node is None:
+            self.skipTest("polkit rules example not checked: node is not installed")
+        rules = os.path.join(self.source, RULES_EXAMPLE)
+        with open(rules, encoding="utf-8") as f:
+            r = subprocess.run([node, "--check"], stdin=f, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        self.assertEqual(r.returncode, 0, "node --check %s:\n%s" % (RULES_EXAMPLE, r.stderr))
+        cases = [[BUS_NAME + "." + action, details, groups]
+                 for action, details, groups, _want in RULES_CASES]
+        r = check_run([node, "-e", NODE_RULES_RUNNER, rules, json.dumps(cases)])
+        got = json.loads(r.stdout)
+        for (action, details, groups, want), result in zip(RULES_CASES, got):
+            with self.subTest(action=action, details=details, groups=groups):
+                self.assertEqual(result, want)
+        # Actions of other services are left alone, whatever the groups.
+        r = check_run([node, "-e", NODE_RULES_RUNNER, rules,
+                       json.dumps([["org.freedesktop.login1.reboot", {}, ["vmops", "vmadmins"]]])])
+        self.assertEqual(json.loads(r.stdout), [None])
+
+    def test_readme_shows_rules_example(self):
+        # README.md's "Permissions" shows the example rules as they are.
+        with open(os.path.join(self.source, RULES_EXAMPLE), encoding="utf-8") as f:
+            rules = f.read().rstrip("\n")
+        with open(os.path.join(self.source, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        self.assertIn("```js\n%s\n```\n" % rules, readme)
+
+    def test_dir_options_and_pkg_config(self):
+        # A configure-only build directory (nothing compiled) with stub .pc
+        # files for dbus-1, systemd and polkit-gobject-1 ahead of the real
+        # ones: options win over pkg-config, pkg-config variables are taken
+        # with our prefix instead of theirs.
+        stubs = os.path.join(self.tmp, "pkgconfig")
+        os.makedirs(stubs)
+        for name, text in STUB_PC.items():
+            with open(os.path.join(stubs, name), "w") as f:
+                f.write(text)
+        build = os.path.join(self.tmp, "build-dirs")
+        env = pkg_config_env({}, [stubs])
+        check_run(["meson", "setup", build, self.source, "--prefix=/usr", "-Dtests=false",
+                   "-Ddbus_policy_dir=etc/dbus-1/system.d",
+                   "-Dpolkit_actions_dir=/opt/qm-test/actions"], env=env)
+        installed = introspect(build, "installed")
+        want = {
+            BUS_POLICY: "/usr/etc/dbus-1/system.d",
+            ACTIVATION: "/usr/stub-share/dbus-1/stub-system-services",
+            UNIT: "/usr/stub/systemd/system",
+            POLKIT_ACTIONS: "/opt/qm-test/actions",
+            DAEMON: "/usr/sbin",
+        }
+        got = {name: os.path.dirname(installed_path(installed, name)) for name in want}
+        self.assertEqual(got, want)
+        # The same rules as expected_dirs(), which checks the real build.
+        self.assertEqual(expected_dirs(build_options(build), env),
+                         {k: norm(v) for k, v in want.items()})
+        # The generated files name the daemon below this build's prefix.
+        unit = read_ini(os.path.join(build, "data", UNIT))
+        self.assertEqual(unit["Service"]["ExecStart"], "/usr/sbin/qmachined --system")
+        service = read_ini(os.path.join(build, "data", ACTIVATION))
+        self.assertEqual(service["D-BUS Service"]["Exec"], "/usr/sbin/qmachined --system")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
