@@ -177,16 +177,17 @@ static int ask_polkit(AuthQuery *q) {
 static void decide_for_uid(AuthQuery *q, uid_t uid) {
         int r;
 
-        if (uid == 0) {
-                query_finish(q, TRUE, NULL, NULL);
-                return;
-        }
         if (q->auth->mode == QM_AUTH_SESSION) {
+                /* the session's owner only; root is no exception here */
                 if (uid == q->auth->own_uid)
                         query_finish(q, TRUE, NULL, NULL);
                 else
                         query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED,
                                      "Only uid %u may use this session service", (unsigned)q->auth->own_uid);
+                return;
+        }
+        if (uid == 0) {
+                query_finish(q, TRUE, NULL, NULL);
                 return;
         }
         r = ask_polkit(q);
@@ -269,11 +270,14 @@ int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const ch
         known = g_hash_table_lookup(a->uids, sender);
         if (known) {
                 uid_t uid = GPOINTER_TO_UINT(known) - 1;
-                if (uid == 0 || (a->mode == QM_AUTH_SESSION && uid == a->own_uid))
-                        return 1;
-                if (a->mode == QM_AUTH_SESSION)
+                if (a->mode == QM_AUTH_SESSION) {
+                        if (uid == a->own_uid)
+                                return 1;
                         return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                                  "Only uid %u may use this session service", (unsigned)a->own_uid);
+                }
+                if (uid == 0)
+                        return 1;
         }
         r = start_query(a, call, action, machine, command);
         if (r < 0)
