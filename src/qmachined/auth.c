@@ -18,8 +18,10 @@
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
 #define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
 #define POLKIT_IFACE "org.freedesktop.PolicyKit1.Authority"
-/* polkit itself may wait for a person to type a password */
-#define POLKIT_TIMEOUT_USEC (25 * G_USEC_PER_SEC)
+/* Below the 25 s callers wait by default, so a hung polkit ends in a
+ * clear AccessDenied, not the caller's own timeout; polkit may wait for a
+ * person to type a password only when interaction was allowed. */
+#define POLKIT_TIMEOUT_USEC (10 * G_USEC_PER_SEC)
 #define POLKIT_INTERACTIVE_TIMEOUT_USEC (300 * G_USEC_PER_SEC)
 
 struct QmAuth {
