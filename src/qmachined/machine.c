@@ -44,6 +44,7 @@ typedef struct {
 #define EVENT_RESERVE 1024
 
 static void save_record(Machine *m, guint64 reserve);
+static void save_definition_seq(Machine *m, guint64 event_sequence);
 
 const char *qm_state_to_string(QmState s) {
         static const char *const names[] = {
@@ -254,14 +255,21 @@ static void save_record(Machine *m, guint64 reserve) {
         r.event_sequence_mark = m->event_mark;
         if (!qm_run_record_save(path, &r, &err))
                 g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
+        /* The record is gone after a host reboot; the definition is not. */
+        if (reserve > 0 && m->config->persistent)
+                save_definition_seq(m, m->event_mark);
 }
 
-static void save_definition(Machine *m) {
+static void save_definition_seq(Machine *m, guint64 event_sequence) {
         g_autoptr(GError) err = NULL;
 
         if (m->config->persistent &&
-            !qm_definition_save(m->daemon->definitions_dir, m->name, m->config, m->event_seq, &err))
+            !qm_definition_save(m->daemon->definitions_dir, m->name, m->config, event_sequence, &err))
                 g_warning("machine %s: cannot save its definition: %s", m->name, err->message);
+}
+
+static void save_definition(Machine *m) {
+        save_definition_seq(m, m->event_seq);
 }
 
 static void reply_exit_calls(Machine *m) {

@@ -347,7 +347,7 @@ static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **wh
         obj = json_node_get_object(msg);
         if (!c->greeted) {
                 if (!json_object_has_member(obj, "QMP")) {
-                        *why = g_strdup("the first QMP message was not a greeting");
+                        *why = g_strdup_printf("the first QMP message was not a greeting: %.200s", line);
                         return FALSE;
                 }
                 handle_greeting(c, msg);

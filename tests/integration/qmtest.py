@@ -827,6 +827,68 @@ class Environment:
         self.daemon = None
         return rc
 
+    # -- restarting the daemon within one test
+
+    def signal_daemon(self, sig=signal.SIGKILL, timeout=15.0):
+        """End the daemon with a signal (default SIGKILL: a crash), wait for
+        it and return its exit status (-N for signal N). Unlike stop_daemon
+        it checks nothing: the VMs it ran stay, orphaned to this process
+        (a subreaper), until a new daemon takes them back or teardown kills
+        them."""
+        if self.daemon is None:
+            return None
+        if self.daemon.poll() is None:
+            self.daemon.send_signal(sig)
+        try:
+            rc = self.daemon.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.problems.append("qmachined did not exit within %.0f s of signal %d"
+                                 % (timeout, sig))
+            self.daemon.kill()
+            rc = self.daemon.wait()
+        self.daemon_log.close()
+        self.daemon = None
+        self.daemon_unique_name = None
+        return rc
+
+    def restart_daemon(self, sig=signal.SIGTERM, daemon_args=None):
+        """Stop the daemon with sig and start a new one on the same bus and
+        directories (with other daemon_args when given). SIGTERM goes
+        through stop_daemon and its checks (exit 0, no zombies); any other
+        signal through signal_daemon. Returns the old daemon's exit status."""
+        if sig == signal.SIGTERM:
+            rc = self.stop_daemon()
+        else:
+            rc = self.signal_daemon(sig)
+        if daemon_args is not None:
+            self.daemon_args = list(daemon_args)
+        self.start_daemon()
+        return rc
+
+    def qemu_pids(self):
+        """Live QEMU processes of this test, whoever their parent is."""
+        return sorted(p for p in self.leftover_pids() if is_qemu_process(p))
+
+    def reap_orphans(self):
+        """Reap exited children of this process that no Popen here owns:
+        VMs orphaned by a daemon that exited, handed to us as subreaper."""
+        keep = set()
+        for proc in (self.daemon, self.bus, self.session_bus,
+                     self.polkit.proc if self.polkit is not None else None):
+            if proc is not None:
+                keep.add(proc.pid)
+        reaped = []
+        for pid, state in children_of(os.getpid()):
+            if pid in keep or state != "Z":
+                continue
+            try:
+                r, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if r == pid:
+                reaped.append(pid)
+        return reaped
+
     def kill_leftovers(self):
         pids = self.leftover_pids()
         for pid in pids:
@@ -1055,6 +1117,14 @@ class QMTestCase(unittest.TestCase):
 
     def record_properties(self, path, iface=MACHINE_IFACE, conn=None):
         return self.record(PROPS_IFACE, "PropertiesChanged", path, iface, conn)
+
+    def restart_daemon(self, sig=signal.SIGTERM, daemon_args=None):
+        """Environment.restart_daemon; signal recorders made before it
+        listen to the old daemon's unique name: record again after it."""
+        return self.env.restart_daemon(sig, daemon_args)
+
+    def qemu_pids(self):
+        return self.env.qemu_pids()
 
     def live_test_processes(self):
         """Live processes of this test other than the bus and the daemon
