@@ -86,10 +86,13 @@ static gboolean track_run_state(Machine *m, const QmEvent *e) {
         }
         if (strcmp(e->name, "SHUTDOWN") == 0) {
                 /* Only a guest power-off is a clean exit nobody asked us
-                 * for; a host-side one (SIGTERM from outside) is not. */
+                 * for; not a host-side one (SIGTERM from outside), nor a
+                 * guest reset or panic that ends QEMU under -no-reboot. */
                 JsonObject *data = qm_json_get_object(json_node_get_object(e->node), "data");
                 JsonNode *guest = data ? json_object_get_member(data, "guest") : NULL;
-                if (guest && json_node_get_value_type(guest) == G_TYPE_BOOLEAN && json_node_get_boolean(guest))
+                const char *reason = qm_json_get_string(data, "reason", "guest-shutdown");
+                if (guest && json_node_get_value_type(guest) == G_TYPE_BOOLEAN && json_node_get_boolean(guest) &&
+                    strcmp(reason, "guest-shutdown") == 0)
                         m->guest_shutdown = TRUE;
                 return update_run_state(m, "shutdown");
         }

@@ -42,8 +42,10 @@ typedef struct {
 
 #define POWERDOWN_QUIT_GRACE 5.0
 #define EVENT_RESERVE 1024
+#define HANDSHAKE_FIRST_RETRY_MS 1000
 
 static void save_record(Machine *m, guint64 reserve);
+static void stop_launch_timers(Machine *m);
 static void save_definition_seq(Machine *m, guint64 event_sequence);
 
 const char *qm_state_to_string(QmState s) {
@@ -142,6 +144,8 @@ void machine_free(Machine *m) {
         qemu_process_free(m->process);
         if (m->launch_timer)
                 g_source_remove(m->launch_timer);
+        if (m->handshake_timer)
+                g_source_remove(m->handshake_timer);
         qm_calls_release(m->daemon->calls, m->launch_call);
         g_ptr_array_unref(m->exit_calls);
         g_array_unref(m->add_fds);
@@ -312,10 +316,7 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
 
         g_clear_pointer(&m->process, qemu_process_free);
         m->exit_code = code;
-        if (m->launch_timer) {
-                g_source_remove(m->launch_timer);
-                m->launch_timer = 0;
-        }
+        stop_launch_timers(m);
         /* QEMU's last messages (SHUTDOWN, ...) may still sit unread in the
          * socket when the exit is noticed first. */
         qmp_client_drain(m->qmp);
@@ -351,13 +352,50 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
         reply_exit_calls(m);
 }
 
+static void stop_launch_timers(Machine *m) {
+        if (m->launch_timer)
+                g_source_remove(m->launch_timer);
+        if (m->handshake_timer)
+                g_source_remove(m->handshake_timer);
+        m->launch_timer = m->handshake_timer = 0;
+}
+
+/*
+ * QEMU 7.2 sometimes loses a client that connected before its monitor was
+ * set up (seen about once in 1,500 launches): it greets, then never reads
+ * qmp_capabilities. A new connection gets a fresh monitor session, so a
+ * handshake that stalls is retried on a new connection, with growing
+ * patience; the launch timeout still bounds the whole.
+ */
+static gboolean on_handshake_stall(gpointer data) {
+        Machine *m = data;
+        g_autoptr(GError) err = NULL;
+        int fd;
+
+        m->handshake_timer = 0;
+        if (m->state != QM_STATE_STARTING || !m->process || qmp_client_is_ready(m->qmp))
+                return G_SOURCE_REMOVE;
+        g_message("machine %s: QMP handshake stalled (%s); connecting again", m->name,
+                  qmp_client_progress(m->qmp));
+        g_clear_pointer(&m->qmp, qmp_client_free);
+        fd = qm_unix_connect(m->qmp_socket, &err);
+        if (fd < 0) {
+                g_message("machine %s: %s", m->name, err->message);
+                return G_SOURCE_REMOVE;
+        }
+        m->qmp = machine_qmp_connect(m, fd);
+        m->handshake_delay_ms *= 2;
+        m->handshake_timer = g_timeout_add(m->handshake_delay_ms, on_handshake_stall, m);
+        return G_SOURCE_REMOVE;
+}
+
 static gboolean on_launch_timeout(gpointer data) {
         Machine *m = data;
 
         m->launch_timer = 0;
         g_free(m->launch_error);
-        m->launch_error = g_strdup_printf("the QMP handshake did not complete within %g s",
-                                          m->config->qmp_timeout);
+        m->launch_error = g_strdup_printf("the QMP handshake did not complete within %g s (%s)",
+                                          m->config->qmp_timeout, qmp_client_progress(m->qmp));
         machine_kill(m, SIGKILL);
         return G_SOURCE_REMOVE;
 }
@@ -370,10 +408,7 @@ void machine_kill(Machine *m, int sig) {
 
 /* Called by machine-qmp.c when the launch handshake has completed. */
 void machine_launch_done(Machine *m) {
-        if (m->launch_timer) {
-                g_source_remove(m->launch_timer);
-                m->launch_timer = 0;
-        }
+        stop_launch_timers(m);
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);
         sd_bus_reply_method_return(m->launch_call, NULL);
@@ -511,6 +546,8 @@ void machine_launch(Machine *m, sd_bus_message *call) {
         }
         m->launch_call = qm_calls_hold(m->daemon->calls, call);
         m->launch_timer = g_timeout_add((guint)(m->config->qmp_timeout * 1000), on_launch_timeout, m);
+        m->handshake_delay_ms = HANDSHAKE_FIRST_RETRY_MS;
+        m->handshake_timer = g_timeout_add(m->handshake_delay_ms, on_handshake_stall, m);
         m->qmp = machine_qmp_connect(m, client_fds[0]);
         machine_set_state(m, QM_STATE_STARTING);
 }

@@ -77,6 +77,8 @@ struct Machine {
         GArray *add_fds; /* QmHeldFd */
         sd_bus_message *launch_call;
         guint launch_timer;
+        guint handshake_timer; /* reconnects a stalled QMP handshake */
+        guint handshake_delay_ms;
         GPtrArray *exit_calls; /* ExitCall: Shutdown/Kill/Wait waiting for exit */
         char *launch_error;     /* why the launch is failing, if known */
         gboolean quit_issued;   /* quit was sent (by us or a client) */

@@ -17,6 +17,7 @@
 #include "qmp.h"
 
 #define QMP_READ_CHUNK (64 * 1024)
+#define QMP_MAX_EARLY_EVENTS 256
 
 typedef struct {
         guint64 offset;
@@ -50,6 +51,7 @@ struct QmpClient {
         gboolean closed;
         double timeout;
         JsonNode *greeting;
+        GQueue early_events; /* events QEMU sent before the handshake ended */
         QmpCallbacks cb;
         gpointer userdata;
 };
@@ -72,6 +74,7 @@ static void qmp_unref(QmpClient *c) {
         qmp_stream_free(c->in);
         if (c->greeting)
                 json_node_unref(c->greeting);
+        g_queue_clear_full(&c->early_events, (GDestroyNotify)json_node_unref);
         g_free(c);
 }
 
@@ -255,6 +258,11 @@ static void on_capabilities(JsonNode *reply, const QmError *error, gpointer data
         c->ready = TRUE;
         if (c->cb.ready)
                 c->cb.ready(c, c->greeting, c->userdata);
+        while (!c->closed && !g_queue_is_empty(&c->early_events)) {
+                g_autoptr(JsonNode) ev = g_queue_pop_head(&c->early_events);
+                if (c->cb.event)
+                        c->cb.event(c, ev, c->userdata);
+        }
 }
 
 static gboolean reply_now_closed(gpointer data) {
@@ -345,7 +353,19 @@ static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **wh
                 return FALSE;
         }
         obj = json_node_get_object(msg);
-        if (!c->greeted) {
+        if (json_object_has_member(obj, "event") && !c->ready) {
+                /* QEMU 7.2 can send an event even before its greeting when
+                 * a client connects early; keep it for after the handshake. */
+                if (g_queue_get_length(&c->early_events) >= QMP_MAX_EARLY_EVENTS) {
+                        *why = g_strdup("QEMU sent too many events before the QMP handshake");
+                        return FALSE;
+                }
+                if (json_node_get_value_type(json_object_get_member(obj, "event")) != G_TYPE_STRING) {
+                        *why = g_strdup("QEMU sent an event whose name is not a string");
+                        return FALSE;
+                }
+                g_queue_push_tail(&c->early_events, json_node_ref(msg));
+        } else if (!c->greeted) {
                 if (!json_object_has_member(obj, "QMP")) {
                         *why = g_strdup_printf("the first QMP message was not a greeting: %.200s", line);
                         return FALSE;
@@ -362,7 +382,9 @@ static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **wh
         } else if (json_object_has_member(obj, "return") || json_object_has_member(obj, "error")) {
                 handle_reply(c, obj, msg);
         } else {
-                g_message("QMP: ignoring an unknown message");
+                /* e.g. a second greeting, which QEMU 7.2 sends now and
+                 * then when a client connected early */
+                g_debug("QMP: ignoring a message: %.100s", line);
         }
         return TRUE;
 }
@@ -445,6 +467,14 @@ void qmp_client_free(QmpClient *c) {
                 return;
         qmp_shutdown(c, "the machine closed its monitor", FALSE);
         qmp_unref(c);
+}
+
+const char *qmp_client_progress(QmpClient *c) {
+        if (!c)
+                return "no QMP connection";
+        if (c->ready)
+                return "QMP ready";
+        return c->greeted ? "greeting received, qmp_capabilities unanswered" : "no QMP greeting received";
 }
 
 gboolean qmp_client_is_ready(QmpClient *c) {

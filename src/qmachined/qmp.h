@@ -31,6 +31,8 @@ QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpoint
 void qmp_client_free(QmpClient *c);
 
 gboolean qmp_client_is_ready(QmpClient *c);
+/* How far the handshake got, for error messages. */
+const char *qmp_client_progress(QmpClient *c);
 
 /* Send @command with @arguments (a JSON object or NULL). The reply callback
  * runs exactly once, never from inside this call. @timeout <= 0: none. */
