@@ -42,10 +42,11 @@ typedef struct {
 
 #define POWERDOWN_QUIT_GRACE 5.0
 #define EVENT_RESERVE 1024
-#define HANDSHAKE_FIRST_RETRY_MS 1000
+#define HANDSHAKE_FIRST_RETRY_MS 250
 
 static void save_record(Machine *m, guint64 reserve);
 static void stop_launch_timers(Machine *m);
+static gboolean spawn_qemu(Machine *m, QmError **error);
 static void save_definition_seq(Machine *m, guint64 event_sequence);
 
 const char *qm_state_to_string(QmState s) {
@@ -326,6 +327,19 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
         g_free(m->run_state);
         m->run_state = g_strdup("");
 
+        if (launching && m->relaunching) {
+                g_autoptr(QmError) e = NULL;
+                m->relaunching = FALSE;
+                if (spawn_qemu(m, &e)) {
+                        machine_set_state(m, QM_STATE_STARTING); /* announces the new Pid */
+                        return;
+                }
+                g_free(m->launch_error);
+                m->launch_error = g_strdup(e->message);
+        }
+        if (launching)
+                g_array_set_size(m->add_fds, 0);
+
         if (launching)
                 final = QM_STATE_FAILED;
         /* A taken-back QEMU is not our child: its status is unknown. */
@@ -364,8 +378,9 @@ static void stop_launch_timers(Machine *m) {
  * QEMU 7.2 sometimes loses a client that connected before its monitor was
  * set up (seen about once in 1,500 launches): it greets, then never reads
  * qmp_capabilities. A new connection gets a fresh monitor session, so a
- * handshake that stalls is retried on a new connection, with growing
- * patience; the launch timeout still bounds the whole.
+ * handshake that stalls after the greeting is retried on a new connection,
+ * with growing patience; before the greeting QEMU may just be busy, and we
+ * wait. The launch timeout still bounds the whole.
  */
 static gboolean on_handshake_stall(gpointer data) {
         Machine *m = data;
@@ -375,8 +390,12 @@ static gboolean on_handshake_stall(gpointer data) {
         m->handshake_timer = 0;
         if (m->state != QM_STATE_STARTING || !m->process || qmp_client_is_ready(m->qmp))
                 return G_SOURCE_REMOVE;
-        g_message("machine %s: QMP handshake stalled (%s); connecting again", m->name,
-                  qmp_client_progress(m->qmp));
+        if (!qmp_client_greeted(m->qmp)) {
+                m->handshake_timer = g_timeout_add(m->handshake_delay_ms, on_handshake_stall, m);
+                return G_SOURCE_REMOVE;
+        }
+        g_message("machine %s: QMP handshake stalled (%s, %d bytes unread by QEMU); connecting again", m->name,
+                  qmp_client_progress(m->qmp), qmp_client_unread_by_peer(m->qmp));
         g_clear_pointer(&m->qmp, qmp_client_free);
         fd = qm_unix_connect(m->qmp_socket, &err);
         if (fd < 0) {
@@ -393,6 +412,16 @@ static gboolean on_launch_timeout(gpointer data) {
         Machine *m = data;
 
         m->launch_timer = 0;
+        if (qmp_client_greeted(m->qmp) && !m->launch_retried) {
+                /* QEMU 7.2's monitor can be wedged from the start (see
+                 * on_handshake_stall): a fresh QEMU is the cure. */
+                g_message("machine %s: QEMU greeted but never answered qmp_capabilities; starting it again",
+                          m->name);
+                m->launch_retried = TRUE;
+                m->relaunching = TRUE;
+                machine_kill(m, SIGKILL);
+                return G_SOURCE_REMOVE;
+        }
         g_free(m->launch_error);
         m->launch_error = g_strdup_printf("the QMP handshake did not complete within %g s (%s)",
                                           m->config->qmp_timeout, qmp_client_progress(m->qmp));
@@ -409,6 +438,9 @@ void machine_kill(Machine *m, int sig) {
 /* Called by machine-qmp.c when the launch handshake has completed. */
 void machine_launch_done(Machine *m) {
         stop_launch_timers(m);
+        /* AddFd's fds are for this launch only (QEMUMachine closes them
+         * after launch too). */
+        g_array_set_size(m->add_fds, 0);
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);
         sd_bus_reply_method_return(m->launch_call, NULL);
@@ -460,8 +492,9 @@ static void close_fds(int *fds, guint n) {
                         close(fds[i]);
 }
 
-void machine_launch(Machine *m, sd_bus_message *call) {
-        g_autoptr(QmError) e = NULL;
+/* Start QEMU for a launch or its retry: sockets, command line, process,
+ * console, and the QMP handshake under way. */
+static gboolean spawn_qemu(Machine *m, QmError **error) {
         g_autoptr(GError) err = NULL;
         g_autofree char *log_path = NULL;
         /* [0] QMP, [1] console: listening ends go to QEMU, clients stay */
@@ -472,21 +505,13 @@ void machine_launch(Machine *m, sd_bus_message *call) {
         g_autoptr(GArray) add_fd_args = g_array_new(FALSE, FALSE, sizeof(QmAddFdArg));
         int log_fd;
 
-        if (machine_is_active(m)) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s",
-                                           m->name, qm_state_to_string(m->state));
-                return;
-        }
-        if (!prepare_dirs(m, &e)) {
-                qm_reply_error(call, e);
-                return;
-        }
+        if (!prepare_dirs(m, error))
+                return FALSE;
         log_path = g_build_filename(m->log_dir, "qemu.log", NULL);
         log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (log_fd < 0) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_LAUNCH_FAILED, "cannot open %s: %s", log_path,
-                                           g_strerror(errno));
-                return;
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "cannot open %s: %s", log_path, g_strerror(errno));
+                return FALSE;
         }
         if ((m->config->qmp && !open_socket(m->qmp_socket, &listen_fds[0], &client_fds[0], &err)) ||
             (m->config->console && !open_socket(m->console_socket, &listen_fds[1], &client_fds[1], &err))) {
@@ -494,9 +519,8 @@ void machine_launch(Machine *m, sd_bus_message *call) {
                 close_fds(client_fds, 2);
                 close(log_fd);
                 remove_runtime_files(m);
-                sd_bus_reply_method_errorf(call, QM_ERROR_LAUNCH_FAILED, "sockets of '%s': %s", m->name,
-                                           err->message);
-                return;
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "sockets of '%s': %s", m->name, err->message);
+                return FALSE;
         }
         for (guint i = 0; i < 2; i++) {
                 if (listen_fds[i] < 0)
@@ -523,32 +547,50 @@ void machine_launch(Machine *m, sd_bus_message *call) {
                                         pass_fds->len, on_process_exit, m, &err);
         close(log_fd);
         close_fds(listen_fds, 2);
-        /* AddFd's fds are for this launch only (QEMUMachine closes them
-         * after launch too). */
-        g_array_set_size(m->add_fds, 0);
         if (!m->process) {
                 g_autofree char *cmdline = qm_argv_to_string(m->command_line);
                 close_fds(client_fds, 2);
                 remove_runtime_files(m);
-                machine_set_state(m, QM_STATE_FAILED);
-                sd_bus_reply_method_errorf(call, QM_ERROR_LAUNCH_FAILED,
-                                           "QEMU of '%s' failed to launch: %s\nExit code: %d\nCommand: %s\nOutput: ",
-                                           m->name, err->message, m->exit_code, cmdline);
-                return;
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED,
+                                      "QEMU of '%s' failed to launch: %s\nExit code: %d\nCommand: %s\nOutput: ",
+                                      m->name, err->message, m->exit_code, cmdline);
+                return FALSE;
         }
         if (client_fds[1] >= 0)
                 machine_console_start(m, client_fds[1], FALSE);
+        if (m->config->qmp) {
+                m->launch_timer = g_timeout_add((guint)(m->config->qmp_timeout * 1000), on_launch_timeout, m);
+                /* the first retry well inside the launch timeout */
+                m->handshake_delay_ms = (guint)MIN(HANDSHAKE_FIRST_RETRY_MS, m->config->qmp_timeout * 1000 / 5);
+                m->handshake_timer = g_timeout_add(m->handshake_delay_ms, on_handshake_stall, m);
+                m->qmp = machine_qmp_connect(m, client_fds[0]);
+        }
+        return TRUE;
+}
+
+void machine_launch(Machine *m, sd_bus_message *call) {
+        g_autoptr(QmError) e = NULL;
+
+        if (machine_is_active(m)) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s",
+                                           m->name, qm_state_to_string(m->state));
+                return;
+        }
+        m->launch_retried = FALSE;
+        if (!spawn_qemu(m, &e)) {
+                g_array_set_size(m->add_fds, 0);
+                machine_set_state(m, QM_STATE_FAILED);
+                qm_reply_error(call, e);
+                return;
+        }
         if (!m->config->qmp) {
+                g_array_set_size(m->add_fds, 0);
                 machine_set_state(m, QM_STATE_RUNNING);
                 machine_save_record(m);
                 sd_bus_reply_method_return(call, NULL);
                 return;
         }
         m->launch_call = qm_calls_hold(m->daemon->calls, call);
-        m->launch_timer = g_timeout_add((guint)(m->config->qmp_timeout * 1000), on_launch_timeout, m);
-        m->handshake_delay_ms = HANDSHAKE_FIRST_RETRY_MS;
-        m->handshake_timer = g_timeout_add(m->handshake_delay_ms, on_handshake_stall, m);
-        m->qmp = machine_qmp_connect(m, client_fds[0]);
         machine_set_state(m, QM_STATE_STARTING);
 }
 

@@ -78,6 +78,8 @@ struct Machine {
         sd_bus_message *launch_call;
         guint launch_timer;
         guint handshake_timer; /* reconnects a stalled QMP handshake */
+        gboolean launch_retried;  /* this Launch started QEMU a second time */
+        gboolean relaunching;     /* the exit being waited for is a retry's */
         guint handshake_delay_ms;
         GPtrArray *exit_calls; /* ExitCall: Shutdown/Kill/Wait waiting for exit */
         char *launch_error;     /* why the launch is failing, if known */

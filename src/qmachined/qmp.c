@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <glib-unix.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -467,6 +469,18 @@ void qmp_client_free(QmpClient *c) {
                 return;
         qmp_shutdown(c, "the machine closed its monitor", FALSE);
         qmp_unref(c);
+}
+
+int qmp_client_unread_by_peer(QmpClient *c) {
+        int n = 0;
+
+        if (!c || c->fd < 0 || ioctl(c->fd, SIOCOUTQ, &n) < 0)
+                return -1;
+        return n + (int)c->out->len;
+}
+
+gboolean qmp_client_greeted(QmpClient *c) {
+        return c && c->greeted;
 }
 
 const char *qmp_client_progress(QmpClient *c) {

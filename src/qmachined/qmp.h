@@ -31,6 +31,10 @@ QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpoint
 void qmp_client_free(QmpClient *c);
 
 gboolean qmp_client_is_ready(QmpClient *c);
+gboolean qmp_client_greeted(QmpClient *c);
+/* Bytes we sent that QEMU has not read yet (ours and the socket's), -1
+ * if unknown. */
+int qmp_client_unread_by_peer(QmpClient *c);
 /* How far the handshake got, for error messages. */
 const char *qmp_client_progress(QmpClient *c);
 
