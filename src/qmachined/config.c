@@ -314,3 +314,53 @@ QmConfig *qm_config_from_json(JsonNode *node, QmError **error) {
         asv = g_variant_ref_sink(g_variant_builder_end(&b));
         return qm_config_from_variant(asv, error);
 }
+
+QmConfig *qm_config_clone(const QmConfig *base, GVariant *overrides, QmError **error) {
+        g_autoptr(GVariant) merged = NULL;
+        GVariantBuilder b;
+        GVariantIter it;
+        const char *key;
+        GVariant *value;
+
+        if (!g_variant_is_of_type(overrides, G_VARIANT_TYPE_VARDICT)) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS, "overrides must be of type a{sv}");
+                return NULL;
+        }
+        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+                const KeyInfo *k = &keys[i];
+                gconstpointer field = G_STRUCT_MEMBER_P(base, k->offset);
+                GVariant *v = NULL;
+
+                if (strcmp(k->name, "uuid") == 0)
+                        continue; /* a clone is another machine: new UUID, new MACs */
+                switch (k->kind) {
+                case KEY_STR:
+                        if (*(char *const *)field)
+                                v = g_variant_new_string(*(char *const *)field);
+                        break;
+                case KEY_STRV:
+                        v = g_variant_new_strv((const char *const *)*(char **const *)field, -1);
+                        break;
+                case KEY_BOOL:
+                        v = g_variant_new_boolean(*(const gboolean *)field);
+                        break;
+                case KEY_U32:
+                        v = g_variant_new_uint32(*(const guint32 *)field);
+                        break;
+                case KEY_DOUBLE:
+                        v = g_variant_new_double(*(const double *)field);
+                        break;
+                }
+                if (v)
+                        g_variant_builder_add(&b, "{sv}", k->name, v);
+        }
+        /* Later entries win in qm_config_from_variant(). */
+        g_variant_iter_init(&it, overrides);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+                g_variant_builder_add(&b, "{sv}", key, value);
+                g_variant_unref(value);
+        }
+        merged = g_variant_ref_sink(g_variant_builder_end(&b));
+        return qm_config_from_variant(merged, error);
+}

@@ -45,5 +45,9 @@ GVariant *qm_config_to_variant(const QmConfig *c, const char *default_binary);
 JsonNode *qm_config_to_json(const QmConfig *c);
 QmConfig *qm_config_from_json(JsonNode *node, QmError **error);
 
+/* CloneMachine: @base's config with @overrides (an a{sv}) applied; a new
+ * random uuid unless the overrides give one. Validated like a new config. */
+QmConfig *qm_config_clone(const QmConfig *base, GVariant *overrides, QmError **error);
+
 /* MAC of NIC @index: locally administered unicast, derived from the UUID. */
 char *qm_config_mac_address(const QmConfig *c, guint index);

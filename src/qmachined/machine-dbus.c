@@ -132,6 +132,51 @@ static int method_send_fd(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return 1;
 }
 
+static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        g_autoptr(GVariant) options = NULL;
+        GVariantIter it;
+        const char *uri, *key;
+        GVariant *value;
+        double timeout = 3600, cancel_after = -1;
+        gboolean offline = FALSE;
+        int r;
+
+        AUTHORIZE(msg, M(userdata), QM_AUTH_ADMIN, NULL, error);
+        r = sd_bus_message_read(msg, "s", &uri);
+        if (r < 0)
+                return r;
+        r = bus_message_read_gvariant(msg, &options);
+        if (r < 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read options");
+        if (!*uri)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "uri must not be empty");
+        g_variant_iter_init(&it, options);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+                g_autoptr(GVariant) v = value;
+                if (strcmp(key, "timeout") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_DOUBLE))
+                        timeout = g_variant_get_double(v);
+                else if (strcmp(key, "cancel-after") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_DOUBLE))
+                        cancel_after = g_variant_get_double(v);
+                else if (strcmp(key, "offline") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
+                        offline = g_variant_get_boolean(v);
+                else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "unknown or ill-typed option '%s' (timeout d, offline b, cancel-after d)",
+                                                 key);
+        }
+        if (isnan(timeout) || isnan(cancel_after) || (cancel_after < 0 && cancel_after != -1))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "timeout and cancel-after must be numbers, "
+                                                                          "cancel-after not negative");
+        machine_migrate(M(userdata), msg, uri, timeout, offline, cancel_after);
+        return 1;
+}
+
+static int method_verify_alive(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        AUTHORIZE(msg, M(userdata), QM_AUTH_MONITOR, NULL, error);
+        machine_verify_alive(M(userdata), msg);
+        return 1;
+}
+
 static int method_open_console(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_CONSOLE, NULL, error);
         machine_open_console(M(userdata), msg);
@@ -379,6 +424,9 @@ static const sd_bus_vtable machine_vtable[] = {
                                 SD_BUS_NO_RESULT, method_add_fd, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("SendFd", SD_BUS_ARGS("s", fdname, "h", fd), SD_BUS_NO_RESULT, method_send_fd,
                                 ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Migrate", SD_BUS_ARGS("s", uri, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_migrate, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("VerifyAlive", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_verify_alive, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("SendKey", SD_BUS_ARGS("as", keys, "u", hold_ms), SD_BUS_NO_RESULT,
                                 method_send_key, ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),

@@ -21,6 +21,13 @@ gboolean machine_qmp_send_powerdown(Machine *m, sd_bus_message *call);
  * NULL, just drop them (daemon exit). */
 void machine_fail_waiters(Machine *m, const char *why);
 
+/* machine-migrate.c: answer a running Migrate with MigrateFailed. */
+void machine_migration_abort(Machine *m, const char *why);
+/* machine-qmp.c: NULL when the monitor can take commands, else why not. */
+QmError *machine_monitor_unavailable(Machine *m);
+/* Ask QEMU for the run state (changes without an event, e.g. postmigrate). */
+void machine_refresh_run_state(Machine *m);
+
 /* machine-console.c */
 void machine_console_start(Machine *m, int fd, gboolean append_log);
 /* Reads the last output, then closes the console and its clients. */

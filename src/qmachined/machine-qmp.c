@@ -47,6 +47,10 @@ static const char *status_of(JsonNode *reply) {
 
 static void refresh_run_state(Machine *m);
 
+void machine_refresh_run_state(Machine *m) {
+        refresh_run_state(m);
+}
+
 static void on_run_state(JsonNode *reply, const QmError *error, gpointer data) {
         Machine *m = data;
         const char *status;
@@ -252,8 +256,7 @@ out:
         g_free(qc);
 }
 
-/* NULL when @m can take monitor commands now, else why not. */
-static QmError *monitor_unavailable(Machine *m) {
+QmError *machine_monitor_unavailable(Machine *m) {
         if (!m->config->qmp)
                 return qm_error_new(QM_ERROR_NO_MONITOR, "Machine '%s' was created without a QMP monitor",
                                     m->name);
@@ -268,7 +271,7 @@ static QmError *monitor_unavailable(Machine *m) {
 
 void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode *arguments,
                  QmpReplyKind kind) {
-        g_autoptr(QmError) e = monitor_unavailable(m);
+        g_autoptr(QmError) e = machine_monitor_unavailable(m);
         QmpCall *qc;
 
         if (e) {
@@ -367,7 +370,7 @@ static void on_powerdown_sent(JsonNode *reply, const QmError *error, gpointer da
 }
 
 gboolean machine_qmp_send_powerdown(Machine *m, sd_bus_message *call) {
-        g_autoptr(QmError) e = monitor_unavailable(m);
+        g_autoptr(QmError) e = machine_monitor_unavailable(m);
 
         if (e) {
                 qm_reply_error(call, e);
@@ -421,7 +424,7 @@ void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold
                 }
                 g_ptr_array_add(args, a);
         }
-        e = monitor_unavailable(m);
+        e = machine_monitor_unavailable(m);
         if (e) {
                 qm_reply_error(call, e);
                 return;
@@ -437,7 +440,7 @@ void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold
 }
 
 void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int fd) {
-        g_autoptr(QmError) e = monitor_unavailable(m);
+        g_autoptr(QmError) e = machine_monitor_unavailable(m);
         g_autoptr(JsonBuilder) b = NULL;
         g_autoptr(JsonNode) args = NULL;
         QmpCall *qc;
@@ -463,4 +466,39 @@ void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int f
         qc->call = qm_calls_hold(m->daemon->calls, call);
         qc->kind = QMP_REPLY_EMPTY;
         qmp_client_execute_with_fd(m->qmp, "getfd", args, copy, m->config->qmp_timeout, on_qmp_reply, qc);
+}
+
+static void on_alive(JsonNode *reply, const QmError *error, gpointer data) {
+        QmpCall *qc = data;
+        Machine *m = qc->machine;
+
+        if (error)
+                sd_bus_reply_method_errorf(qc->call, QM_ERROR_DEAD, "QEMU of '%s' does not answer: %s", m->name,
+                                           error->message);
+        else
+                sd_bus_reply_method_return(qc->call, NULL);
+        qm_calls_release(m->daemon->calls, qc->call);
+        g_free(qc);
+}
+
+void machine_verify_alive(Machine *m, sd_bus_message *call) {
+        QmpCall *qc;
+
+        if (!m->process || m->state == QM_STATE_STARTING) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_DEAD, "Machine '%s' is not running (state %s)", m->name,
+                                           qm_state_to_string(m->state));
+                return;
+        }
+        if (!m->config->qmp) {
+                sd_bus_reply_method_return(call, NULL); /* the process runs; there is no monitor to ask */
+                return;
+        }
+        if (!qmp_client_is_ready(m->qmp)) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_DEAD, "The QMP connection of '%s' is closed", m->name);
+                return;
+        }
+        qc = g_new0(QmpCall, 1);
+        qc->machine = m;
+        qc->call = qm_calls_hold(m->daemon->calls, call);
+        qmp_client_execute(m->qmp, "query-status", NULL, m->config->qmp_timeout, on_alive, qc);
 }

@@ -136,6 +136,7 @@ void machine_free(Machine *m) {
          * that still use the machine. */
         g_clear_pointer(&m->qmp, qmp_client_free);
         g_clear_pointer(&m->console, qm_console_free);
+        machine_migration_abort(m, "the daemon is stopping");
         machine_fail_waiters(m, NULL);
         /* A running QEMU is left alone: VMs outlive the daemon. On an
          * orderly exit the record gets the exact event number, so the next
@@ -322,6 +323,7 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
          * socket when the exit is noticed first. */
         qmp_client_drain(m->qmp);
         g_clear_pointer(&m->qmp, qmp_client_free);
+        machine_migration_abort(m, "QEMU exited during the migration");
         machine_console_stop(m);
         remove_runtime_files(m);
         g_free(m->run_state);

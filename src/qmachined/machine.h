@@ -35,6 +35,7 @@ typedef enum {
 const char *qm_state_to_string(QmState s);
 
 typedef struct Machine Machine;
+typedef struct QmMigration QmMigration;
 
 /* An fd given with AddFd, kept for the next launch. */
 typedef struct {
@@ -75,6 +76,7 @@ struct Machine {
         GList *waiters; /* EventWaiter */
 
         GArray *add_fds; /* QmHeldFd */
+        QmMigration *migration;
         sd_bus_message *launch_call;
         guint launch_timer;
         guint handshake_timer; /* reconnects a stalled QMP handshake */
@@ -119,6 +121,13 @@ void machine_wait(Machine *m, sd_bus_message *call, double timeout);
 typedef enum { QMP_REPLY_RAW, QMP_REPLY_RETURN, QMP_REPLY_EMPTY } QmpReplyKind;
 void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode *arguments,
                  QmpReplyKind kind);
+
+/* QMP migrate and wait for its end; see machine-migrate.c. */
+void machine_migrate(Machine *m, sd_bus_message *call, const char *uri, double timeout, gboolean offline,
+                     double cancel_after);
+
+/* The process runs and query-status answers in time; else Dead. */
+void machine_verify_alive(Machine *m, sd_bus_message *call);
 
 /* AddFd: keep a dup of @fd for the next launch's -add-fd. */
 void machine_add_fd(Machine *m, sd_bus_message *call, int fd, guint32 fdset, const char *opaque,

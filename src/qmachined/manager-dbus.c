@@ -40,6 +40,37 @@ static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         return sd_bus_reply_method_return(msg, "o", m->path);
 }
 
+static int method_clone_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = MGR(userdata);
+        g_autoptr(GVariant) overrides = NULL;
+        g_autoptr(QmError) e = NULL;
+        const char *name, *new_name;
+        QmConfig *config;
+        Machine *src, *m;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &name, &new_name);
+        if (r < 0)
+                return r;
+        r = qm_auth_check(mgr->daemon->auth, msg, QM_AUTH_ADMIN, new_name, NULL, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = bus_message_read_gvariant(msg, &overrides);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read overrides: %s",
+                                         g_strerror(-r));
+        src = g_hash_table_lookup(mgr->machines, name);
+        if (!src)
+                return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_MACHINE, "No machine named '%s'", name);
+        config = qm_config_clone(src->config, overrides, &e);
+        if (!config)
+                return reply_error(error, e);
+        m = manager_create_machine(mgr, new_name, config, &e);
+        if (!m)
+                return reply_error(error, e);
+        return sd_bus_reply_method_return(msg, "o", m->path);
+}
+
 static int method_list_machines(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *mgr = MGR(userdata);
         g_autoptr(sd_bus_message) reply = NULL;
@@ -135,6 +166,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("MachineCount", "u", prop_machine_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("CreateMachine", SD_BUS_ARGS("s", name, "a{sv}", config),
                                 SD_BUS_RESULT("o", machine), method_create_machine, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("CloneMachine", SD_BUS_ARGS("s", name, "s", new_name, "a{sv}", overrides),
+                                SD_BUS_RESULT("o", machine), method_clone_machine, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("ListMachines", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssuo)", machines),
                                 method_list_machines, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("GetMachine", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", machine),

@@ -1,0 +1,195 @@
+/*
+ * Migrate (BaseVM migrate()): QMP migrate, then query-migrate until the
+ * migration ends, with a timeout and an optional cancel-after, both ended
+ * by migrate_cancel.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include "json-util.h"
+#include "machine-internal.h"
+
+#define MIGRATE_POLL_MS 50
+
+struct QmMigration {
+        Machine *machine;
+        sd_bus_message *call;
+        char *uri;
+        guint timeout_timer;
+        guint cancel_timer;
+        guint poll_timer;
+        gboolean timed_out;
+        gboolean cancel_requested;
+};
+
+static void migration_free(QmMigration *mg) {
+        if (mg->timeout_timer)
+                g_source_remove(mg->timeout_timer);
+        if (mg->cancel_timer)
+                g_source_remove(mg->cancel_timer);
+        if (mg->poll_timer)
+                g_source_remove(mg->poll_timer);
+        qm_calls_release(mg->machine->daemon->calls, mg->call);
+        g_free(mg->uri);
+        g_free(mg);
+}
+
+/* Answer the caller and forget the migration (@name NULL: success). */
+static void finish(QmMigration *mg, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void finish(QmMigration *mg, const char *name, const char *fmt, ...) {
+        Machine *m = mg->machine;
+
+        if (name) {
+                va_list ap;
+                g_autofree char *text = NULL;
+                va_start(ap, fmt);
+                text = g_strdup_vprintf(fmt, ap);
+                va_end(ap);
+                sd_bus_reply_method_errorf(mg->call, name, "%s", text);
+        } else {
+                sd_bus_reply_method_return(mg->call, NULL);
+        }
+        if (m->migration == mg)
+                m->migration = NULL;
+        migration_free(mg);
+        machine_refresh_run_state(m);
+}
+
+static void on_ignore(JsonNode *reply, const QmError *error, gpointer data) {
+}
+
+static void cancel(QmMigration *mg) {
+        if (qmp_client_is_ready(mg->machine->qmp))
+                qmp_client_execute(mg->machine->qmp, "migrate_cancel", NULL, mg->machine->config->qmp_timeout,
+                                   on_ignore, NULL);
+}
+
+static gboolean on_timeout(gpointer data) {
+        QmMigration *mg = data;
+        mg->timeout_timer = 0;
+        mg->timed_out = TRUE;
+        cancel(mg);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean on_cancel_after(gpointer data) {
+        QmMigration *mg = data;
+        mg->cancel_timer = 0;
+        mg->cancel_requested = TRUE;
+        cancel(mg);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean on_poll(gpointer data);
+
+static void on_status(JsonNode *reply, const QmError *error, gpointer data) {
+        QmMigration *mg = data;
+        JsonObject *ret;
+        const char *status;
+
+        if (error) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "lost QEMU during the migration: %s", error->message);
+                return;
+        }
+        ret = qm_json_get_object(json_node_get_object(reply), "return");
+        status = qm_json_get_string(ret, "status", "");
+        if (strcmp(status, "completed") == 0) {
+                finish(mg, NULL, NULL);
+        } else if (strcmp(status, "failed") == 0) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "migration to %s failed: %s", mg->uri,
+                       qm_json_get_string(ret, "error-desc", "(no reason given)"));
+        } else if (strcmp(status, "cancelled") == 0) {
+                if (mg->timed_out)
+                        finish(mg, QM_ERROR_MIGRATE_TIMEOUT, "migration to %s did not complete in time; cancelled",
+                               mg->uri);
+                else
+                        finish(mg, QM_ERROR_MIGRATE_CANCELLED, "migration to %s was cancelled", mg->uri);
+        } else {
+                mg->poll_timer = g_timeout_add(MIGRATE_POLL_MS, on_poll, mg);
+        }
+}
+
+static gboolean on_poll(gpointer data) {
+        QmMigration *mg = data;
+
+        mg->poll_timer = 0;
+        if (!qmp_client_is_ready(mg->machine->qmp)) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "lost the QMP connection during the migration");
+                return G_SOURCE_REMOVE;
+        }
+        qmp_client_execute(mg->machine->qmp, "query-migrate", NULL, mg->machine->config->qmp_timeout, on_status, mg);
+        return G_SOURCE_REMOVE;
+}
+
+static void on_migrate(JsonNode *reply, const QmError *error, gpointer data) {
+        QmMigration *mg = data;
+        JsonObject *err;
+
+        if (error) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "migrate: %s", error->message);
+                return;
+        }
+        err = qm_json_get_object(json_node_get_object(reply), "error");
+        if (err) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "%s: %s", qm_json_get_string(err, "class", "GenericError"),
+                       qm_json_get_string(err, "desc", "(no description)"));
+                return;
+        }
+        on_poll(mg);
+}
+
+static void start_migrate(QmMigration *mg) {
+        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+        g_autoptr(JsonNode) args = NULL;
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "uri");
+        json_builder_add_string_value(b, mg->uri);
+        json_builder_end_object(b);
+        args = json_builder_get_root(b);
+        qmp_client_execute(mg->machine->qmp, "migrate", args, mg->machine->config->qmp_timeout, on_migrate, mg);
+}
+
+static void on_stopped(JsonNode *reply, const QmError *error, gpointer data) {
+        QmMigration *mg = data;
+
+        if (error || json_object_has_member(json_node_get_object(reply), "error")) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "cannot pause the guest before an offline migration");
+                return;
+        }
+        start_migrate(mg);
+}
+
+void machine_migrate(Machine *m, sd_bus_message *call, const char *uri, double timeout, gboolean offline,
+                     double cancel_after) {
+        g_autoptr(QmError) e = machine_monitor_unavailable(m);
+        QmMigration *mg;
+
+        if (e) {
+                qm_reply_error(call, e);
+                return;
+        }
+        if (m->migration) {
+                sd_bus_reply_method_errorf(call, QM_ERROR_BUSY, "Machine '%s' is migrating already", m->name);
+                return;
+        }
+        mg = g_new0(QmMigration, 1);
+        mg->machine = m;
+        mg->call = qm_calls_hold(m->daemon->calls, call);
+        mg->uri = g_strdup(uri);
+        m->migration = mg;
+        if (timeout > 0)
+                mg->timeout_timer = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT), on_timeout, mg);
+        if (cancel_after >= 0)
+                mg->cancel_timer = g_timeout_add((guint)MIN(cancel_after * 1000.0, (double)G_MAXUINT),
+                                                 on_cancel_after, mg);
+        if (offline)
+                qmp_client_execute(m->qmp, "stop", NULL, m->config->qmp_timeout, on_stopped, mg);
+        else
+                start_migrate(mg);
+}
+
+void machine_migration_abort(Machine *m, const char *why) {
+        if (m->migration)
+                finish(m->migration, QM_ERROR_MIGRATE_FAILED, "%s", why);
+}
