@@ -1,6 +1,7 @@
 /* org.qmachine.QMachine1.Manager and the ObjectManager at its path. */
 #include "build-config.h"
 #include "bus-gvariant.h"
+#include "images-dbus.h"
 #include "manager.h"
 #include "names.h"
 
@@ -176,6 +177,14 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_get_machine_by_pid, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("RemoveMachine", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
                                 method_remove_machine, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("CreateImage", SD_BUS_ARGS("s", name, "s", format, "t", size, "a{sv}", options),
+                                SD_BUS_RESULT("s", path), images_method_create, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("CheckImage", SD_BUS_ARGS("s", name), SD_BUS_RESULT("s", verdict, "s", report),
+                                images_method_check, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("RemoveImage", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT, images_method_remove,
+                                ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("ListImages", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sst)", images), images_method_list,
+                                ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("MachineNew", SD_BUS_ARGS("s", name, "o", machine), 0),
         SD_BUS_SIGNAL_WITH_ARGS("MachineRemoved", SD_BUS_ARGS("s", name, "o", machine), 0),
         SD_BUS_VTABLE_END,

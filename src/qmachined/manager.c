@@ -9,6 +9,7 @@ Manager *manager_new(QmDaemon *d) {
         mgr->daemon = d;
         mgr->machines = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)machine_free);
         mgr->rand = g_rand_new();
+        mgr->images_in_progress = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         return mgr;
 }
 
@@ -17,6 +18,7 @@ void manager_free(Manager *mgr) {
                 return;
         g_hash_table_unref(mgr->machines);
         g_rand_free(mgr->rand);
+        g_hash_table_unref(mgr->images_in_progress);
         sd_bus_slot_unref(mgr->vtable_slot);
         sd_bus_slot_unref(mgr->object_manager_slot);
         sd_bus_slot_unref(mgr->name_owner_slot);

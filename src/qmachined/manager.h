@@ -11,6 +11,7 @@ struct Manager {
         GHashTable *machines; /* name -> Machine */
         GRand *rand;
         gboolean restoring; /* creating machines from disk: no saving */
+        GHashTable *images_in_progress; /* names qemu-img is creating */
         sd_bus_slot *vtable_slot;
         sd_bus_slot *object_manager_slot;
         sd_bus_slot *name_owner_slot;

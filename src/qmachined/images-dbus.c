@@ -1,0 +1,281 @@
+/*
+ * The image methods of org.qmachine.QMachine1.Manager: CreateImage,
+ * CheckImage, RemoveImage, ListImages over the image directory.
+ */
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "bus-gvariant.h"
+#include "images-dbus.h"
+#include "images.h"
+
+typedef struct {
+        Manager *mgr;
+        sd_bus_message *call;
+        char *name;
+        char *path;
+} ImageCall;
+
+static ImageCall *image_call_new(Manager *mgr, sd_bus_message *call, const char *name) {
+        ImageCall *ic = g_new0(ImageCall, 1);
+        ic->mgr = mgr;
+        ic->call = qm_calls_hold(mgr->daemon->calls, call);
+        ic->name = g_strdup(name);
+        ic->path = g_build_filename(mgr->daemon->image_dir, name, NULL);
+        return ic;
+}
+
+static void image_call_free(ImageCall *ic) {
+        qm_calls_release(ic->mgr->daemon->calls, ic->call);
+        g_free(ic->name);
+        g_free(ic->path);
+        g_free(ic);
+}
+
+static int check_name(const char *name, sd_bus_error *error) {
+        if (!qm_image_name_is_valid(name))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "'%s' is not an image name: a file name without '/', not starting "
+                                         "with '.', at most 255 bytes", name);
+        return 0;
+}
+
+static char *image_path(Manager *mgr, const char *name) {
+        return g_build_filename(mgr->daemon->image_dir, name, NULL);
+}
+
+static gboolean image_exists(Manager *mgr, const char *name) {
+        g_autofree char *path = image_path(mgr, name);
+        return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+static int authorize(Manager *mgr, sd_bus_message *msg, sd_bus_error *error) {
+        return qm_auth_check(mgr->daemon->auth, msg, QM_AUTH_IMAGES, NULL, NULL, error);
+}
+
+static void on_created(int code, const char *output, gpointer data) {
+        ImageCall *ic = data;
+
+        g_hash_table_remove(ic->mgr->images_in_progress, ic->name);
+        if (code == 0) {
+                sd_bus_reply_method_return(ic->call, "s", ic->path);
+        } else {
+                g_unlink(ic->path);
+                sd_bus_reply_method_errorf(ic->call, SD_BUS_ERROR_FAILED, "qemu-img create failed (exit code %d): %s",
+                                           code, output);
+        }
+        image_call_free(ic);
+}
+
+int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autoptr(GVariant) options = NULL;
+        g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GError) err = NULL;
+        const char *name, *format, *key;
+        guint64 size, cluster_size = 0;
+        g_autofree char *backing = NULL;
+        GVariantIter it;
+        GVariant *value;
+        ImageCall *ic;
+        int r;
+
+        r = sd_bus_message_read(msg, "sst", &name, &format, &size);
+        if (r < 0)
+                return r;
+        r = authorize(mgr, msg, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        r = bus_message_read_gvariant(msg, &options);
+        if (r < 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read options");
+        if ((r = check_name(name, error)) < 0)
+                return r;
+        if (!qm_image_format_is_supported(format))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "unknown image format '%s': qcow2 or raw", format);
+        if (size == 0 || size > QM_IMAGE_MAX_SIZE)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "size must be 1 byte to %" G_GUINT64_FORMAT " bytes", QM_IMAGE_MAX_SIZE);
+        g_variant_iter_init(&it, options);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+                g_autoptr(GVariant) v = value;
+                if (strcmp(key, "cluster-size") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64))
+                        cluster_size = g_variant_get_uint64(v);
+                else if (strcmp(key, "backing-file") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
+                        backing = g_variant_dup_string(v, NULL);
+                else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "unknown or ill-typed option '%s' (cluster-size t, backing-file s)",
+                                                 key);
+        }
+        if ((cluster_size || backing) && strcmp(format, "qcow2") != 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "cluster-size and backing-file are for qcow2 only");
+        if (cluster_size && (cluster_size < 512 || cluster_size > 2 * 1024 * 1024 ||
+                             (cluster_size & (cluster_size - 1))))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "cluster-size must be a power of two from 512 to 2097152");
+        if (backing) {
+                if ((r = check_name(backing, error)) < 0)
+                        return r;
+                if (!image_exists(mgr, backing))
+                        return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", backing);
+        }
+        if (image_exists(mgr, name) || g_hash_table_contains(mgr->images_in_progress, name))
+                return sd_bus_error_setf(error, QM_ERROR_IMAGE_EXISTS, "An image named '%s' exists already", name);
+        if (g_mkdir_with_parents(mgr->daemon->image_dir, 0755) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot create %s: %s", mgr->daemon->image_dir,
+                                         g_strerror(errno));
+
+        ic = image_call_new(mgr, msg, name);
+        g_ptr_array_add(args, g_strdup("create"));
+        g_ptr_array_add(args, g_strdup("-q"));
+        g_ptr_array_add(args, g_strdup("-f"));
+        g_ptr_array_add(args, g_strdup(format));
+        if (cluster_size) {
+                g_ptr_array_add(args, g_strdup("-o"));
+                g_ptr_array_add(args, g_strdup_printf("cluster_size=%" G_GUINT64_FORMAT, cluster_size));
+        }
+        if (backing) {
+                g_autofree char *bformat = NULL;
+                guint64 bsize;
+                g_autofree char *bpath = image_path(mgr, backing);
+                if (!qm_image_probe(bpath, &bformat, &bsize))
+                        bformat = g_strdup("raw");
+                g_ptr_array_add(args, g_strdup("-b"));
+                g_ptr_array_add(args, g_strdup(bpath));
+                g_ptr_array_add(args, g_strdup("-F"));
+                g_ptr_array_add(args, g_strdup(bformat));
+        }
+        g_ptr_array_add(args, g_strdup(ic->path));
+        g_ptr_array_add(args, g_strdup_printf("%" G_GUINT64_FORMAT, size));
+        g_ptr_array_add(args, NULL);
+        if (!qm_qemu_img_run((const char *const *)args->pdata, on_created, ic, &err)) {
+                image_call_free(ic);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot run qemu-img: %s", err->message);
+        }
+        g_hash_table_add(mgr->images_in_progress, g_strdup(name));
+        return 1;
+}
+
+static void on_checked(int code, const char *output, gpointer data) {
+        ImageCall *ic = data;
+        const char *verdict = qm_image_check_verdict(code);
+
+        if (verdict)
+                sd_bus_reply_method_return(ic->call, "ss", verdict, output);
+        else
+                sd_bus_reply_method_errorf(ic->call, QM_ERROR_IMAGE_CHECK_FAILED,
+                                           "qemu-img check could not check '%s' (exit code %d): %s", ic->name, code,
+                                           output);
+        image_call_free(ic);
+}
+
+int images_method_check(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autoptr(GError) err = NULL;
+        const char *name;
+        ImageCall *ic;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        r = authorize(mgr, msg, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        if ((r = check_name(name, error)) < 0)
+                return r;
+        if (!image_exists(mgr, name))
+                return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", name);
+        ic = image_call_new(mgr, msg, name);
+        const char *args[] = { "check", ic->path, NULL };
+        if (!qm_qemu_img_run(args, on_checked, ic, &err)) {
+                image_call_free(ic);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot run qemu-img: %s", err->message);
+        }
+        return 1;
+}
+
+/* Does a running machine's command line name @path? */
+static Machine *image_user(Manager *mgr, const char *path) {
+        GHashTableIter it;
+        Machine *m;
+
+        g_hash_table_iter_init(&it, mgr->machines);
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *)&m)) {
+                if (!machine_is_active(m))
+                        continue;
+                for (char **a = m->command_line; a && *a; a++)
+                        if (strstr(*a, path))
+                                return m;
+        }
+        return NULL;
+}
+
+int images_method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autofree char *path = NULL;
+        const char *name;
+        Machine *user;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        r = authorize(mgr, msg, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
+        if ((r = check_name(name, error)) < 0)
+                return r;
+        path = image_path(mgr, name);
+        if (!g_file_test(path, G_FILE_TEST_EXISTS) || g_hash_table_contains(mgr->images_in_progress, name))
+                return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", name);
+        user = image_user(mgr, path);
+        if (user)
+                return sd_bus_error_setf(error, QM_ERROR_BUSY, "Image '%s' is used by running machine '%s'", name,
+                                         user->name);
+        if (g_unlink(path) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot remove %s: %s", path, g_strerror(errno));
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static gint compare_names(gconstpointer a, gconstpointer b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int images_method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = userdata;
+        g_autoptr(sd_bus_message) reply = NULL;
+        g_autoptr(GDir) dir = g_dir_open(mgr->daemon->image_dir, 0, NULL);
+        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+        const char *entry;
+        int r;
+
+        while (dir && (entry = g_dir_read_name(dir)))
+                if (qm_image_name_is_valid(entry) && !g_hash_table_contains(mgr->images_in_progress, entry))
+                        g_ptr_array_add(names, g_strdup(entry));
+        g_ptr_array_sort(names, compare_names);
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(sst)");
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < names->len; i++) {
+                g_autofree char *path = image_path(mgr, names->pdata[i]);
+                g_autofree char *format = NULL;
+                guint64 size;
+                if (!qm_image_probe(path, &format, &size))
+                        continue; /* not a regular file */
+                r = sd_bus_message_append(reply, "(sst)", names->pdata[i], format, size);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
