@@ -140,6 +140,50 @@ static void test_argv_console(void) {
                         "-uuid 00000000-0000-0000-0000-000000000001");
 }
 
+static void test_clone(void) {
+        g_autofree char *n = NULL, *msg = NULL;
+        g_autoptr(QmConfig) base = parse("{'machine': <'pc'>, 'nics': <uint32 1>, 'args': <['-S']>,"
+                                         " 'uuid': <'00000000-0000-0000-0000-000000000001'>}", &n, &msg);
+        g_autoptr(GVariant) none = g_variant_ref_sink(g_variant_new_parsed("@a{sv} {}"));
+        g_autoptr(GVariant) over = g_variant_ref_sink(g_variant_new_parsed("{'nics': <uint32 2>, 'uuid': <'00000000-0000-0000-0000-0000000000AB'>}"));
+        g_autoptr(GVariant) bad = g_variant_ref_sink(g_variant_new_parsed("{'bogus': <1>}"));
+        QmError *e = NULL;
+        g_autoptr(QmConfig) c1 = qm_config_clone(base, none, &e);
+        g_autoptr(QmConfig) c2 = qm_config_clone(base, over, &e);
+
+        g_assert_nonnull(c1);
+        g_assert_cmpstr(c1->machine, ==, "pc");
+        g_assert_cmpstr(c1->args[0], ==, "-S");
+        g_assert_cmpuint(c1->nics, ==, 1);
+        g_assert_cmpstr(c1->uuid, !=, base->uuid); /* a new UUID, so new MACs */
+        g_assert_nonnull(c2);
+        g_assert_cmpuint(c2->nics, ==, 2);
+        g_assert_cmpstr(c2->uuid, ==, "00000000-0000-0000-0000-0000000000ab");
+        g_assert_null(qm_config_clone(base, bad, &e));
+        g_assert_cmpstr(e->name, ==, "org.freedesktop.DBus.Error.InvalidArgs");
+        qm_error_free(e);
+}
+
+static void test_json_round_trip(void) {
+        g_autofree char *n = NULL, *msg = NULL;
+        g_autoptr(QmConfig) c = parse("{'machine': <'q35'>, 'nics': <uint32 3>, 'qmp-timeout': <2.5>,"
+                                      " 'args': <['-m', '256']>, 'persistent': <true>}", &n, &msg);
+        g_autoptr(JsonNode) j = qm_config_to_json(c);
+        QmError *e = NULL;
+        g_autoptr(QmConfig) back = qm_config_from_json(j, &e);
+        g_autoptr(JsonNode) bad = json_from_string("{\"nics\": -1}", NULL);
+
+        g_assert_nonnull(back);
+        g_assert_cmpstr(back->machine, ==, "q35");
+        g_assert_cmpuint(back->nics, ==, 3);
+        g_assert_cmpfloat(back->qmp_timeout, ==, 2.5);
+        g_assert_cmpstr(back->args[1], ==, "256");
+        g_assert_true(back->persistent);
+        g_assert_cmpstr(back->uuid, ==, c->uuid);
+        g_assert_null(qm_config_from_json(bad, &e));
+        qm_error_free(e);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/config/defaults", test_defaults);
@@ -148,5 +192,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/names/validate-generate-path", test_names);
         g_test_add_func("/argv/base-args", test_argv);
         g_test_add_func("/argv/console", test_argv_console);
+        g_test_add_func("/config/clone", test_clone);
+        g_test_add_func("/config/json-round-trip", test_json_round_trip);
         return g_test_run();
 }
