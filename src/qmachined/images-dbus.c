@@ -54,6 +54,20 @@ static int authorize(Manager *mgr, sd_bus_message *msg, sd_bus_error *error) {
         return qm_auth_check(mgr->daemon->auth, msg, QM_AUTH_IMAGES, NULL, NULL, error);
 }
 
+/* The name argument of Check/RemoveImage, after authorization: 1 go on,
+ * 0 a check is under way (the handler returns 1), < 0 an error. */
+static int read_name_authorized(Manager *mgr, sd_bus_message *msg, const char **name, sd_bus_error *error) {
+        int r = sd_bus_message_read(msg, "s", name);
+
+        if (r < 0)
+                return r;
+        r = authorize(mgr, msg, error);
+        if (r <= 0)
+                return r;
+        r = check_name(*name, error);
+        return r < 0 ? r : 1;
+}
+
 static void on_created(int code, const char *output, gpointer data) {
         ImageCall *ic = data;
 
@@ -180,14 +194,9 @@ int images_method_check(sd_bus_message *msg, void *userdata, sd_bus_error *error
         ImageCall *ic;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &name);
-        if (r < 0)
-                return r;
-        r = authorize(mgr, msg, error);
+        r = read_name_authorized(mgr, msg, &name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if ((r = check_name(name, error)) < 0)
-                return r;
         if (!image_exists(mgr, name))
                 return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", name);
         ic = image_call_new(mgr, msg, name);
@@ -222,14 +231,9 @@ int images_method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         Machine *user;
         int r;
 
-        r = sd_bus_message_read(msg, "s", &name);
-        if (r < 0)
-                return r;
-        r = authorize(mgr, msg, error);
+        r = read_name_authorized(mgr, msg, &name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if ((r = check_name(name, error)) < 0)
-                return r;
         path = image_path(mgr, name);
         if (!g_file_test(path, G_FILE_TEST_EXISTS) || g_hash_table_contains(mgr->images_in_progress, name))
                 return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", name);
