@@ -89,6 +89,7 @@ int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         g_autoptr(GError) err = NULL;
         const char *name, *format, *key;
         guint64 size, cluster_size = 0;
+        gboolean has_cluster_size = FALSE;
         g_autofree char *backing = NULL;
         GVariantIter it;
         GVariant *value;
@@ -115,8 +116,10 @@ int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         g_variant_iter_init(&it, options);
         while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
                 g_autoptr(GVariant) v = value;
-                if (strcmp(key, "cluster-size") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64))
+                if (strcmp(key, "cluster-size") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64)) {
                         cluster_size = g_variant_get_uint64(v);
+                        has_cluster_size = TRUE;
+                }
                 else if (strcmp(key, "backing-file") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
                         backing = g_variant_dup_string(v, NULL);
                 else
@@ -124,10 +127,10 @@ int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                                                  "unknown or ill-typed option '%s' (cluster-size t, backing-file s)",
                                                  key);
         }
-        if ((cluster_size || backing) && strcmp(format, "qcow2") != 0)
+        if ((has_cluster_size || backing) && strcmp(format, "qcow2") != 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "cluster-size and backing-file are for qcow2 only");
-        if (cluster_size && (cluster_size < 512 || cluster_size > 2 * 1024 * 1024 ||
+        if (has_cluster_size && (cluster_size < 512 || cluster_size > 2 * 1024 * 1024 ||
                              (cluster_size & (cluster_size - 1))))
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "cluster-size must be a power of two from 512 to 2097152");

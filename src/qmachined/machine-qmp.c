@@ -104,7 +104,7 @@ static gboolean track_run_state(Machine *m, const QmEvent *e) {
                 return update_run_state(m, "suspended");
         if (strcmp(e->name, "GUEST_PANICKED") == 0)
                 return update_run_state(m, "guest-panicked");
-        if (strcmp(e->name, "RESET") == 0)
+        if (strcmp(e->name, "RESET") == 0 || strcmp(e->name, "MIGRATION") == 0)
                 refresh_run_state(m);
         return FALSE;
 }
@@ -178,6 +178,10 @@ static void on_launch_status(JsonNode *reply, const QmError *error, gpointer dat
         machine_launch_done(m);
 }
 
+static void on_ignored(JsonNode *reply, const QmError *error, gpointer data) {
+        /* best effort: the outcome shows elsewhere */
+}
+
 static void on_ready(QmpClient *c, JsonNode *greeting, gpointer data) {
         Machine *m = data;
         JsonObject *qmp = qm_json_get_object(json_node_get_object(greeting), "QMP");
@@ -188,6 +192,13 @@ static void on_ready(QmpClient *c, JsonNode *greeting, gpointer data) {
         m->qemu_version = g_strdup_printf("%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT ".%" G_GINT64_FORMAT,
                                           qm_json_get_int(qemu, "major", 0), qm_json_get_int(qemu, "minor", 0),
                                           qm_json_get_int(qemu, "micro", 0));
+        /* An incoming migration ends without a run state event when the
+         * guest stays paused; QEMU's MIGRATION events tell us. */
+        if (m->config->incoming) {
+                g_autoptr(JsonNode) args = json_from_string(
+                        "{\"capabilities\": [{\"capability\": \"events\", \"state\": true}]}", NULL);
+                qmp_client_execute(c, "migrate-set-capabilities", args, m->config->qmp_timeout, on_ignored, NULL);
+        }
         /* RunState must be right when Launch returns (-S: prelaunch). */
         qmp_client_execute(c, "query-status", NULL, m->config->qmp_timeout, on_launch_status, m);
 }

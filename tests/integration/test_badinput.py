@@ -21,6 +21,17 @@ MANAGER_WRONG = [
     ("GetMachineByPID", GLib.Variant("(s)", ("1",))),
     ("GetMachineByPID", GLib.Variant("(i)", (1,))),
     ("RemoveMachine", GLib.Variant("(o)", ("/x",))),
+    ("CloneMachine", GLib.Variant("(ss)", ("x", "y"))),
+    ("CloneMachine", GLib.Variant("(ssa{ss})", ("x", "y", {"uuid": "z"}))),
+    ("CloneMachine", GLib.Variant("(sa{sv})", ("x", {}))),
+    ("CreateImage", GLib.Variant("(sst)", ("x.qcow2", "qcow2", 1024))),
+    ("CreateImage", GLib.Variant("(ssua{sv})", ("x.qcow2", "qcow2", 1024, {}))),
+    ("CreateImage", GLib.Variant("(stsa{sv})", ("x.qcow2", 1024, "qcow2", {}))),
+    ("CheckImage", None),
+    ("CheckImage", GLib.Variant("(o)", ("/x",))),
+    ("RemoveImage", GLib.Variant("(u)", (1,))),
+    ("RemoveImage", None),
+    ("ListImages", GLib.Variant("(s)", ("x",))),
 ]
 
 MACHINE_WRONG = [
@@ -43,6 +54,10 @@ MACHINE_WRONG = [
     ("GetEvents", GLib.Variant("(u)", (0,))),
     ("GetEvents", None),
     ("GetLog", GLib.Variant("(s)", ("x",))),
+    ("Migrate", GLib.Variant("(s)", ("tcp:127.0.0.1:1",))),
+    ("Migrate", GLib.Variant("(sa{ss})", ("tcp:127.0.0.1:1", {"timeout": "1"}))),
+    ("Migrate", GLib.Variant("(a{sv}s)", ({}, "tcp:127.0.0.1:1"))),
+    ("VerifyAlive", GLib.Variant("(d)", (1.0,))),
 ]
 
 # A value of the wrong type for each config key.
@@ -81,7 +96,8 @@ class BadInputTest(qmtest.QMTestCase):
                 with self.subTest(method=method, args=args, running=running):
                     self.expect_error(INVALID_ARGS, self.call, path, MACHINE_IFACE,
                                       method, args)
-        # Nothing happened to the machine.
+        # Nothing happened to the machine, nothing was made.
+        self.assertEqual(self.manager("ListImages", None, "(a(sst))"), [])
         self.assertEqual(self.mprop(path, "State"), "running")
         self.assertEqual(self.command(path, "query-status")["status"], "running")
         self.assert_daemon_answers(1)

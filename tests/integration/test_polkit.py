@@ -10,6 +10,7 @@ mode there is no polkit: only the daemon's own uid may call."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -149,10 +150,12 @@ class PolkitTest(NobodyMixin, qmtest.QMTestCase):
 
     def assert_asked(self, action_name, machine, verb, command=None, flags=0):
         """The last check was for this action with exactly these details,
-        for nobody's connection."""
+        for nobody's connection (machine None: a call about no machine)."""
         c = self.last_check()
         self.assertEqual(c["action"], action(action_name), c)
-        details = {"machine": machine, "verb": verb}
+        details = {"verb": verb}
+        if machine is not None:
+            details["machine"] = machine
         if command is not None:
             details["command"] = command
         self.assertEqual(c["details"], details, c)
@@ -404,6 +407,167 @@ class PolkitTest(NobodyMixin, qmtest.QMTestCase):
         self.assertFalse(pid_alive(pid))
         # And on a stopped one it returns at once.
         self.assertIsNone(self.nobody_machine(path, "Wait", vtext("(d)", (5.0,))))
+
+    # -- images
+
+    def image_names(self):
+        return [i[0] for i in self.manager("ListImages", None, "(a(sst))")]
+
+    def test_images_denied(self):
+        image_dir = self.manager_prop("ImageDirectory")
+        self.manager("CreateImage", GLib.Variant("(ssta{sv})", ("keep.qcow2", "qcow2",
+                                                                1 << 20, {})), "(s)")
+        for allowed in (["admin", "manage", "monitor", "console"], []):
+            self.pk.set_allowed(allowed)
+            self.expect_denied(self.nobody_manager, "CreateImage",
+                               vtext("(ssta{sv})", ("pk.qcow2", "qcow2", 1 << 20, {})))
+            self.assert_asked("images", None, "CreateImage")
+            self.expect_denied(self.nobody_manager, "CheckImage", vtext("(s)", ("keep.qcow2",)))
+            self.assert_asked("images", None, "CheckImage")
+            self.expect_denied(self.nobody_manager, "RemoveImage", vtext("(s)", ("keep.qcow2",)))
+            self.assert_asked("images", None, "RemoveImage")
+            # Denied before anything is looked at: an unknown name too.
+            self.expect_denied(self.nobody_manager, "RemoveImage", vtext("(s)", ("none.raw",)))
+        self.assertEqual(sorted(os.listdir(image_dir)), ["keep.qcow2"])
+        self.assertEqual(self.image_names(), ["keep.qcow2"])
+
+        # ListImages needs nothing.
+        n = len(self.checks())
+        self.assertEqual(self.nobody_manager("ListImages"), [["keep.qcow2", "qcow2", 1 << 20]])
+        self.assertEqual(len(self.checks()), n, "ListImages asked polkit")
+
+    def test_images_allowed(self):
+        self.allow("images")
+        path = self.nobody_manager("CreateImage",
+                                   vtext("(ssta{sv})", ("pk.qcow2", "qcow2", 1 << 20, {})))
+        self.assert_asked("images", None, "CreateImage")
+        self.assertEqual(path, os.path.join(self.manager_prop("ImageDirectory"), "pk.qcow2"))
+        self.assertTrue(os.path.isfile(path))
+        verdict, report = self.nobody_manager("CheckImage", vtext("(s)", ("pk.qcow2",)))
+        self.assert_asked("images", None, "CheckImage")
+        self.assertEqual(verdict, "ok", report)
+        self.assertEqual(self.nobody_manager("ListImages"), [["pk.qcow2", "qcow2", 1 << 20]])
+        self.assertIsNone(self.nobody_manager("RemoveImage", vtext("(s)", ("pk.qcow2",))))
+        self.assert_asked("images", None, "RemoveImage")
+        self.assertFalse(os.path.exists(path))
+        self.assertEqual(self.image_names(), [])
+        # images is not admin.
+        self.expect_denied(self.nobody_manager, "CreateMachine", create_args("pk-img"))
+
+    # -- CloneMachine, Migrate (admin), VerifyAlive (monitor)
+
+    def test_clone_needs_admin(self):
+        src = self.create_none_machine("pk-src")
+        self.allow_all_but("admin")
+        self.expect_denied(self.nobody_manager, "CloneMachine",
+                           vtext("(ssa{sv})", ("pk-src", "pk-copy", {})))
+        self.assert_asked("admin", "pk-copy", "CloneMachine")
+        self.assertEqual(self.manager_prop("MachineCount"), 1)
+        self.expect_error(err("NoSuchMachine"), self.manager, "GetMachine",
+                          GLib.Variant("(s)", ("pk-copy",)), "(o)")
+
+        self.allow("admin")
+        path = self.nobody_manager("CloneMachine",
+                                   vtext("(ssa{sv})", ("pk-src", "pk-copy",
+                                                       config_variant({"description": "c"}))))
+        self.assert_asked("admin", "pk-copy", "CloneMachine")
+        self.assertEqual(path, machine_path("pk-copy"))
+        self.assertEqual(self.mprop(path, "Config")["description"], "c")
+        self.assertNotEqual(self.mprop(path, "UUID"), self.mprop(src, "UUID"))
+        self.launch(path)
+        self.assertEqual(self.mprop(path, "State"), "running")
+
+    def test_migrate_needs_admin(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            uri = "tcp:127.0.0.1:%d" % s.getsockname()[1]
+        dst = self.create_none_machine("pk-dst", incoming=uri)
+        self.launch(dst)
+        src = self.running_machine("pk-mig")
+        pid = self.mprop(src, "Pid")
+        self.allow_all_but("admin")
+        self.expect_denied(self.nobody_machine, src, "Migrate",
+                           vtext("(sa{sv})", (uri, {})))
+        self.assert_asked("admin", "pk-mig", "Migrate")
+        qmtest.iterate_for(0.2)
+        self.assert_running_unchanged(src, pid)
+        self.assertEqual(self.mprop(dst, "RunState"), "inmigrate")
+
+        self.allow("admin")
+        self.assertIsNone(self.nobody_machine(src, "Migrate", vtext("(sa{sv})", (uri, {}))))
+        self.assert_asked("admin", "pk-mig", "Migrate")
+        self.wait_property(src, "RunState", "postmigrate")
+        self.wait_property(dst, "RunState", "running")
+
+    def test_verify_alive_needs_monitor(self):
+        path = self.running_machine("pk-alive")
+        self.allow_all_but("monitor")
+        self.expect_denied(self.nobody_machine, path, "VerifyAlive")
+        self.assert_asked("monitor", "pk-alive", "VerifyAlive")
+        self.allow("monitor")
+        self.assertIsNone(self.nobody_machine(path, "VerifyAlive"))
+        self.assert_asked("monitor", "pk-alive", "VerifyAlive")
+        self.kill(path)
+        self.expect_error(err("Dead"), self.nobody_machine, path, "VerifyAlive")
+        self.assert_asked("monitor", "pk-alive", "VerifyAlive")
+
+    # -- console (OpenConsole, GetConsoleOutput), SendKey and Powerdown (manage)
+
+    def pc_machine(self, name):
+        """A stopped pc with a console, created and launched by root."""
+        path = self.create_machine(name, machine="pc", console=True,
+                                   args=["-nodefaults", "-S", "-m", "64"] + qmtest.accel_args())
+        self.launch(path)
+        self.wait_property(path, "RunState", "prelaunch")
+        return path
+
+    def test_console_needs_console(self):
+        path = self.pc_machine("pk-con")
+        self.allow_all_but("console")
+        self.expect_denied(self.nobody_machine, path, "OpenConsole")
+        self.assert_asked("console", "pk-con", "OpenConsole")
+        self.expect_denied(self.nobody_machine, path, "GetConsoleOutput")
+        self.assert_asked("console", "pk-con", "GetConsoleOutput")
+
+        self.allow("console")
+        # as_user.py does not take fds: past authorization either the reply
+        # or GDBus' own complaint about the fd comes back, never a denial.
+        try:
+            self.nobody_machine(path, "OpenConsole")
+        except DBusCallError as e:
+            self.assertNotEqual(e.name, ACCESS_DENIED, e.text)
+            self.assertNotIn(qmtest.ERROR_PREFIX, e.name, e.text)
+        self.assert_asked("console", "pk-con", "OpenConsole")
+        out = self.nobody_machine(path, "GetConsoleOutput")
+        self.assertIsInstance(out, (str, list))
+        self.assert_asked("console", "pk-con", "GetConsoleOutput")
+        self.assertEqual(self.mprop(path, "State"), "running")
+
+    def test_sendkey_powerdown_need_manage(self):
+        path = self.pc_machine("pk-keys")
+        pid = self.mprop(path, "Pid")
+        self.allow_all_but("manage")
+        self.expect_denied(self.nobody_machine, path, "SendKey",
+                           vtext("(asu)", (["shift-a"], 0)))
+        self.assert_asked("manage", "pk-keys", "SendKey")
+        e = self.expect_denied(self.nobody_machine, path, "Powerdown", vtext("(d)", (0.5,)))
+        self.assertLess(e.elapsed, 0.45, "denied at once, not after the timeout")
+        self.assert_asked("manage", "pk-keys", "Powerdown")
+        qmtest.iterate_for(0.7)
+        self.assert_running_unchanged(path, pid, "prelaunch")
+        self.assertNotIn("POWERDOWN", [e["event"] for _s, e in self.get_events(path)])
+
+        self.allow("manage")
+        self.assertIsNone(self.nobody_machine(path, "SendKey",
+                                              vtext("(asu)", (["shift-a", "ret"], 10))))
+        self.assert_asked("manage", "pk-keys", "SendKey")
+        # The CPUs never started: the guest cannot power off by itself.
+        self.expect_error(err("AbnormalShutdown"), self.nobody_machine, path, "Powerdown",
+                          vtext("(d)", (0.5,)))
+        self.assert_asked("manage", "pk-keys", "Powerdown")
+        self.assertIn("POWERDOWN", [e["event"] for _s, e in self.get_events(path)])
+        self.assertFalse(pid_alive(pid))
+        self.assertNotEqual(self.mprop(path, "State"), "running")
 
     # -- no authorization needed
 
