@@ -142,17 +142,13 @@ static gboolean json_syntax_ok(const char *text, gsize len, int *depth) {
         return x.p == x.end;
 }
 
-JsonNode *qm_json_parse(const char *text, gssize len, GError **error) {
-        g_autoptr(JsonParser) parser = NULL;
-        JsonNode *root;
+static gboolean check_text(const char *text, gsize len, GError **error) {
         int depth;
 
-        if (len < 0)
-                len = strlen(text);
         if (memchr(text, 0, len) || !g_utf8_validate(text, len, NULL)) {
                 g_set_error_literal(error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
                                     "not valid UTF-8 text");
-                return NULL;
+                return FALSE;
         }
         if (!json_syntax_ok(text, len, &depth)) {
                 if (depth > QM_JSON_MAX_DEPTH)
@@ -161,18 +157,41 @@ JsonNode *qm_json_parse(const char *text, gssize len, GError **error) {
                 else
                         g_set_error(error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE,
                                     "not a single well-formed JSON value (RFC 8259)");
-                return NULL;
+                return FALSE;
         }
-        parser = json_parser_new_immutable();
+        return TRUE;
+}
+
+JsonNode *qm_json_parse_with(JsonParser *parser, const char *text, gssize len, GError **error) {
+        JsonNode *root;
+
+        if (len < 0)
+                len = strlen(text);
+        if (!check_text(text, len, error))
+                return NULL;
         if (!json_parser_load_from_data(parser, text, len, error))
                 return NULL;
         root = json_parser_get_root(parser);
         if (!root) {
-                g_set_error_literal(error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE,
-                                    "empty document");
+                g_set_error_literal(error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE, "empty document");
                 return NULL;
         }
         return json_node_ref(root);
+}
+
+JsonNode *qm_json_parse(const char *text, gssize len, GError **error) {
+        g_autoptr(JsonParser) parser = json_parser_new_immutable();
+        return qm_json_parse_with(parser, text, len, error);
+}
+
+gboolean qm_json_check(const char *text, GError **error) {
+        return check_text(text, strlen(text), error);
+}
+
+gboolean qm_json_text_is_object(const char *text) {
+        while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r')
+                text++;
+        return *text == '{';
 }
 
 char *qm_json_to_string(JsonNode *node) {

@@ -9,6 +9,15 @@
 /* Parse @len bytes of JSON text (UTF-8, no NUL). NULL and @error on failure. */
 JsonNode *qm_json_parse(const char *text, gssize len, GError **error);
 
+/* The same with a parser the caller keeps and reuses. */
+JsonNode *qm_json_parse_with(JsonParser *parser, const char *text, gssize len, GError **error);
+
+/* Is @text one well-formed JSON value (strict, depth-bounded)? Checks
+ * without building a tree. */
+gboolean qm_json_check(const char *text, GError **error);
+/* For text that passed qm_json_check(): is the value an object? */
+gboolean qm_json_text_is_object(const char *text);
+
 /* Compact serialization; never NULL. */
 char *qm_json_to_string(JsonNode *node);
 

@@ -208,28 +208,22 @@ static int method_resume(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 }
 
 /* Parse a JSON object argument; "" is no value. */
-static int parse_json_object(const char *text, const char *what, JsonNode **out, sd_bus_error *error) {
+/* A JSON object argument ("" is no value), checked without a tree. */
+static int check_json_object(const char *text, const char *what, sd_bus_error *error) {
         g_autoptr(GError) err = NULL;
-        JsonNode *node;
 
-        *out = NULL;
         if (!*text)
                 return 0;
-        node = qm_json_parse(text, -1, &err);
-        if (!node)
+        if (!qm_json_check(text, &err))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s is not valid JSON: %s", what,
                                          err->message);
-        if (!JSON_NODE_HOLDS_OBJECT(node)) {
-                json_node_unref(node);
+        if (!qm_json_text_is_object(text))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s must be a JSON object", what);
-        }
-        *out = node;
         return 0;
 }
 
 static int qmp_common(sd_bus_message *msg, void *userdata, sd_bus_error *error, QmpReplyKind kind) {
         Machine *m = M(userdata);
-        g_autoptr(JsonNode) args = NULL;
         const char *command, *arguments;
         int r;
 
@@ -247,10 +241,10 @@ static int qmp_common(sd_bus_message *msg, void *userdata, sd_bus_error *error, 
         if (strcmp(command, "qmp_capabilities") == 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "qmp_capabilities is done by the daemon at launch");
-        r = parse_json_object(arguments, "arguments", &args, error);
+        r = check_json_object(arguments, "arguments", error);
         if (r < 0)
                 return r;
-        machine_qmp(m, msg, command, args, kind);
+        machine_qmp(m, msg, command, *arguments ? arguments : NULL, kind);
         return 1;
 }
 
@@ -356,9 +350,7 @@ PROPERTY_GETTER(prop_runtime_directory) { return get_string(reply, M(userdata)->
 PROPERTY_GETTER(prop_log_directory) { return get_string(reply, M(userdata)->log_dir); }
 
 PROPERTY_GETTER(prop_config) {
-        Machine *m = M(userdata);
-        g_autoptr(GVariant) v = g_variant_ref_sink(qm_config_to_variant(m->config, m->daemon->default_binary));
-        return bus_message_append_gvariant(reply, v);
+        return bus_message_append_gvariant(reply, M(userdata)->config_variant);
 }
 
 PROPERTY_GETTER(prop_mac_addresses) {

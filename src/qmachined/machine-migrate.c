@@ -55,7 +55,7 @@ static void finish(QmMigration *mg, const char *name, const char *fmt, ...) {
         machine_refresh_run_state(m);
 }
 
-static void on_ignore(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_ignore(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
 }
 
 static void cancel(QmMigration *mg) {
@@ -82,7 +82,7 @@ static gboolean on_cancel_after(gpointer data) {
 
 static gboolean on_poll(gpointer data);
 
-static void on_status(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_status(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         QmMigration *mg = data;
         JsonObject *ret;
         const char *status;
@@ -121,7 +121,7 @@ static gboolean on_poll(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-static void on_migrate(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_migrate(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         QmMigration *mg = data;
         JsonObject *err;
 
@@ -150,7 +150,7 @@ static void start_migrate(QmMigration *mg) {
         qmp_client_execute(mg->machine->qmp, "migrate", args, mg->machine->config->qmp_timeout, on_migrate, mg);
 }
 
-static void on_stopped(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_stopped(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         QmMigration *mg = data;
 
         if (error || json_object_has_member(json_node_get_object(reply), "error")) {

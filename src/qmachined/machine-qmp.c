@@ -51,7 +51,7 @@ void machine_refresh_run_state(Machine *m) {
         refresh_run_state(m);
 }
 
-static void on_run_state(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_run_state(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         Machine *m = data;
         const char *status;
 
@@ -154,7 +154,7 @@ static void on_event(QmpClient *c, JsonNode *node, gpointer data) {
         wake_waiters(m, e);
 }
 
-static void on_launch_status(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_launch_status(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         Machine *m = data;
         const char *status;
 
@@ -178,7 +178,7 @@ static void on_launch_status(JsonNode *reply, const QmError *error, gpointer dat
         machine_launch_done(m);
 }
 
-static void on_ignored(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_ignored(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         /* best effort: the outcome shows elsewhere */
 }
 
@@ -228,7 +228,7 @@ QmpClient *machine_qmp_connect(Machine *m, int fd) {
         return qmp_client_new(fd, m->config->qmp_timeout, &callbacks, m);
 }
 
-static void on_quit(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_quit(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         /* The outcome shows in the exit; an error here changes nothing. */
 }
 
@@ -239,7 +239,22 @@ gboolean machine_qmp_send_quit(Machine *m) {
         return TRUE;
 }
 
-static void on_qmp_reply(JsonNode *reply, const QmError *error, gpointer data) {
+/* The JSON of "return": cut from the text when "return" is its only
+ * member ('{"return": X}'), else serialized from the tree. */
+static void reply_return_member(sd_bus_message *call, JsonObject *obj, const char *text) {
+        static const char prefix[] = "{\"return\": ";
+        gsize len = strlen(text);
+        g_autofree char *value = NULL;
+
+        if (json_object_get_size(obj) == 2 /* return, id */ && g_str_has_prefix(text, prefix) &&
+            len > sizeof(prefix) && text[len - 1] == '}')
+                value = g_strndup(text + sizeof(prefix) - 1, len - sizeof(prefix));
+        else
+                value = qm_json_to_string(json_object_get_member(obj, "return"));
+        sd_bus_reply_method_return(call, "s", value);
+}
+
+static void on_qmp_reply(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         QmpCall *qc = data;
         JsonObject *obj;
 
@@ -249,7 +264,6 @@ static void on_qmp_reply(JsonNode *reply, const QmError *error, gpointer data) {
         }
         obj = json_node_get_object(reply);
         if (qc->kind == QMP_REPLY_RAW) {
-                g_autofree char *text = qm_json_to_string(reply);
                 sd_bus_reply_method_return(qc->call, "s", text);
         } else if (json_object_has_member(obj, "error")) {
                 JsonObject *err = qm_json_get_object(obj, "error");
@@ -257,8 +271,7 @@ static void on_qmp_reply(JsonNode *reply, const QmError *error, gpointer data) {
                                            qm_json_get_string(err, "class", "GenericError"),
                                            qm_json_get_string(err, "desc", "(no description)"));
         } else if (qc->kind == QMP_REPLY_RETURN) {
-                g_autofree char *text = qm_json_to_string(json_object_get_member(obj, "return"));
-                sd_bus_reply_method_return(qc->call, "s", text);
+                reply_return_member(qc->call, obj, text);
         } else {
                 sd_bus_reply_method_return(qc->call, NULL);
         }
@@ -280,7 +293,7 @@ QmError *machine_monitor_unavailable(Machine *m) {
         return NULL;
 }
 
-void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode *arguments,
+void machine_qmp(Machine *m, sd_bus_message *call, const char *command, const char *arguments,
                  QmpReplyKind kind) {
         g_autoptr(QmError) e = machine_monitor_unavailable(m);
         QmpCall *qc;
@@ -296,7 +309,7 @@ void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode
         /* Remembered at once: QEMU may exit before its answer is read. */
         if (strcmp(command, "quit") == 0)
                 m->quit_issued = TRUE;
-        qmp_client_execute(m->qmp, command, arguments, m->config->qmp_timeout, on_qmp_reply, qc);
+        qmp_client_execute_text(m->qmp, command, arguments, m->config->qmp_timeout, on_qmp_reply, qc);
 }
 
 static gboolean on_waiter_timeout(gpointer data) {
@@ -373,7 +386,7 @@ void machine_forget_client(Machine *m, const char *unique_name) {
         }
 }
 
-static void on_powerdown_sent(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_powerdown_sent(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         /* An error shows as the guest not powering off: Powerdown's timer
          * then quits and reports AbnormalShutdown. */
         if (error)
@@ -398,7 +411,7 @@ typedef struct {
         QmError *error;
 } KeysCall;
 
-static void on_key_sent(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_key_sent(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         KeysCall *k = data;
 
         if (!k->error) {
@@ -479,7 +492,7 @@ void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int f
         qmp_client_execute_with_fd(m->qmp, "getfd", args, copy, m->config->qmp_timeout, on_qmp_reply, qc);
 }
 
-static void on_alive(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_alive(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         QmpCall *qc = data;
         Machine *m = qc->machine;
 

@@ -110,6 +110,7 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->name = g_strdup(name);
         m->path = qm_name_to_path(name);
         m->config = config;
+        m->config_variant = g_variant_ref_sink(qm_config_to_variant(config, d->default_binary));
         m->state = QM_STATE_DEFINED;
         m->run_state = g_strdup("");
         m->exit_code = QM_EXIT_CODE_UNKNOWN;
@@ -157,6 +158,7 @@ void machine_free(Machine *m) {
         qm_crash_scan_free(m->crash_scan);
         g_free(m->kernel_crash);
         qm_config_free(m->config);
+        g_variant_unref(m->config_variant);
         g_strfreev(m->command_line);
         g_free(m->launch_error);
         g_free(m->name);

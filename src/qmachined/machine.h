@@ -50,6 +50,7 @@ struct Machine {
         char *name;
         char *path;
         QmConfig *config;
+        GVariant *config_variant; /* the Config property, built once */
         sd_bus_slot *vtable_slot;
 
         QmState state;
@@ -119,7 +120,7 @@ void machine_wait(Machine *m, sd_bus_message *call, double timeout);
  * FALSE with the JSON of "return" or a QmpError (Command); @empty: reply
  * carries no value (Pause/Resume/Reset). */
 typedef enum { QMP_REPLY_RAW, QMP_REPLY_RETURN, QMP_REPLY_EMPTY } QmpReplyKind;
-void machine_qmp(Machine *m, sd_bus_message *call, const char *command, JsonNode *arguments,
+void machine_qmp(Machine *m, sd_bus_message *call, const char *command, const char *arguments,
                  QmpReplyKind kind);
 
 /* QMP migrate and wait for its end; see machine-migrate.c. */

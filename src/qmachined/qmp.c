@@ -54,6 +54,7 @@ struct QmpClient {
         double timeout;
         JsonNode *greeting;
         GQueue early_events; /* events QEMU sent before the handshake ended */
+        JsonParser *parser;  /* reused for every line */
         QmpCallbacks cb;
         gpointer userdata;
 };
@@ -77,6 +78,7 @@ static void qmp_unref(QmpClient *c) {
         if (c->greeting)
                 json_node_unref(c->greeting);
         g_queue_clear_full(&c->early_events, (GDestroyNotify)json_node_unref);
+        g_object_unref(c->parser);
         g_free(c);
 }
 
@@ -88,13 +90,13 @@ static void pending_free(gpointer p) {
         g_free(q);
 }
 
-static void pending_complete(QmpPending *q, JsonNode *reply, const QmError *err) {
+static void pending_complete(QmpPending *q, JsonNode *reply, const char *text, const QmError *err) {
         QmpReplyFunc func = q->func;
         gpointer ud = q->userdata;
 
         /* Removing frees q; call the callback after, with copies. */
         g_hash_table_remove(q->client->pending, &q->id);
-        func(reply, err, ud);
+        func(reply, text, err, ud);
 }
 
 /* Tear down the transport and fail every pending command. Callbacks may
@@ -121,7 +123,7 @@ static void qmp_shutdown(QmpClient *c, const char *reason, gboolean notify) {
                 g_autoptr(QmError) e = qm_error_new(QM_ERROR_QMP_DISCONNECTED,
                                                     "QMP connection lost before '%s' was answered: %s",
                                                     q->command, reason);
-                q->func(NULL, e, q->userdata);
+                q->func(NULL, NULL, e, q->userdata);
                 pending_free(q);
         }
         g_list_free(list);
@@ -213,26 +215,32 @@ static gboolean qmp_flush(QmpClient *c) {
         return FALSE;
 }
 
-static void qmp_send(QmpClient *c, gint64 id, const char *command, JsonNode *arguments) {
-        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
-        g_autoptr(JsonNode) root = NULL;
-        g_autofree char *text = NULL;
-
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "execute");
-        json_builder_add_string_value(b, command);
-        if (arguments) {
-                json_builder_set_member_name(b, "arguments");
-                json_builder_add_value(b, json_node_copy(arguments));
+/* A JSON string literal for @s (valid UTF-8). */
+static void append_json_string(GString *out, const char *s) {
+        g_string_append_c(out, '"');
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        g_string_append_printf(out, "\\%c", *p);
+                else if (*p < 0x20)
+                        g_string_append_printf(out, "\\u%04x", *p);
+                else
+                        g_string_append_c(out, (char)*p);
         }
-        json_builder_set_member_name(b, "id");
-        json_builder_add_int_value(b, id);
-        json_builder_end_object(b);
-        root = json_builder_get_root(b);
-        text = qm_json_to_string(root);
-        g_string_append(c->out, text);
-        g_string_append_c(c->out, '\n');
-        c->queued += strlen(text) + 1;
+        g_string_append_c(out, '"');
+}
+
+/* Formatted by hand: this is the hot path of every Qmp call. */
+static void qmp_send(QmpClient *c, gint64 id, const char *command, const char *arguments) {
+        gsize before = c->out->len;
+
+        g_string_append(c->out, "{\"execute\":");
+        append_json_string(c->out, command);
+        if (arguments) {
+                g_string_append(c->out, ",\"arguments\":");
+                g_string_append(c->out, arguments);
+        }
+        g_string_append_printf(c->out, ",\"id\":%" G_GINT64_FORMAT "}\n", id);
+        c->queued += c->out->len - before;
         if (!c->write_id)
                 qmp_flush(c);
 }
@@ -244,11 +252,11 @@ static gboolean on_command_timeout(gpointer data) {
                                             q->command);
         q->timeout_id = 0;
         /* A late answer to this id is dropped in handle_reply(). */
-        pending_complete(q, NULL, e);
+        pending_complete(q, NULL, NULL, e);
         return G_SOURCE_REMOVE;
 }
 
-static void on_capabilities(JsonNode *reply, const QmError *error, gpointer data) {
+static void on_capabilities(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         QmpClient *c = data;
 
         if (error)
@@ -271,7 +279,7 @@ static gboolean reply_now_closed(gpointer data) {
         QmpPending *q = data;
         g_autoptr(QmError) e = qm_error_new(QM_ERROR_QMP_DISCONNECTED,
                                             "the QMP connection is closed; '%s' was not sent", q->command);
-        q->func(NULL, e, q->userdata);
+        q->func(NULL, NULL, e, q->userdata);
         g_free(q->command);
         g_free(q);
         return G_SOURCE_REMOVE;
@@ -295,6 +303,13 @@ void qmp_client_execute_with_fd(QmpClient *c, const char *command, JsonNode *arg
 
 void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
                         double timeout, QmpReplyFunc func, gpointer userdata) {
+        g_autofree char *text = arguments ? qm_json_to_string(arguments) : NULL;
+
+        qmp_client_execute_text(c, command, text, timeout, func, userdata);
+}
+
+void qmp_client_execute_text(QmpClient *c, const char *command, const char *arguments,
+                             double timeout, QmpReplyFunc func, gpointer userdata) {
         QmpPending *q = g_new0(QmpPending, 1);
 
         q->client = c;
@@ -319,11 +334,13 @@ static void handle_greeting(QmpClient *c, JsonNode *msg) {
         qmp_client_execute(c, "qmp_capabilities", NULL, c->timeout, on_capabilities, c);
 }
 
-static void handle_reply(QmpClient *c, JsonObject *obj, JsonNode *msg) {
+static void handle_reply(QmpClient *c, JsonObject *obj, JsonNode *msg, const char *line, gsize len) {
         JsonNode *idn = json_object_get_member(obj, "id");
         QmpPending *q;
         gint64 id;
         g_autoptr(JsonNode) copy = NULL;
+        g_autofree char *suffix = NULL;
+        g_autofree char *text = NULL;
 
         if (!idn || json_node_get_value_type(idn) != G_TYPE_INT64) {
                 g_message("QMP: dropping a reply without our id");
@@ -335,15 +352,24 @@ static void handle_reply(QmpClient *c, JsonObject *obj, JsonNode *msg) {
                 g_debug("QMP: dropping a late reply to id %" G_GINT64_FORMAT, id);
                 return;
         }
-        copy = json_node_copy(msg);
-        json_object_remove_member(json_node_get_object(copy), "id");
-        pending_complete(q, copy, NULL);
+        /* QEMU writes our id last, as ', "id": N}': cut it from the text
+         * rather than copy and serialize the whole tree again. */
+        suffix = g_strdup_printf(", \"id\": %" G_GINT64_FORMAT "}", id);
+        if (g_str_has_suffix(line, suffix)) {
+                text = g_strndup(line, len - strlen(suffix) + 1);
+                text[len - strlen(suffix)] = '}';
+        } else {
+                copy = json_node_copy(msg);
+                json_object_remove_member(json_node_get_object(copy), "id");
+                text = qm_json_to_string(copy);
+        }
+        pending_complete(q, msg, text, NULL);
 }
 
 /* Returns FALSE when the line broke the protocol. */
 static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **why) {
         g_autoptr(GError) err = NULL;
-        g_autoptr(JsonNode) msg = qm_json_parse(line, len, &err);
+        g_autoptr(JsonNode) msg = qm_json_parse_with(c->parser, line, len, &err);
         JsonObject *obj;
 
         if (!msg) {
@@ -382,7 +408,7 @@ static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **wh
                 if (c->ready && c->cb.event)
                         c->cb.event(c, msg, c->userdata);
         } else if (json_object_has_member(obj, "return") || json_object_has_member(obj, "error")) {
-                handle_reply(c, obj, msg);
+                handle_reply(c, obj, msg, line, len);
         } else {
                 /* e.g. a second greeting, which QEMU 7.2 sends now and
                  * then when a client connected early */
@@ -455,6 +481,7 @@ QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpoint
         c->fd = fd;
         c->out = g_string_new(NULL);
         c->in = qmp_stream_new(QMP_MAX_LINE);
+        c->parser = json_parser_new_immutable();
         c->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, pending_free);
         c->next_id = 1;
         c->timeout = timeout;

@@ -9,9 +9,10 @@
 
 typedef struct QmpClient QmpClient;
 
-/* @reply is the whole response object ({"return": …} or {"error": …})
- * without our "id"; NULL when @error is set (Timeout, QmpDisconnected). */
-typedef void (*QmpReplyFunc)(JsonNode *reply, const QmError *error, gpointer userdata);
+/* @reply is the whole response object ({"return": …} or {"error": …});
+ * @text is that object as JSON without our "id". Both NULL when @error is
+ * set (Timeout, QmpDisconnected). */
+typedef void (*QmpReplyFunc)(JsonNode *reply, const char *text, const QmError *error, gpointer userdata);
 
 typedef struct {
         /* Greeting seen and qmp_capabilities answered: commands may flow. */
@@ -42,6 +43,10 @@ const char *qmp_client_progress(QmpClient *c);
  * runs exactly once, never from inside this call. @timeout <= 0: none. */
 void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
                         double timeout, QmpReplyFunc func, gpointer userdata);
+/* The same with the arguments as JSON text, a valid JSON object or NULL
+ * (the passthrough path: no tree is built). */
+void qmp_client_execute_text(QmpClient *c, const char *command, const char *arguments,
+                             double timeout, QmpReplyFunc func, gpointer userdata);
 
 /* Handle everything already in the socket now (its peer has exited and
  * its last words, e.g. a SHUTDOWN event, must not be lost). */
