@@ -226,8 +226,10 @@ static void program_help(FILE *f)
                "Control the QEMU machines of qmachined (%s).\n\nCommands:\n",
             QM_BUS_NAME);
     for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
-        g_autofree char *left = g_strdup_printf("%s %s", commands[i].name, commands[i].usage);
-        fprintf(f, "  %-32s %s\n", left, commands[i].summary);
+        g_autofree char *left = g_strdup_printf("%s%s%s", commands[i].name,
+                                                commands[i].usage[0] ? " " : "",
+                                                commands[i].usage);
+        fprintf(f, "  %s\n      %s\n", left, commands[i].summary);
     }
     print_global_options(f);
     fprintf(f, "\n\"qmachinectl COMMAND --help\" describes one command.\n"
@@ -236,7 +238,8 @@ static void program_help(FILE *f)
 
 static void command_help(FILE *f, const Command *cmd)
 {
-    fprintf(f, "Usage: qmachinectl %s %s\n\n%s.\n", cmd->name, cmd->usage, cmd->summary);
+    fprintf(f, "Usage: qmachinectl %s%s%s\n\n%s.\n", cmd->name, cmd->usage[0] ? " " : "",
+            cmd->usage, cmd->summary);
     if (cmd->options[0]) {
         fprintf(f, "\nOptions:\n");
         for (const int *o = cmd->options; *o; o++) {
@@ -258,7 +261,8 @@ static int usage_error(const Command *cmd, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     if (cmd)
-        fprintf(stderr, "Usage: qmachinectl %s %s\n", cmd->name, cmd->usage);
+        fprintf(stderr, "Usage: qmachinectl %s%s%s\n", cmd->name, cmd->usage[0] ? " " : "",
+                cmd->usage);
     else
         fprintf(stderr, "Try \"qmachinectl --help\".\n");
     return EXIT_USAGE;
@@ -309,9 +313,10 @@ static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, 
     case OPT_OFFLINE: o->offline = true; break;
     case OPT_CANCEL_AFTER: r = ctl_parse_double(arg, &o->cancel_after); o->cancel_after_set = true; name = "cancel-after"; break;
     case OPT_DRAIN: r = ctl_parse_double(arg, &o->drain); name = "drain"; break;
+    case ':':
+        return usage_error(cmd, "option %s needs a value", arg);
     default:
-        /* getopt_long printed what was wrong. */
-        return usage_error(cmd, "bad option");
+        return usage_error(cmd, "unknown option %s", arg);
     }
     if (r < 0)
         return usage_error(cmd, "invalid value for --%s: %s", name, arg);
@@ -339,8 +344,11 @@ static int parse_options(Ctl *c, const Command *cmd, int argc, char **argv,
     bool done = false;
     int code;
 
+    opterr = 0;
     while ((code = getopt_long(argc, argv, shortopts, table, NULL)) != -1) {
-        int r = handle_option(c, cmd, code, optarg, &done);
+        /* For errors, the word that was wrong. */
+        const char *arg = code == '?' || code == ':' ? argv[optind - 1] : optarg;
+        int r = handle_option(c, cmd, code, arg, &done);
         if (r != EXIT_OK || done)
             return r;
     }
@@ -359,7 +367,7 @@ int main(int argc, char **argv)
     c.o.drain = 1.0;
 
     /* Global options up to the command name. */
-    r = parse_options(&c, NULL, argc, argv, "+h");
+    r = parse_options(&c, NULL, argc, argv, "+:h");
     if (r >= 0)
         return r;
     if (optind >= argc)
@@ -384,7 +392,7 @@ int main(int argc, char **argv)
     argc -= optind;
     argv += optind;
     optind = 0;
-    r = parse_options(&c, cmd, argc, argv, "h");
+    r = parse_options(&c, cmd, argc, argv, ":h");
     if (r >= 0)
         return r;
     argc -= optind;

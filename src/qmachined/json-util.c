@@ -188,6 +188,10 @@ gboolean qm_json_check(const char *text, GError **error) {
         return check_text(text, strlen(text), error);
 }
 
+gboolean qm_json_check_len(const char *text, gsize len, GError **error) {
+        return check_text(text, len, error);
+}
+
 gboolean qm_json_text_is_object(const char *text) {
         while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r')
                 text++;

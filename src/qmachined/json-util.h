@@ -15,6 +15,7 @@ JsonNode *qm_json_parse_with(JsonParser *parser, const char *text, gssize len, G
 /* Is @text one well-formed JSON value (strict, depth-bounded)? Checks
  * without building a tree. */
 gboolean qm_json_check(const char *text, GError **error);
+gboolean qm_json_check_len(const char *text, gsize len, GError **error);
 /* For text that passed qm_json_check(): is the value an object? */
 gboolean qm_json_text_is_object(const char *text);
 

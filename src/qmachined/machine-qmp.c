@@ -262,10 +262,12 @@ static void on_qmp_reply(JsonNode *reply, const char *text, const QmError *error
                 qm_reply_error(qc->call, error);
                 goto out;
         }
-        obj = json_node_get_object(reply);
         if (qc->kind == QMP_REPLY_RAW) {
-                sd_bus_reply_method_return(qc->call, "s", text);
-        } else if (json_object_has_member(obj, "error")) {
+                sd_bus_reply_method_return(qc->call, "s", text); /* @reply may be NULL here */
+                goto out;
+        }
+        obj = json_node_get_object(reply);
+        if (json_object_has_member(obj, "error")) {
                 JsonObject *err = qm_json_get_object(obj, "error");
                 sd_bus_reply_method_errorf(qc->call, QM_ERROR_QMP_ERROR, "%s: %s",
                                            qm_json_get_string(err, "class", "GenericError"),
@@ -309,7 +311,10 @@ void machine_qmp(Machine *m, sd_bus_message *call, const char *command, const ch
         /* Remembered at once: QEMU may exit before its answer is read. */
         if (strcmp(command, "quit") == 0)
                 m->quit_issued = TRUE;
-        qmp_client_execute_text(m->qmp, command, arguments, m->config->qmp_timeout, on_qmp_reply, qc);
+        if (kind == QMP_REPLY_RAW)
+                qmp_client_execute_text_only(m->qmp, command, arguments, m->config->qmp_timeout, on_qmp_reply, qc);
+        else
+                qmp_client_execute_text(m->qmp, command, arguments, m->config->qmp_timeout, on_qmp_reply, qc);
 }
 
 static gboolean on_waiter_timeout(gpointer data) {

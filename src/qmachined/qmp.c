@@ -30,6 +30,7 @@ typedef struct {
         QmpClient *client;
         gint64 id;
         char *command;
+        gboolean text_only; /* the caller reads @text only: no tree needed */
         QmpReplyFunc func;
         gpointer userdata;
         guint timeout_id;
@@ -308,8 +309,23 @@ void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
         qmp_client_execute_text(c, command, text, timeout, func, userdata);
 }
 
+static QmpPending *execute(QmpClient *c, const char *command, const char *arguments, double timeout,
+                           QmpReplyFunc func, gpointer userdata);
+
 void qmp_client_execute_text(QmpClient *c, const char *command, const char *arguments,
                              double timeout, QmpReplyFunc func, gpointer userdata) {
+        execute(c, command, arguments, timeout, func, userdata);
+}
+
+void qmp_client_execute_text_only(QmpClient *c, const char *command, const char *arguments,
+                                  double timeout, QmpReplyFunc func, gpointer userdata) {
+        QmpPending *q = execute(c, command, arguments, timeout, func, userdata);
+        if (q)
+                q->text_only = TRUE;
+}
+
+static QmpPending *execute(QmpClient *c, const char *command, const char *arguments, double timeout,
+                           QmpReplyFunc func, gpointer userdata) {
         QmpPending *q = g_new0(QmpPending, 1);
 
         q->client = c;
@@ -318,7 +334,7 @@ void qmp_client_execute_text(QmpClient *c, const char *command, const char *argu
         q->userdata = userdata;
         if (c->closed) {
                 g_idle_add(reply_now_closed, q);
-                return;
+                return NULL;
         }
         q->id = c->next_id++;
         if (timeout > 0)
@@ -326,6 +342,7 @@ void qmp_client_execute_text(QmpClient *c, const char *command, const char *argu
                                               on_command_timeout, q);
         g_hash_table_insert(c->pending, &q->id, q);
         qmp_send(c, q->id, command, arguments);
+        return q;
 }
 
 static void handle_greeting(QmpClient *c, JsonNode *msg) {
@@ -367,10 +384,48 @@ static void handle_reply(QmpClient *c, JsonObject *obj, JsonNode *msg, const cha
 }
 
 /* Returns FALSE when the line broke the protocol. */
+/*
+ * The fast path of a passthrough Qmp call: '{"return": ..., "id": N}' for
+ * a command whose caller wants only the text. The line is still checked
+ * to be strict JSON (it goes to D-Bus clients as is), but no tree is
+ * built. TRUE if it was handled here.
+ */
+static gboolean handle_text_reply(QmpClient *c, const char *line, gsize len) {
+        static const char prefix[] = "{\"return\": ";
+        static const char key[] = ", \"id\": ";
+        const gsize klen = sizeof(key) - 1;
+        const char *p, *end;
+        QmpPending *q;
+        gint64 id;
+        g_autofree char *text = NULL;
+
+        if (!c->ready || len < sizeof(prefix) || memcmp(line, prefix, sizeof(prefix) - 1) != 0 || line[len - 1] != '}')
+                return FALSE;
+        /* ', "id": N}' at the very end */
+        p = line + len - 1;
+        while (p > line && g_ascii_isdigit(p[-1]))
+                p--;
+        if (p == line + len - 1 || (gsize)(p - line) < klen + sizeof(prefix) || memcmp(p - klen, key, klen) != 0)
+                return FALSE;
+        id = g_ascii_strtoll(p, NULL, 10);
+        q = g_hash_table_lookup(c->pending, &id);
+        if (!q || !q->text_only || !qm_json_check_len(line, len, NULL))
+                return FALSE;
+        end = p - klen; /* where ', "id"' starts */
+        text = g_strndup(line, end - line + 1);
+        text[end - line] = '}';
+        pending_complete(q, NULL, text, NULL);
+        return TRUE;
+}
+
 static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **why) {
         g_autoptr(GError) err = NULL;
-        g_autoptr(JsonNode) msg = qm_json_parse_with(c->parser, line, len, &err);
+        g_autoptr(JsonNode) msg = NULL;
         JsonObject *obj;
+
+        if (handle_text_reply(c, line, len))
+                return TRUE;
+        msg = qm_json_parse_with(c->parser, line, len, &err);
 
         if (!msg) {
                 *why = g_strdup_printf("QEMU sent invalid JSON on the QMP socket (%s)", err->message);

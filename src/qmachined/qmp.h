@@ -52,6 +52,12 @@ void qmp_client_execute_text(QmpClient *c, const char *command, const char *argu
  * its last words, e.g. a SHUTDOWN event, must not be lost). */
 void qmp_client_drain(QmpClient *c);
 
+/* The same, for a caller that reads only @text: a plain
+ * '{"return": ..., "id": N}' answer is then passed on without building a
+ * tree (@reply NULL). */
+void qmp_client_execute_text_only(QmpClient *c, const char *command, const char *arguments,
+                                  double timeout, QmpReplyFunc func, gpointer userdata);
+
 /* The same, with @fd (taken over, closed after sending) passed along by
  * SCM_RIGHTS with the command's bytes, as getfd and add-fd expect. */
 void qmp_client_execute_with_fd(QmpClient *c, const char *command, JsonNode *arguments, int fd,
