@@ -8,7 +8,6 @@ int cmd_images(Ctl *c, int argc, char **argv)
 {
     g_autoptr(sd_bus_message) reply = NULL;
     g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
-    int wname = 4, wformat = 6;
     const char *name, *format;
     uint64_t size;
     int r;
@@ -22,17 +21,11 @@ int cmd_images(Ctl *c, int argc, char **argv)
         row[0] = g_strdup(name);
         row[1] = g_strdup(format);
         row[2] = ctl_format_size(size);
-        wname = MAX(wname, (int)strlen(name));
-        wformat = MAX(wformat, (int)strlen(format));
         g_ptr_array_add(rows, row);
     }
     if (r < 0)
         return ctl_error("bad reply to ListImages: %s", g_strerror(-r));
-    printf("%-*s  %-*s  %s\n", wname, "NAME", wformat, "FORMAT", "SIZE");
-    for (guint i = 0; i < rows->len; i++) {
-        char **row = rows->pdata[i];
-        printf("%-*s  %-*s  %s\n", wname, row[0], wformat, row[1], row[2]);
-    }
+    ctl_print_table((const char *const[]){ "NAME", "FORMAT", "SIZE" }, rows);
     return EXIT_OK;
 }
 

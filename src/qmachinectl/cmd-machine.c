@@ -11,7 +11,6 @@ int cmd_list(Ctl *c, int argc, char **argv)
 {
     g_autoptr(sd_bus_message) reply = NULL;
     g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
-    int wname = 4, wstate = 5;
     const char *name, *state, *path;
     uint32_t pid;
     int r;
@@ -25,17 +24,11 @@ int cmd_list(Ctl *c, int argc, char **argv)
         row[0] = g_strdup(name);
         row[1] = g_strdup(state);
         row[2] = pid ? g_strdup_printf("%u", pid) : g_strdup("-");
-        wname = MAX(wname, (int)strlen(name));
-        wstate = MAX(wstate, (int)strlen(state));
         g_ptr_array_add(rows, row);
     }
     if (r < 0)
         return ctl_error("bad reply to ListMachines: %s", g_strerror(-r));
-    printf("%-*s  %-*s  %s\n", wname, "NAME", wstate, "STATE", "PID");
-    for (guint i = 0; i < rows->len; i++) {
-        char **row = rows->pdata[i];
-        printf("%-*s  %-*s  %s\n", wname, row[0], wstate, row[1], row[2]);
-    }
+    ctl_print_table((const char *const[]){ "NAME", "STATE", "PID" }, rows);
     return EXIT_OK;
 }
 

@@ -83,6 +83,9 @@ int ctl_parse_double(const char *s, double *ret);
 int ctl_parse_uint(const char *s, unsigned *ret);
 int ctl_parse_u64(const char *s, uint64_t *ret);
 char *ctl_format_size(uint64_t bytes);
+
+/* Print three columns under @headers, aligned; @rows holds char*[3]. */
+void ctl_print_table(const char *const headers[3], GPtrArray *rows);
 char *ctl_json_pretty(const char *text);
 bool ctl_json_has_member(const char *text, const char *member);
 void ctl_print_text(const char *text);
