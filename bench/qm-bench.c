@@ -379,8 +379,10 @@ static int cmd_launch(int n, const char *label, const char *binary, char **args)
         g_autofree char *name = g_strdup_printf("bench-launch-%s-%d", label, (int)getpid());
         g_autofree char *path = create_machine(bus, name, binary, args);
         char **qargv = qemu_argv_of(binary, args);
-        double *ours = g_new(double, n), *floor_ = g_new(double, n), *stop = g_new(double, n);
-        double *first = g_new(double, n);
+        g_autofree double *ours = g_new(double, n);
+        g_autofree double *floor_ = g_new(double, n);
+        g_autofree double *stop = g_new(double, n);
+        g_autofree double *first = g_new(double, n);
         char key[128];
 
         for (int i = 0; i < n; i++) {
