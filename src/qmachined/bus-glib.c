@@ -119,6 +119,11 @@ GSource *bus_glib_attach(sd_bus *bus, GMainContext *context,
         s->on_disconnect = on_disconnect;
         s->userdata = userdata;
         g_source_set_name(source, "sd-bus");
+        /* GLib blocks a source that cannot recurse while it dispatches:
+         * its fd leaves the poll set and comes back, and each of those
+         * wakes the context (two eventfd writes and a spurious loop
+         * iteration per dispatch). This daemon never runs a nested loop. */
+        g_source_set_can_recurse(source, TRUE);
         g_source_attach(source, context);
         return source;
 }

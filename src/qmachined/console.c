@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "fd-watch.h"
 
 #define CONSOLE_READ_CHUNK 65536
 
@@ -181,7 +182,7 @@ QmConsole *qm_console_new(int fd, const char *log_path, gboolean append, const Q
         c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC), 0640);
         if (c->log_fd < 0)
                 g_warning("cannot open %s: %s; console output is not logged", log_path, g_strerror(errno));
-        c->read_id = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
+        c->read_id = qm_fd_watch_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
         return c;
 }
 

@@ -14,12 +14,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fd-watch.h"
 #include "json-util.h"
 #include "qmp-stream.h"
 #include "qmp.h"
 
 #define QMP_READ_CHUNK (64 * 1024)
 #define QMP_MAX_EARLY_EVENTS 256
+#define QMP_TICK_MS 50
 
 typedef struct {
         guint64 offset;
@@ -33,7 +35,7 @@ typedef struct {
         gboolean text_only; /* the caller reads @text only: no tree needed */
         QmpReplyFunc func;
         gpointer userdata;
-        guint timeout_id;
+        gint64 deadline; /* monotonic µs, 0: none */
 } QmpPending;
 
 struct QmpClient {
@@ -42,6 +44,7 @@ struct QmpClient {
         guint read_id;
         guint write_id;
         guint failure_id;
+        guint tick_id; /* the timeout timer of pending commands */
         GString *out;
         guint64 sent;       /* bytes of the stream written so far */
         guint64 queued;     /* bytes of the stream queued so far */
@@ -85,8 +88,6 @@ static void qmp_unref(QmpClient *c) {
 
 static void pending_free(gpointer p) {
         QmpPending *q = p;
-        if (q->timeout_id)
-                g_source_remove(q->timeout_id);
         g_free(q->command);
         g_free(q);
 }
@@ -112,7 +113,9 @@ static void qmp_shutdown(QmpClient *c, const char *reason, gboolean notify) {
                 g_source_remove(c->read_id);
         if (c->write_id)
                 g_source_remove(c->write_id);
-        c->read_id = c->write_id = 0;
+        if (c->tick_id)
+                g_source_remove(c->tick_id);
+        c->read_id = c->write_id = c->tick_id = 0;
         if (c->fd >= 0)
                 close(c->fd);
         c->fd = -1;
@@ -246,15 +249,46 @@ static void qmp_send(QmpClient *c, gint64 id, const char *command, const char *a
                 qmp_flush(c);
 }
 
-static gboolean on_command_timeout(gpointer data) {
-        QmpPending *q = data;
-        g_autoptr(QmError) e = qm_error_new(QM_ERROR_TIMEOUT,
-                                            "QEMU did not answer '%s' within the QMP timeout",
-                                            q->command);
-        q->timeout_id = 0;
-        /* A late answer to this id is dropped in handle_reply(). */
-        pending_complete(q, NULL, NULL, e);
-        return G_SOURCE_REMOVE;
+/*
+ * Command timeouts: one coarse timer per connection, alive while commands
+ * with a deadline are pending, instead of a GSource per command (each one
+ * added and removed wakes the main context: three extra loop iterations
+ * per call). Deadlines are met to within QMP_TICK_MS.
+ */
+static gboolean on_tick(gpointer data) {
+        QmpClient *c = data;
+        g_autoptr(GArray) expired = g_array_new(FALSE, FALSE, sizeof(gint64));
+        gint64 now = g_get_monotonic_time();
+        gboolean waiting = FALSE;
+        GHashTableIter it;
+        QmpPending *q;
+
+        g_hash_table_iter_init(&it, c->pending);
+        while (g_hash_table_iter_next(&it, NULL, (gpointer *)&q))
+                if (q->deadline && q->deadline <= now)
+                        g_array_append_val(expired, q->id);
+        qmp_ref(c);
+        for (guint i = 0; i < expired->len && !c->closed; i++) {
+                gint64 id = g_array_index(expired, gint64, i);
+                q = g_hash_table_lookup(c->pending, &id);
+                if (q) {
+                        g_autoptr(QmError) e = qm_error_new(QM_ERROR_TIMEOUT,
+                                                            "QEMU did not answer '%s' within the QMP timeout",
+                                                            q->command);
+                        /* A late answer to this id is dropped in handle_reply(). */
+                        pending_complete(q, NULL, NULL, e);
+                }
+        }
+        /* The callbacks may have sent new commands: look again. */
+        if (!c->closed) {
+                g_hash_table_iter_init(&it, c->pending);
+                while (!waiting && g_hash_table_iter_next(&it, NULL, (gpointer *)&q))
+                        waiting = q->deadline != 0;
+        }
+        if (!waiting)
+                c->tick_id = 0;
+        qmp_unref(c);
+        return waiting ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 static void on_capabilities(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
@@ -324,6 +358,12 @@ void qmp_client_execute_text_only(QmpClient *c, const char *command, const char 
                 q->text_only = TRUE;
 }
 
+static void arm_deadline(QmpClient *c, QmpPending *q, double timeout) {
+        q->deadline = g_get_monotonic_time() + (gint64)MIN(timeout * G_USEC_PER_SEC, (double)G_MAXINT64 / 2);
+        if (!c->tick_id)
+                c->tick_id = g_timeout_add(QMP_TICK_MS, on_tick, c);
+}
+
 static QmpPending *execute(QmpClient *c, const char *command, const char *arguments, double timeout,
                            QmpReplyFunc func, gpointer userdata) {
         QmpPending *q = g_new0(QmpPending, 1);
@@ -338,8 +378,7 @@ static QmpPending *execute(QmpClient *c, const char *command, const char *argume
         }
         q->id = c->next_id++;
         if (timeout > 0)
-                q->timeout_id = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT),
-                                              on_command_timeout, q);
+                arm_deadline(c, q, timeout);
         g_hash_table_insert(c->pending, &q->id, q);
         qmp_send(c, q->id, command, arguments);
         return q;
@@ -542,7 +581,9 @@ QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpoint
         c->timeout = timeout;
         c->cb = *cb;
         c->userdata = userdata;
-        c->read_id = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
+        /* can_recurse: no block/unblock wakeups around every dispatch (see
+         * bus-glib.c); there is no nested main loop here. */
+        c->read_id = qm_fd_watch_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
         return c;
 }
 
