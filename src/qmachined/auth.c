@@ -55,10 +55,6 @@ static const char *const action_ids[] = {
         [QM_AUTH_IMAGES] = "org.qmachine.QMachine1.images",
 };
 
-const char *qm_auth_action_id(QmAuthAction action) {
-        return action_ids[action];
-}
-
 static void query_free(gpointer p) {
         AuthQuery *q = p;
         sd_bus_slot_unref(q->slot);

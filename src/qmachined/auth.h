@@ -24,9 +24,6 @@ typedef struct QmAuth QmAuth;
 QmAuth *qm_auth_new(sd_bus *bus, QmAuthMode mode, QmCalls *calls);
 void qm_auth_free(QmAuth *a);
 
-/* The polkit action id of @action, e.g. org.qmachine.QMachine1.admin. */
-const char *qm_auth_action_id(QmAuthAction action);
-
 /*
  * Authorize @call, a method call being handled. Also refuses, with
  * LimitExceeded, a caller that has too many calls held already. Returns 1: allowed, go on;

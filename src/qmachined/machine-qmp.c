@@ -45,11 +45,6 @@ static const char *status_of(JsonNode *reply) {
         return qm_json_get_string(ret, "status", NULL);
 }
 
-static void refresh_run_state(Machine *m);
-
-void machine_refresh_run_state(Machine *m) {
-        refresh_run_state(m);
-}
 
 static void on_run_state(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         Machine *m = data;
@@ -63,12 +58,12 @@ static void on_run_state(JsonNode *reply, const char *text, const QmError *error
                 set_run_state(m, status);
         if (m->runstate_query_again) {
                 m->runstate_query_again = FALSE;
-                refresh_run_state(m);
+                machine_refresh_run_state(m);
         }
 }
 
 /* Ask QEMU for the exact run state; at most one query in flight. */
-static void refresh_run_state(Machine *m) {
+void machine_refresh_run_state(Machine *m) {
         if (!qmp_client_is_ready(m->qmp))
                 return;
         if (m->runstate_query_busy) {
@@ -85,7 +80,7 @@ static gboolean track_run_state(Machine *m, const QmEvent *e) {
         if (strcmp(e->name, "RESUME") == 0 || strcmp(e->name, "WAKEUP") == 0)
                 return update_run_state(m, "running");
         if (strcmp(e->name, "STOP") == 0) {
-                refresh_run_state(m);
+                machine_refresh_run_state(m);
                 return update_run_state(m, "paused");
         }
         if (strcmp(e->name, "SHUTDOWN") == 0) {
@@ -105,7 +100,7 @@ static gboolean track_run_state(Machine *m, const QmEvent *e) {
         if (strcmp(e->name, "GUEST_PANICKED") == 0)
                 return update_run_state(m, "guest-panicked");
         if (strcmp(e->name, "RESET") == 0 || strcmp(e->name, "MIGRATION") == 0)
-                refresh_run_state(m);
+                machine_refresh_run_state(m);
         return FALSE;
 }
 

@@ -145,10 +145,7 @@ void machine_free(Machine *m) {
         if (m->process)
                 save_record(m, 0);
         qemu_process_free(m->process);
-        if (m->launch_timer)
-                g_source_remove(m->launch_timer);
-        if (m->handshake_timer)
-                g_source_remove(m->handshake_timer);
+        stop_launch_timers(m);
         qm_calls_release(m->daemon->calls, m->launch_call);
         g_ptr_array_unref(m->exit_calls);
         g_array_unref(m->add_fds);

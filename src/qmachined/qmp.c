@@ -618,6 +618,3 @@ gboolean qmp_client_is_ready(QmpClient *c) {
         return c && c->ready && !c->closed;
 }
 
-guint qmp_client_pending(QmpClient *c) {
-        return g_hash_table_size(c->pending);
-}

@@ -63,5 +63,3 @@ void qmp_client_execute_text_only(QmpClient *c, const char *command, const char 
 void qmp_client_execute_with_fd(QmpClient *c, const char *command, JsonNode *arguments, int fd,
                                 double timeout, QmpReplyFunc func, gpointer userdata);
 
-/* Number of commands sent and not yet answered. */
-guint qmp_client_pending(QmpClient *c);
