@@ -25,6 +25,9 @@
 #define QM_ERROR_NO_SUCH_IMAGE     QM_ERROR_PREFIX "NoSuchImage"
 #define QM_ERROR_IMAGE_EXISTS      QM_ERROR_PREFIX "ImageExists"
 #define QM_ERROR_IMAGE_CHECK_FAILED QM_ERROR_PREFIX "ImageCheckFailed"
+/* Not in API.md's table: the state directory or the image store could not
+ * be written (ENOSPC, EROFS, EACCES...); the message gives the reason. */
+#define QM_ERROR_STORAGE_FAILED    QM_ERROR_PREFIX "StorageFailed"
 
 #define QM_ERROR_INVALID_ARGS      SD_BUS_ERROR_INVALID_ARGS
 
