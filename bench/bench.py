@@ -87,13 +87,16 @@ SESSION_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bu
 PROFILES = {
     "full": dict(launch=50, launch_q35=30, rtt=10000, tput_s=3.0, clients="1,8,64", tput_vms="1,8",
                  ev_s=3.0, rates="1000,5000,10000,15000,20000,30000,40000,80000,0", scale_rounds=3, scale8_rounds=10,
-                 queries=200, lv_starts=20, lv_calls=5000, lv_domains=8),
+                 queries=200, lv_starts=20, lv_calls=5000, lv_domains=8,
+                 flood_n=2000, flood_count=1000000, flood_cap=300),
     "quick": dict(launch=20, launch_q35=12, rtt=3000, tput_s=1.0, clients="1,8,64", tput_vms="1,8",
                   ev_s=1.0, rates="1000,10000,15000,20000,40000,0", scale_rounds=2, scale8_rounds=5,
-                  queries=50, lv_starts=8, lv_calls=1000, lv_domains=8),
+                  queries=50, lv_starts=8, lv_calls=1000, lv_domains=8,
+                  flood_n=1000, flood_count=1000000, flood_cap=300),
     "smoke": dict(launch=3, launch_q35=2, rtt=50, tput_s=0.2, clients="1,8", tput_vms="1,2",
                   ev_s=0.2, rates="1000,20000", scale_rounds=1, scale8_rounds=1,
-                  queries=5, lv_starts=2, lv_calls=20, lv_domains=2),
+                  queries=5, lv_starts=2, lv_calls=20, lv_domains=2,
+                  flood_n=50, flood_count=20000, flood_cap=30),
 }
 
 
@@ -355,24 +358,38 @@ class Bench:
     def q35_args(self):
         return ["-machine", "q35", "-S", "-nodefaults", "-m", "64", "-accel", self.accel]
 
+    def wanted(self, figure):
+        return not self.opts.only or figure in self.opts.only.split(",")
+
     def run_figures(self):
         qb = self.tool("qm-bench")
         p = self.p
-        self.run_tool("launch none", [qb, "launch", "--n", str(p["launch"]), "--label", "none", "--"]
-                      + self.none_args())
-        self.run_tool("launch q35", [qb, "launch", "--n", str(p["launch_q35"]), "--label", "q35", "--"]
-                      + self.q35_args())
-        self.run_tool("round trips", [qb, "rtt", "--n", str(p["rtt"]), "--echo", ECHO_NAME, "--"]
-                      + self.none_args())
-        self.run_tool("scale 8", [qb, "scale", "--n", "8", "--rounds", str(p["scale8_rounds"]),
-                                  "--queries", str(p["queries"]), "--label", "8", "--"] + self.none_args())
-        self.run_tool("scale N", [qb, "scale", "--n", str(self.n_vms), "--rounds", str(p["scale_rounds"]),
-                                  "--queries", str(p["queries"]), "--label", "N", "--"] + self.none_args())
-        self.run_tool("throughput", [qb, "throughput", "--clients", p["clients"], "--vms", p["tput_vms"],
-                                     "--seconds", str(p["tput_s"]), "--echo", ECHO_NAME, "--"]
-                      + self.none_args())
-        self.run_tool("events", [qb, "events", "--binary", self.tool("qm-fake-qemu"), "--rates", p["rates"],
-                                 "--seconds", str(p["ev_s"])])
+        if self.wanted("launch"):
+            self.run_tool("launch none", [qb, "launch", "--n", str(p["launch"]), "--label", "none", "--"]
+                          + self.none_args())
+            self.run_tool("launch q35", [qb, "launch", "--n", str(p["launch_q35"]), "--label", "q35", "--"]
+                          + self.q35_args())
+        if self.wanted("rtt"):
+            self.run_tool("round trips", [qb, "rtt", "--n", str(p["rtt"]), "--echo", ECHO_NAME, "--"]
+                          + self.none_args())
+        if self.wanted("scale"):
+            self.run_tool("scale 8", [qb, "scale", "--n", "8", "--rounds", str(p["scale8_rounds"]),
+                                      "--queries", str(p["queries"]), "--label", "8", "--"] + self.none_args())
+            self.run_tool("scale N", [qb, "scale", "--n", str(self.n_vms), "--rounds", str(p["scale_rounds"]),
+                                      "--queries", str(p["queries"]), "--label", "N", "--"] + self.none_args())
+        if self.wanted("throughput"):
+            self.run_tool("throughput", [qb, "throughput", "--clients", p["clients"], "--vms", p["tput_vms"],
+                                         "--seconds", str(p["tput_s"]), "--echo", ECHO_NAME, "--"]
+                          + self.none_args())
+        if self.wanted("events"):
+            self.run_tool("events", [qb, "events", "--binary", self.tool("qm-fake-qemu"), "--rates", p["rates"],
+                                     "--seconds", str(p["ev_s"])])
+        if self.wanted("flood"):
+            # last: the flood leaves the daemon's heap grown (see README)
+            count = self.opts.flood or p["flood_count"]
+            self.run_tool("flood", [qb, "flood", "--n", str(p["flood_n"]), "--count", str(count),
+                                    "--cap", str(p["flood_cap"]), "--fake", self.tool("qm-fake-qemu"), "--"]
+                          + self.none_args(), timeout=p["flood_cap"] + 120)
         rss, fds = proc_usage(self.daemon.pid)
         self.res.v["daemon.end_rss_kib"] = rss
         if self.daemon.poll() is not None:
@@ -538,7 +555,30 @@ class Bench:
         row("Events sustained, zero loss", "events/s", fmt(best["ours"], "/s"), fmt(best["floor"], "/s") + " socket",
             ratio(best["ours"], best["floor"]), "", "", ">= 20000/s", verdict(best["ours"] >= 20000))
 
-        # 5. Scale
+        # 5. Fairness: Qmp on one machine while another floods events
+        fi, ff = med("flood.idle.ours"), med("flood.busy.ours")
+        si, sf = med("flood.idle.socket"), med("flood.busy.socket")
+        if fi is not None or ff is not None:
+            n_ev = V.get("flood.count") or self.opts.flood or self.p["flood_count"]
+            pi, pf = R.get("flood.idle.ours"), R.get("flood.busy.ours")
+            errs = V.get("flood.qmp_errors")
+            row("Qmp(query-status), other machine quiet", "µs", spread("flood.idle.ours", "µs"),
+                fmt(si, "µs") + " socket", ratio(fi, si), "", "", "(the flood's baseline)", "")
+            row("Qmp(query-status), other machine floods %d events" % n_ev, "µs",
+                spread("flood.busy.ours", "µs") + (" errors %d" % errs if errs else ""),
+                "%s quiet (socket %s -> %s)" % (fmt(fi, "µs"), fmt(si, "µs"), fmt(sf, "µs")),
+                ratio(ff, fi) + " (p99 %s)" % ratio(pf[3] if pf else None, pi[3] if pi else None),
+                "", "", "flood/quiet: one machine must not starve another", "")
+            ev = V.get("flood.events_per_s")
+            detail = ""
+            if ev is not None:
+                detail = " (%.1f s; lag %.0f ms; %s missing)" % (
+                    V["flood.absorbed_s"], V["flood.lag_ms"], fmt(V["flood.seq_missing"], "/s"))
+            fs = V.get("flood.socket_events_per_s")
+            row("Event flood through qmachined, %d events" % n_ev, "events/s", fmt(ev, "/s") + detail,
+                fmt(fs, "/s") + " socket", ratio(ev, fs), "", "", "", "")
+
+        # 6. Scale
         for label, n in (("8", 8), ("N", self.n_vms)):
             o, f = med("scale.%s.ours" % label), med("scale.%s.floor" % label)
             row("%d VMs launched at once (%s)" % (n, "-machine none"), "ms", spread("scale.%s.ours" % label, "ms"),
@@ -747,6 +787,10 @@ def main():
     ap.add_argument("--vms", type=int, default=0, help="machines of the scale figure (default 100)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     ap.add_argument("--raw", action="store_true", help="also print every raw result after the table")
+    ap.add_argument("--flood", type=int, default=0,
+                    help="events of the flood figure (default 1000000, 20000 with --smoke)")
+    ap.add_argument("--only", default="",
+                    help="only these figures (comma-separated: launch,rtt,scale,throughput,events,flood,libvirt)")
     opts = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/run: run as root (the daemon runs as a system service)")
@@ -763,7 +807,10 @@ def main():
         b.start()
         b.run_figures()
         b.stop_ours()
-        b.libvirt()
+        if b.wanted("libvirt"):
+            b.libvirt()
+        else:
+            b.libvirt_reason = "not asked for (--only)"
     except Exception as e:  # noqa: BLE001 - reported, then cleaned up
         b.res.errors.append(("setup", "%s: %s" % (type(e).__name__, e)))
     finally:

@@ -19,6 +19,10 @@
  *       threads with a connection each, synchronous Qmp calls in a loop
  *   events --binary FAKE --rates R1,R2,.. --seconds S
  *       Event signal latency and delivered rate, fake QEMU flooding events
+ *   flood --n N --count C --cap S --fake FAKE -- QEMU ARGS
+ *       Qmp(query-status) on one machine, N times with the other (a fake
+ *       QEMU) quiet, then while the other floods C events; how fast the
+ *       flood got through; at most S s for the flood
  *   scale --n N --rounds K -- QEMU ARGS
  *       N machines launched at once vs N bare QEMUs in parallel; daemon
  *       RSS and fds; ListMachines and GetManagedObjects at N
@@ -816,6 +820,208 @@ static int cmd_events(const char *fake, const char *rates_s, double seconds) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* flood: fairness. Machine A (QEMU ARGS) answers Qmp(query-status) while
+ * machine B, a qm-fake-qemu, floods COUNT events as fast as its socket
+ * takes them. A's round trip is measured with B quiet, then while B
+ * floods, until a WaitEvent on another connection sees the X_FLOOD_END
+ * marker the fake sends after the last event: then the whole flood went
+ * through the daemon and the bus. The floor is query-status on a bare
+ * QEMU's socket, interleaved with ours in both phases (what CPU contention
+ * alone costs), and the same flood read on a bare fake's socket. */
+
+typedef struct {
+        const char *path; /* machine B */
+        guint64 after;
+        double cap_s;
+        int finished;     /* set last (atomic), by the watcher thread */
+        double done;      /* CLOCK_MONOTONIC µs when WaitEvent returned */
+        double done_real; /* the same in CLOCK_REALTIME µs */
+        guint64 seq;
+        double marker_ts; /* the marker's own timestamp, CLOCK_REALTIME µs */
+        char error[256];
+} FloodWatch;
+
+/* The timestamp of a QMP event object, in µs; 0 if it has none. */
+static double event_ts_us(const char *json) {
+        const char *s = strstr(json, "\"seconds\""), *u = strstr(json, "\"microseconds\"");
+        if (!s || !u || !(s = strchr(s, ':')) || !(u = strchr(u, ':')))
+                return 0;
+        return atof(s + 1) * 1e6 + atof(u + 1);
+}
+
+static void *flood_watch_main(void *p) {
+        FloodWatch *w = p;
+        sd_bus *bus = connect_system();
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        const char *json = "";
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, SERVICE, w->path, M_IFACE, "WaitEvent");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a(ss)td", 1, "X_FLOOD_END", "", w->after, w->cap_s);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, (uint64_t)((w->cap_s + 10) * 1e6), &e, &reply);
+        w->done = now_us();
+        w->done_real = real_us();
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "ts", &w->seq, &json);
+        if (r < 0)
+                snprintf(w->error, sizeof(w->error), "WaitEvent(X_FLOOD_END): %s",
+                         e.message ? e.message : strerror(-r));
+        else
+                w->marker_ts = event_ts_us(json);
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        sd_bus_flush_close_unref(bus);
+        __atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
+        return NULL;
+}
+
+/* Qmp(query-status) that counts a failure instead of ending the run: under
+ * a flood a starved call may time out, and that is a result. */
+static gboolean qmp_try(sd_bus *bus, const char *path, int *errors) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int r = sd_bus_call_method(bus, SERVICE, path, M_IFACE, "Qmp", &e, &reply, "ss", "query-status", "");
+        if (r < 0 && (*errors)++ < 3)
+                printf("W Qmp(query-status) during the flood: %s\n", e.message ? e.message : strerror(-r));
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(reply);
+        return r >= 0;
+}
+
+static guint64 event_sequence(sd_bus *bus, const char *path) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t seq = 0;
+        int r = sd_bus_get_property_trivial(bus, SERVICE, path, M_IFACE, "EventSequence", &e, 't', &seq);
+        if (r < 0)
+                die("Get(EventSequence)", r, &e);
+        return seq;
+}
+
+/* One sample of ours (Qmp to A) and one of the floor (A's bare twin). */
+static void flood_sample(sd_bus *bus, const char *path, Bare *b, GArray *ours, GArray *sock, int *errors) {
+        double t = now_us();
+        if (qmp_try(bus, path, errors)) {
+                t = now_us() - t;
+                g_array_append_val(ours, t);
+        }
+        t = now_us();
+        bare_rtt(b);
+        t = now_us() - t;
+        g_array_append_val(sock, t);
+}
+
+static GArray *samples_new(void) {
+        return g_array_new(FALSE, FALSE, sizeof(double));
+}
+
+static void report_array(const char *key, GArray *a) {
+        report(key, (double *)(void *)a->data, a->len);
+}
+
+static int cmd_flood(int n, long count, double cap_s, const char *fake, const char *binary, char **args) {
+        sd_bus *bus = connect_system();
+        g_autofree char *name_a = g_strdup_printf("bench-flood-a-%d", (int)getpid());
+        g_autofree char *name_b = g_strdup_printf("bench-flood-b-%d", (int)getpid());
+        char *noargs[] = { NULL };
+        char *fake_argv[] = { (char *)fake, NULL };
+        g_autofree char *path_a = create_machine(bus, name_a, binary, args);
+        g_autofree char *path_b = create_machine(bus, name_b, fake, noargs);
+        g_autofree char *flood_args = g_strdup_printf("{\"rate\": 0, \"count\": %ld, \"end\": true}", count);
+        char **qargv = qemu_argv_of(binary, args);
+        GArray *idle = samples_new(), *idle_sock = samples_new(), *busy = samples_new(), *busy_sock = samples_new();
+        FloodWatch w = { .path = path_b, .cap_s = cap_s };
+        EvState d = { .expected = count, .lat = g_new(double, count) };
+        double rss0, rss1, fds, t0, t0_real, deadline;
+        int errors = 0;
+        gboolean timed_out;
+        pid_t dpid = daemon_pid(bus);
+        pthread_t th;
+        Bare qb, fb;
+
+        mcall(bus, path_a, "Launch", NULL);
+        mcall(bus, path_b, "Launch", NULL);
+        bare_launch_many(&qb, 1, qargv);
+        for (int i = 0; i < 20; i++) /* warm up both paths */
+                flood_sample(bus, path_a, &qb, idle, idle_sock, &errors);
+        g_array_set_size(idle, 0);
+        g_array_set_size(idle_sock, 0);
+        for (int i = 0; i < n; i++)
+                flood_sample(bus, path_a, &qb, idle, idle_sock, &errors);
+        proc_usage(dpid, &rss0, &fds);
+
+        /* the flood: the watcher waits for the marker on its own connection */
+        w.after = event_sequence(bus, path_b);
+        if (pthread_create(&th, NULL, flood_watch_main, &w) != 0)
+                die("pthread_create", -errno, NULL);
+        usleep(20000); /* its WaitEvent is in place before the first event */
+        t0 = now_us();
+        t0_real = real_us();
+        deadline = t0 + cap_s * 1e6;
+        qmp_call(bus, path_b, "x-flood", flood_args);
+        do
+                flood_sample(bus, path_a, &qb, busy, busy_sock, &errors);
+        while (!__atomic_load_n(&w.finished, __ATOMIC_ACQUIRE) && now_us() < deadline);
+        timed_out = !__atomic_load_n(&w.finished, __ATOMIC_ACQUIRE);
+        if (timed_out) {
+                printf("E the flood of %ld events did not get through qmachined within %.0f s\n", count, cap_s);
+                failures++;
+                /* B stops; its WaitEvent fails with NotRunning and the watcher ends */
+                mcall(bus, path_b, "Shutdown", "bd", 1, 10.0);
+        }
+        pthread_join(th, NULL);
+        proc_usage(dpid, &rss1, &fds);
+        if (!timed_out && (w.error[0] || w.marker_ts <= 0)) {
+                printf("E %s\n", w.error[0] ? w.error : "the X_FLOOD_END event has no timestamp");
+                failures++;
+        } else if (!timed_out) {
+                value("flood.count", (double)count);
+                value("flood.absorbed_s", (w.done - t0) / 1e6);
+                value("flood.events_per_s", (double)count / ((w.done - t0) / 1e6));
+                /* when the fake wrote its marker: the flood had left B's socket */
+                value("flood.written_s", (w.marker_ts - t0_real) / 1e6);
+                value("flood.lag_ms", (w.done_real - w.marker_ts) / 1e3);
+                /* each line is one numbered event: 0 when none was lost */
+                value("flood.seq_missing", (double)(w.after + (guint64)count + 1) - (double)w.seq);
+        }
+        value("flood.qmp_errors", errors);
+        if (errors) {
+                printf("E %d Qmp(query-status) calls to the other machine failed during the flood\n", errors);
+                failures++;
+        }
+        value("flood.rss_kib_before", rss0);
+        value("flood.rss_kib_after", rss1);
+        report_array("flood.idle.ours", idle);
+        report_array("flood.idle.socket", idle_sock);
+        report_array("flood.busy.ours", busy);
+        report_array("flood.busy.socket", busy_sock);
+
+        /* the floor of the flood: the same fake read on its socket */
+        bare_launch_many(&fb, 1, fake_argv);
+        t0_real = real_us();
+        direct_flood(&fb, 0, count, &d);
+        if (d.received > 0)
+                value("flood.socket_events_per_s", (double)d.received / ((d.last_recv - t0_real) / 1e6));
+        bare_stop_many(&fb, 1);
+        bare_stop_many(&qb, 1);
+        mcall(bus, path_a, "Shutdown", "bd", 0, 10.0);
+        mcall(bus, path_b, "Shutdown", "bd", 0, 10.0);
+        mcall(bus, MGR_PATH, "RemoveMachine", "s", name_a);
+        mcall(bus, MGR_PATH, "RemoveMachine", "s", name_b);
+        g_array_unref(idle);
+        g_array_unref(idle_sock);
+        g_array_unref(busy);
+        g_array_unref(busy_sock);
+        g_free(d.lat);
+        g_strfreev(qargv);
+        sd_bus_unref(bus);
+        return 0;
+}
+
+/* ---------------------------------------------------------------------- */
 /* scale */
 
 typedef struct {
@@ -1010,18 +1216,20 @@ static int cmd_echo_service(const char *name) {
 /* ---------------------------------------------------------------------- */
 
 static void usage(void) {
-        fprintf(stderr, "usage: qm-bench launch|rtt|throughput|events|scale|echo-service [OPTIONS] [-- QEMU ARGS]\n"
+        fprintf(stderr, "usage: qm-bench launch|rtt|throughput|events|flood|scale|echo-service [OPTIONS]\n"
+                        "       [-- QEMU ARGS]\n"
                         "(see the comment at the top of bench/qm-bench.c)\n");
         exit(2);
 }
 
 int main(int argc, char **argv) {
-        const char *binary = "qemu-system-x86_64", *label = "none", *echo = NULL;
+        const char *binary = "qemu-system-x86_64", *label = "none", *echo = NULL, *fake = NULL;
         const char *clients = "1,8,64", *vms = "1,8", *rates = "1000,20000";
         char *default_args[] = { "-machine", "none", "-nodefaults", "-accel", "tcg", NULL };
         char **args = default_args;
         int n = 20, rounds = 3, queries = 50, r = 0;
-        double seconds = 1.0;
+        double seconds = 1.0, cap = 120.0;
+        long count = 100000;
         const char *cmd;
 
         if (argc < 2)
@@ -1051,6 +1259,12 @@ int main(int argc, char **argv) {
                         rates = argv[++i];
                 else if (OPT("--seconds"))
                         seconds = atof(argv[++i]);
+                else if (OPT("--count"))
+                        count = atol(argv[++i]);
+                else if (OPT("--cap"))
+                        cap = atof(argv[++i]);
+                else if (OPT("--fake"))
+                        fake = argv[++i];
                 else if (strcmp(argv[i], "--") == 0) {
                         args = &argv[i + 1];
                         break;
@@ -1060,7 +1274,7 @@ int main(int argc, char **argv) {
                         usage();
 #undef OPT
         }
-        if (n < 1 || rounds < 1 || queries < 1)
+        if (n < 1 || rounds < 1 || queries < 1 || count < 1 || cap <= 0)
                 usage();
         tmp_dir = g_dir_make_tmp("qm-bench-XXXXXX", NULL);
         if (!tmp_dir)
@@ -1073,6 +1287,8 @@ int main(int argc, char **argv) {
                 r = cmd_throughput(clients, vms, seconds, echo, binary, args);
         else if (strcmp(cmd, "events") == 0)
                 r = cmd_events(binary, rates, seconds);
+        else if (strcmp(cmd, "flood") == 0 && fake)
+                r = cmd_flood(n, count, cap, fake, binary, args);
         else if (strcmp(cmd, "scale") == 0)
                 r = cmd_scale(n, rounds, queries, label, binary, args);
         else if (strcmp(cmd, "echo-service") == 0 && echo)

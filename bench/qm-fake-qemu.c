@@ -13,7 +13,10 @@
  * data {"n": 1..N}, paced to R events/s (0: as fast as the socket takes
  * them), each stamped with the time it was written (CLOCK_REALTIME, as
  * QEMU does). Writes block, so a slow reader slows the flood down instead
- * of losing events; the achieved rate is the reader's to measure.
+ * of losing events; the achieved rate is the reader's to measure. With
+ * "end": true in the arguments, one more event follows the last one:
+ * X_FLOOD_END with data {"count": N}, a marker a reader can wait for by
+ * name without looking at the N events before it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -111,6 +114,16 @@ static void reply(const char *id, const char *ret) {
         flush_out();
 }
 
+static void flood_end(long count) {
+        struct timespec now;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        put("{\"timestamp\": {\"seconds\": %lld, \"microseconds\": %ld}, \"event\": \"X_FLOOD_END\", "
+            "\"data\": {\"count\": %ld}}\r\n",
+            (long long)now.tv_sec, now.tv_nsec / 1000, count);
+        flush_out();
+}
+
 static void flood(double rate, long count) {
         double t0 = mono();
         long sent = 0;
@@ -157,7 +170,7 @@ static void serve(void) {
                 len += (size_t)n;
                 buf[len] = '\0';
                 while ((nl = strchr(buf, '\n')) != NULL) {
-                        char cmd[128], id[128], rate[64], count[64];
+                        char cmd[128], id[128], rate[64], count[64], end[16];
                         *nl = '\0';
                         json_raw(buf, "execute", cmd, sizeof(cmd));
                         json_raw(buf, "id", id, sizeof(id));
@@ -172,8 +185,11 @@ static void serve(void) {
                         } else if (strcmp(cmd, "\"x-flood\"") == 0) {
                                 json_raw(buf, "rate", rate, sizeof(rate));
                                 json_raw(buf, "count", count, sizeof(count));
+                                json_raw(buf, "end", end, sizeof(end));
                                 reply(id, "{}");
                                 flood(atof(rate), atol(count));
+                                if (strcmp(end, "true") == 0)
+                                        flood_end(atol(count));
                         } else if (cmd[0]) {
                                 reply(id, "{}");
                         }
