@@ -8,6 +8,8 @@ The behaviour comes from `--fake-mode=MODE` at the end of the arguments:
   split            every message is sent one byte at a time
   garbage-greeting the first line is not JSON
   console-flood    writes 4 MiB to the console socket, then FLOOD-DONE
+  panic-flood      a panic line that goes on for 40 MiB before its newline,
+                   then PANIC-DONE
 
 Whatever the mode, these commands misbehave when asked:
   x-burst    three events and the reply in a single write
@@ -116,6 +118,15 @@ def serve(mon):
                                 "desc": "The command %s has not been found" % name}, "id": rid})
 
 
+def panic_flood(console):
+    """More than dbus-daemon's 32 MiB message limit on one panic line."""
+    console.sendall(b"Kernel panic - not syncing: boom ")
+    chunk = b"x" * (1024 * 1024)
+    for _ in range(40):
+        console.sendall(chunk)
+    console.sendall(b"\r\nPANIC-DONE\n")
+
+
 def main():
     print("fake qemu starting in mode", MODE, flush=True)
     console_fd = chardev_fd("console")
@@ -127,6 +138,8 @@ def main():
             for _ in range(64):
                 console.sendall(chunk)
             console.sendall(b"FLOOD-DONE\n")
+        elif MODE == "panic-flood":
+            panic_flood(console)
     mon_fd = chardev_fd("mon")
     if mon_fd is None:
         sleep_forever()

@@ -108,6 +108,199 @@ static void test_crash_binary_safe(void) {
         g_assert_nonnull(again);
 }
 
+/* Feed @len bytes of @data cut at @cuts (ascending offsets); returns what
+ * was reported, or NULL, and how many reports came. */
+static char *scan_pieces(const char *data, gsize len, const gsize *cuts, gsize n_cuts, guint *reports) {
+        g_autoptr(QmCrashScan) s = qm_crash_scan_new();
+        char *found = NULL;
+        gsize off = 0;
+
+        *reports = 0;
+        for (gsize i = 0; i <= n_cuts; i++) {
+                gsize end = i < n_cuts ? cuts[i] : len;
+                char *r = qm_crash_scan_feed(s, data + off, end - off);
+                /* the window never holds more than the bounded crash text */
+                g_assert_cmpuint(qm_crash_scan_buffered(s), <=, QM_CRASH_TEXT_MAX + 1);
+                if (r) {
+                        (*reports)++;
+                        g_free(found);
+                        found = r;
+                }
+                off = end;
+        }
+        g_assert_cmpuint(qm_crash_scan_examined(s), <=, len);
+        char *r = qm_crash_scan_finish(s);
+        if (r) {
+                (*reports)++;
+                g_free(found);
+                found = r;
+        }
+        return found;
+}
+
+static void assert_same_verdict(const GString *stream, const char *expected, gsize n_cuts, const gsize *cuts) {
+        guint n;
+        g_autofree char *found = scan_pieces(stream->str, stream->len, cuts, n_cuts, &n);
+
+        g_assert_cmpuint(n, ==, expected ? 1 : 0);
+        g_assert_cmpstr(found, ==, expected);
+}
+
+static int compare_gsize(gconstpointer a, gconstpointer b) {
+        gsize x = *(const gsize *)a, y = *(const gsize *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* The verdict on @stream is @expected whatever the reads: in one piece,
+ * split at every offset (short streams) and at random offsets. */
+static void assert_split_independent(const GString *stream, const char *expected) {
+        gsize cuts[16];
+
+        assert_same_verdict(stream, expected, 0, NULL);
+        if (stream->len <= 3 * QM_CRASH_TEXT_MAX) {
+                for (gsize i = 1; i < stream->len; i++) {
+                        cuts[0] = i;
+                        assert_same_verdict(stream, expected, 1, cuts);
+                }
+        }
+        for (guint round = 0; round < 40 && stream->len > 1; round++) {
+                gsize n = g_test_rand_int_range(1, G_N_ELEMENTS(cuts) + 1);
+                for (gsize i = 0; i < n; i++)
+                        cuts[i] = g_test_rand_int_range(0, stream->len + 1);
+                qsort(cuts, n, sizeof(cuts[0]), compare_gsize);
+                assert_same_verdict(stream, expected, n, cuts);
+        }
+}
+
+static GString *stream_of(const char *text) {
+        return g_string_new(text);
+}
+
+/* "Kernel panic - not syncing: " padded with @pad to @len bytes. */
+static GString *panic_line_of(gsize len, char pad) {
+        GString *s = g_string_new("Kernel panic - not syncing: ");
+        while (s->len < len)
+                g_string_append_c(s, pad);
+        return s;
+}
+
+/* The first @n bytes of @stream and the cut marker. */
+static char *cut_expected(const GString *stream, gsize n) {
+        g_autofree char *head = g_strndup(stream->str, n);
+        return g_strconcat(head, QM_CRASH_CUT_MARKER, NULL);
+}
+
+static void check_split_independent_text(const char *text, const char *expected) {
+        g_autoptr(GString) s = stream_of(text);
+        assert_split_independent(s, expected);
+}
+
+static void test_crash_split_independent(void) {
+        /* a panic inside an unfinished BUG report wins */
+        check_split_independent_text("BUG: x\nKernel panic - not syncing: y\n---[ end trace z ]---\n",
+                                     "Kernel panic - not syncing: y");
+        /* a BUG report that completes on a panic line does not */
+        check_split_independent_text("Kernel panic - not syncing: BUG: ---[ end trace x ]---\nmore",
+                                     "Kernel panic - not syncing: BUG: ---[ end trace x ]---");
+        /* " ]---" may start with the last space of "---[ end trace " */
+        check_split_independent_text("BUG: a\n---[ end trace ]---\n", "BUG: a\n---[ end trace ]---");
+        /* pattern starts that fail, then succeed */
+        check_split_independent_text("KKernel panic - not Kernel panic - not syncing: k\r\n",
+                                     "Kernel panic - not syncing: k");
+        check_split_independent_text("BUBUG: b ---[ end ---[ end trace 1 ]---",
+                                     "BUG: b ---[ end ---[ end trace 1 ]---");
+        check_split_independent_text("BUG: no end\n---[ end trace", NULL);
+        check_split_independent_text("Kernel panic - not syncing", "Kernel panic - not syncing");
+        check_split_independent_text("Kernel panic - not syncing\r", "Kernel panic - not syncing");
+        check_split_independent_text("Kernel panic - not syncin", NULL);
+        check_split_independent_text("", NULL);
+
+        /* panic lines around the limit, ended by "\r\n", "\n", or nothing */
+        for (gsize len = QM_CRASH_TEXT_MAX - 1; len <= QM_CRASH_TEXT_MAX + 2; len++) {
+                const char *const ends[] = { "\r\nnext", "\nnext", "", "\r", "\rX\n" };
+                for (gsize e = 0; e < G_N_ELEMENTS(ends); e++) {
+                        g_autoptr(GString) line = panic_line_of(len, 'p');
+                        g_autoptr(GString) stream = g_string_new(line->str);
+                        gsize content = len + (strcmp(ends[e], "\rX\n") == 0 ? 2 : 0);
+                        g_string_append(stream, ends[e]);
+                        g_autofree char *expected = content > QM_CRASH_TEXT_MAX
+                                                            ? cut_expected(stream, QM_CRASH_TEXT_MAX)
+                                                            : g_strdup(line->str);
+                        assert_split_independent(stream, expected);
+                }
+        }
+
+        /* a cut inside a UTF-8 character drops it whole */
+        g_autoptr(GString) utf8 = panic_line_of(QM_CRASH_TEXT_MAX - 1, 'u');
+        g_autofree char *utf8_expected = cut_expected(utf8, QM_CRASH_TEXT_MAX - 1);
+        g_string_append(utf8, "\xc3\xa9 and more\n");
+        assert_split_independent(utf8, utf8_expected);
+
+        /* NUL and invalid bytes become valid text */
+        g_autoptr(GString) binary = g_string_new("Kernel panic - not syncing: ");
+        g_string_append_len(binary, "a\0b\xff" "c\n", 6);
+        assert_split_independent(binary, "Kernel panic - not syncing: a?b\xef\xbf\xbd" "c");
+
+        /* a long BUG report is cut; a stray "BUG:" is given up on */
+        g_autoptr(GString) bug = g_string_new("BUG: long\n");
+        while (bug->len < 200 * 1024)
+                g_string_append(bug, "stack line\n");
+        g_autofree char *bug_expected = cut_expected(bug, QM_CRASH_TEXT_MAX);
+        g_string_append(bug, "---[ end trace 42 ]---\n");
+        assert_split_independent(bug, bug_expected);
+
+        g_autoptr(GString) stray = g_string_new("echo BUG: stray\n");
+        while (stray->len < 300 * 1024)
+                g_string_append(stray, "no end in sight\n");
+        g_string_append(stray, "BUG: real\n---[ end trace r ]---\n");
+        assert_split_independent(stray, "BUG: real\n---[ end trace r ]---");
+}
+
+/* A guest that panics and then writes 10 MiB on the same line. */
+static void test_crash_panic_flood(void) {
+        g_autoptr(QmCrashScan) s = qm_crash_scan_new();
+        g_autofree char *piece = g_strnfill(4096, 'x');
+        const char *head = "Kernel panic - not syncing: boom ";
+        g_autofree char *found = qm_crash_scan_feed(s, head, strlen(head));
+        guint64 fed = strlen(head);
+
+        g_assert_null(found);
+        for (guint i = 0; i < 10 * 256; i++) {
+                char *r = qm_crash_scan_feed(s, piece, 4096);
+                fed += 4096;
+                g_assert_cmpuint(qm_crash_scan_buffered(s), <=, QM_CRASH_TEXT_MAX + 1);
+                if (r) {
+                        g_assert_null(found);
+                        found = r;
+                }
+        }
+        g_assert_null(qm_crash_scan_feed(s, "\nPANIC-DONE\n", 12));
+        g_assert_null(qm_crash_scan_finish(s));
+        /* each byte looked at once at most: linear */
+        g_assert_cmpuint(qm_crash_scan_examined(s), <=, fed);
+        g_assert_nonnull(found);
+        g_assert_cmpuint(strlen(found), ==, QM_CRASH_TEXT_MAX + strlen(QM_CRASH_CUT_MARKER));
+        g_assert_true(g_str_has_prefix(found, head));
+        g_assert_true(g_str_has_suffix(found, "xxx" QM_CRASH_CUT_MARKER));
+}
+
+/* A "BUG:" and then 10 MiB without its end: bounded, each byte seen once. */
+static void test_crash_bug_flood(void) {
+        g_autoptr(QmCrashScan) s = qm_crash_scan_new();
+        g_autofree char *piece = g_strnfill(4096, 'y');
+        guint64 fed = 4;
+
+        g_assert_null(qm_crash_scan_feed(s, "BUG:", 4));
+        for (guint i = 0; i < 10 * 256; i++) {
+                g_assert_null(qm_crash_scan_feed(s, piece, 4096));
+                fed += 4096;
+                g_assert_cmpuint(qm_crash_scan_buffered(s), <=, QM_CRASH_TEXT_MAX + 1);
+        }
+        g_assert_cmpuint(qm_crash_scan_examined(s), ==, fed);
+        g_autofree char *found = qm_crash_scan_feed(s, "\nBUG: b\n---[ end trace 1 ]---", 29);
+        g_assert_cmpstr(found, ==, "BUG: b\n---[ end trace 1 ]---");
+}
+
 static void test_keys(void) {
         QmError *e = NULL;
         g_autoptr(JsonNode) cad = qm_keys_parse_combo("ctrl-alt-delete", 0, &e);
@@ -178,6 +371,9 @@ int main(int argc, char **argv) {
         g_test_add_func("/console/crash-bug-any-split", test_crash_bug);
         g_test_add_func("/console/crash-none", test_crash_none);
         g_test_add_func("/console/crash-binary-safe", test_crash_binary_safe);
+        g_test_add_func("/console/crash-split-independent", test_crash_split_independent);
+        g_test_add_func("/console/crash-panic-flood", test_crash_panic_flood);
+        g_test_add_func("/console/crash-bug-flood", test_crash_bug_flood);
         g_test_add_func("/keys/combos", test_keys);
         g_test_add_func("/images/names-and-probe", test_image_names_and_probe);
         return g_test_run();
