@@ -6,6 +6,7 @@
 
 #include "console.h"
 #include "fd-watch.h"
+#include "safe-open.h"
 
 #define CONSOLE_READ_CHUNK 65536
 
@@ -172,6 +173,7 @@ static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
 QmConsole *qm_console_new(int fd, const char *log_path, gboolean append, const QmConsoleCallbacks *cb,
                           gpointer userdata) {
         QmConsole *c = g_new0(QmConsole, 1);
+        g_autoptr(GError) err = NULL;
 
         c->fd = fd;
         c->in = g_string_new(NULL);
@@ -179,9 +181,9 @@ QmConsole *qm_console_new(int fd, const char *log_path, gboolean append, const Q
         if (cb)
                 c->cb = *cb;
         c->userdata = userdata;
-        c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (append ? 0 : O_TRUNC), 0640);
+        c->log_fd = qm_log_open(log_path, append, &err);
         if (c->log_fd < 0)
-                g_warning("cannot open %s: %s; console output is not logged", log_path, g_strerror(errno));
+                g_warning("%s; console output is not logged", err->message);
         c->read_id = qm_fd_watch_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
         return c;
 }

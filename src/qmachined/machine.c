@@ -15,6 +15,7 @@
 #include "machine-internal.h"
 #include "names.h"
 #include "qemu-argv.h"
+#include "safe-open.h"
 #include "unix-socket.h"
 
 #define QMP_FD_IN_QEMU 3
@@ -191,7 +192,7 @@ void machine_set_state(Machine *m, QmState state) {
 
 static char *read_log_tail(Machine *m, gsize max) {
         g_autofree char *path = g_build_filename(m->log_dir, "qemu.log", NULL);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        int fd = qm_open_regular(AT_FDCWD, path, NULL);
         struct stat st;
         g_autofree char *buf = NULL;
         gsize len = 0;
@@ -449,9 +450,10 @@ void machine_launch_done(Machine *m) {
 }
 
 static gboolean prepare_dirs(Machine *m, QmError **error) {
-        if (g_mkdir_with_parents(m->runtime_dir, 0700) < 0 || g_mkdir_with_parents(m->log_dir, 0750) < 0) {
-                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "cannot create the directories of '%s': %s",
-                                      m->name, g_strerror(errno));
+        g_autoptr(GError) err = NULL;
+
+        if (!qm_private_dir_ensure(m->runtime_dir, 0700, &err) || !qm_private_dir_ensure(m->log_dir, 0750, &err)) {
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "the directories of '%s': %s", m->name, err->message);
                 return FALSE;
         }
         return TRUE;
@@ -509,9 +511,9 @@ static gboolean spawn_qemu(Machine *m, QmError **error) {
         if (!prepare_dirs(m, error))
                 return FALSE;
         log_path = g_build_filename(m->log_dir, "qemu.log", NULL);
-        log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        log_fd = qm_log_open(log_path, FALSE, &err);
         if (log_fd < 0) {
-                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "cannot open %s: %s", log_path, g_strerror(errno));
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "%s", err->message);
                 return FALSE;
         }
         if ((m->config->qmp && !open_socket(m->qmp_socket, &listen_fds[0], &client_fds[0], &err)) ||

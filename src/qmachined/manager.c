@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "manager.h"
 #include "persist.h"
@@ -28,6 +30,13 @@ void manager_free(Manager *mgr) {
 static void emit_count_changed(Manager *mgr) {
         sd_bus_emit_properties_changed(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineCount",
                                        NULL);
+}
+
+static void forget_definition(Manager *mgr, const char *name) {
+        g_autoptr(GError) err = NULL;
+
+        if (!qm_definition_remove(mgr->daemon->definitions_dir, name, &err))
+                g_warning("%s", err->message);
 }
 
 Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config, QmError **error) {
@@ -63,8 +72,8 @@ Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config
         if (owned->persistent && !mgr->restoring) {
                 g_autoptr(GError) err = NULL;
                 if (!qm_definition_save(mgr->daemon->definitions_dir, name, owned, 0, &err)) {
-                        *error = qm_error_new(SD_BUS_ERROR_FAILED, "cannot save the definition of '%s': %s", name,
-                                              err->message);
+                        *error = qm_error_new(QM_ERROR_STORAGE_FAILED, "cannot save the definition of '%s': %s",
+                                              name, err->message);
                         return NULL;
                 }
         }
@@ -72,6 +81,9 @@ Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config
         r = machine_export(m);
         if (r < 0) {
                 *error = qm_error_new(SD_BUS_ERROR_FAILED, "cannot export machine '%s': %s", name, g_strerror(-r));
+                /* No machine, so no definition either: it would come back. */
+                if (m->config->persistent && !mgr->restoring)
+                        forget_definition(mgr, name);
                 machine_free(m);
                 return NULL;
         }
@@ -97,8 +109,16 @@ gboolean manager_remove_machine(Manager *mgr, const char *name, QmError **error)
                                       qm_state_to_string(m->state));
                 return FALSE;
         }
-        if (m->config->persistent)
-                qm_definition_remove(mgr->daemon->definitions_dir, name);
+        /* First the definition: if it stays, so must the machine, or it
+         * would come back after a restart. */
+        if (m->config->persistent) {
+                g_autoptr(GError) err = NULL;
+                if (!qm_definition_remove(mgr->daemon->definitions_dir, name, &err)) {
+                        *error = qm_error_new(QM_ERROR_STORAGE_FAILED, "Machine '%s' is kept: %s", name,
+                                              err->message);
+                        return FALSE;
+                }
+        }
         path = g_strdup(m->path);
         key = g_strdup(m->name);
         /* InterfacesRemoved needs the object still registered. */
@@ -147,6 +167,20 @@ static void restore_running(Manager *mgr, const char *record_path) {
         machine_reattach(m, r);
 }
 
+/* A record is only trusted in a real directory of ours, never through a
+ * symlink someone put in the runtime directory. */
+static gboolean is_own_directory(const char *path) {
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return FALSE;
+        if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+                g_warning("ignoring %s: not a directory of ours", path);
+                return FALSE;
+        }
+        return TRUE;
+}
+
 void manager_restore(Manager *mgr) {
         g_autoptr(GPtrArray) defs = qm_definitions_load(mgr->daemon->definitions_dir);
         g_autoptr(GDir) dir = NULL;
@@ -165,8 +199,10 @@ void manager_restore(Manager *mgr) {
         }
         dir = g_dir_open(mgr->daemon->runtime_dir, 0, NULL);
         while (dir && (entry = g_dir_read_name(dir))) {
-                g_autofree char *record = g_build_filename(mgr->daemon->runtime_dir, entry, "record.json", NULL);
-                if (qm_name_is_valid(entry) && g_file_test(record, G_FILE_TEST_EXISTS))
+                g_autofree char *run_dir = g_build_filename(mgr->daemon->runtime_dir, entry, NULL);
+                g_autofree char *record = g_build_filename(run_dir, "record.json", NULL);
+                if (qm_name_is_valid(entry) && is_own_directory(run_dir) &&
+                    g_file_test(record, G_FILE_TEST_EXISTS))
                         restore_running(mgr, record);
         }
         mgr->restoring = FALSE;

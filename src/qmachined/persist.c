@@ -44,10 +44,99 @@ gboolean qm_definition_save(const char *dir, const char *name, const QmConfig *c
         return qm_json_file_write(path, root, TRUE, error);
 }
 
-void qm_definition_remove(const char *dir, const char *name) {
+gboolean qm_definition_remove(const char *dir, const char *name, GError **error) {
         g_autofree char *path = qm_definition_path(dir, name);
-        if (g_unlink(path) < 0 && errno != ENOENT)
-                g_warning("cannot remove %s: %s", path, g_strerror(errno));
+
+        if (g_unlink(path) < 0 && errno != ENOENT) {
+                int e = errno;
+                g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot remove %s: %s", path,
+                            g_strerror(e));
+                return FALSE;
+        }
+        return TRUE;
+}
+
+/*
+ * Strict readers of members: absent gives the default, but a member that
+ * is there with the wrong type or out of range makes the file corrupt. A
+ * silent default would, e.g., restart event numbers at 0.
+ */
+static gboolean member_int(JsonObject *obj, const char *key, gint64 min, gint64 max, gint64 *out,
+                           GError **error) {
+        JsonNode *n = json_object_get_member(obj, key);
+
+        if (!n)
+                return TRUE;
+        if (json_node_get_value_type(n) != G_TYPE_INT64 || json_node_get_int(n) < min ||
+            json_node_get_int(n) > max) {
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                            "member %s is not an integer from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, key, min,
+                            max);
+                return FALSE;
+        }
+        *out = json_node_get_int(n);
+        return TRUE;
+}
+
+static gboolean member_u64(JsonObject *obj, const char *key, guint64 *out, GError **error) {
+        gint64 v = 0;
+
+        if (!member_int(obj, key, 0, G_MAXINT64, &v, error))
+                return FALSE;
+        *out = (guint64)v;
+        return TRUE;
+}
+
+static gboolean member_string(JsonObject *obj, const char *key, char **out, GError **error) {
+        JsonNode *n = json_object_get_member(obj, key);
+
+        if (!n)
+                return TRUE;
+        if (json_node_get_value_type(n) != G_TYPE_STRING) {
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "member %s is not a string", key);
+                return FALSE;
+        }
+        g_free(*out);
+        *out = g_strdup(json_node_get_string(n));
+        return TRUE;
+}
+
+static gboolean member_boolean(JsonObject *obj, const char *key, gboolean *out, GError **error) {
+        JsonNode *n = json_object_get_member(obj, key);
+
+        if (!n)
+                return TRUE;
+        if (json_node_get_value_type(n) != G_TYPE_BOOLEAN) {
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "member %s is not a boolean", key);
+                return FALSE;
+        }
+        *out = json_node_get_boolean(n);
+        return TRUE;
+}
+
+/* An array of strings; NULL-terminated, empty when absent. */
+static gboolean member_strv(JsonObject *obj, const char *key, char ***out, GError **error) {
+        JsonNode *n = json_object_get_member(obj, key);
+        g_autoptr(GPtrArray) v = g_ptr_array_new_with_free_func(g_free);
+        JsonArray *a;
+
+        if (n && !JSON_NODE_HOLDS_ARRAY(n)) {
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "member %s is not an array", key);
+                return FALSE;
+        }
+        a = n ? json_node_get_array(n) : NULL;
+        for (guint i = 0; a && i < json_array_get_length(a); i++) {
+                JsonNode *s = json_array_get_element(a, i);
+                if (json_node_get_value_type(s) != G_TYPE_STRING) {
+                        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "member %s holds a non-string", key);
+                        return FALSE;
+                }
+                g_ptr_array_add(v, g_strdup(json_node_get_string(s)));
+        }
+        g_ptr_array_add(v, NULL);
+        g_strfreev(*out);
+        *out = (char **)g_ptr_array_steal(v, NULL);
+        return TRUE;
 }
 
 static QmDefinition *definition_parse(const char *path, const char *name, GError **error) {
@@ -65,7 +154,8 @@ static QmDefinition *definition_parse(const char *path, const char *name, GError
         }
         d = g_new0(QmDefinition, 1);
         d->name = g_strdup(name);
-        d->event_sequence = (guint64)MAX(qm_json_get_int(obj, "event-sequence", 0), 0);
+        if (!member_u64(obj, "event-sequence", &d->event_sequence, error))
+                return NULL;
         d->config = qm_config_from_json(json_object_get_member(obj, "config"), &e);
         if (!d->config) {
                 g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "bad config: %s", e->message);
@@ -159,33 +249,26 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
         g_autoptr(JsonNode) root = qm_json_file_read(path, error);
         g_autoptr(QmRunRecord) r = NULL;
         g_autoptr(QmError) e = NULL;
+        gint64 pid = 0;
         JsonObject *obj;
-        JsonNode *cmd;
-        GPtrArray *argv;
 
         if (!root)
                 return NULL;
         obj = json_node_get_object(root);
         r = g_new0(QmRunRecord, 1);
-        r->name = g_strdup(qm_json_get_string(obj, "name", ""));
-        r->pid = (pid_t)qm_json_get_int(obj, "pid", 0);
-        r->start_time = (guint64)MAX(qm_json_get_int(obj, "start-time", 0), 0);
-        r->launch_timestamp = (guint64)MAX(qm_json_get_int(obj, "launch-timestamp", 0), 0);
-        r->event_sequence_mark = (guint64)MAX(qm_json_get_int(obj, "event-sequence-mark", 0), 0);
-        r->qemu_version = g_strdup(qm_json_get_string(obj, "qemu-version", ""));
-        r->quit_issued = json_object_get_boolean_member_with_default(obj, "quit-issued", FALSE);
-        argv = g_ptr_array_new();
-        cmd = json_object_get_member(obj, "command-line");
-        if (cmd && JSON_NODE_HOLDS_ARRAY(cmd)) {
-                JsonArray *a = json_node_get_array(cmd);
-                for (guint i = 0; i < json_array_get_length(a); i++) {
-                        JsonNode *s = json_array_get_element(a, i);
-                        if (json_node_get_value_type(s) == G_TYPE_STRING)
-                                g_ptr_array_add(argv, g_strdup(json_node_get_string(s)));
-                }
+        r->name = g_strdup("");
+        r->qemu_version = g_strdup("");
+        if (!member_string(obj, "name", &r->name, error) || !member_int(obj, "pid", 1, G_MAXINT, &pid, error) ||
+            !member_u64(obj, "start-time", &r->start_time, error) ||
+            !member_u64(obj, "launch-timestamp", &r->launch_timestamp, error) ||
+            !member_u64(obj, "event-sequence-mark", &r->event_sequence_mark, error) ||
+            !member_string(obj, "qemu-version", &r->qemu_version, error) ||
+            !member_boolean(obj, "quit-issued", &r->quit_issued, error) ||
+            !member_strv(obj, "command-line", &r->command_line, error)) {
+                g_prefix_error(error, "%s: ", path);
+                return NULL;
         }
-        g_ptr_array_add(argv, NULL);
-        r->command_line = (char **)g_ptr_array_free(argv, FALSE);
+        r->pid = (pid_t)pid;
         if (!qm_name_is_valid(r->name) || r->pid <= 0) {
                 g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s: bad name or pid", path);
                 return NULL;

@@ -19,7 +19,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmDefinition, qm_definition_free)
 char *qm_definition_path(const char *dir, const char *name);
 gboolean qm_definition_save(const char *dir, const char *name, const QmConfig *config, guint64 event_sequence,
                             GError **error);
-void qm_definition_remove(const char *dir, const char *name);
+/* Success when it is gone, also when it was not there. */
+gboolean qm_definition_remove(const char *dir, const char *name, GError **error);
 /* Every valid NAME.json in @dir, sorted by name. A file that cannot be
  * read or parsed is logged and moved aside to NAME.json.corrupt. */
 GPtrArray *qm_definitions_load(const char *dir);

@@ -1,0 +1,210 @@
+/* Definitions and runtime records read back strictly: a file that is not
+ * a plain file, too big, or holds a member of the wrong type or range is
+ * corrupt, never read with a silent default. */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json-util.h"
+#include "persist.h"
+#include "state-file.h"
+
+static char *tmp_dir(void) {
+        g_autoptr(GError) err = NULL;
+        char *dir = g_dir_make_tmp("qm-persist-XXXXXX", &err);
+        g_assert_no_error(err);
+        return dir;
+}
+
+static void remove_tree(const char *dir) {
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+        g_assert_cmpint(system(cmd), ==, 0);
+}
+
+static void write_file(const char *path, const char *text) {
+        g_autoptr(GError) err = NULL;
+        g_file_set_contents(path, text, -1, &err);
+        g_assert_no_error(err);
+}
+
+static char *config_json(void) {
+        g_autoptr(GVariant) v = g_variant_ref_sink(g_variant_new_parsed("@a{sv} {}"));
+        g_autoptr(QmError) e = NULL;
+        g_autoptr(QmConfig) c = qm_config_from_variant(v, &e);
+        g_autoptr(JsonNode) n = NULL;
+
+        g_assert_nonnull(c);
+        n = qm_config_to_json(c);
+        return qm_json_to_string(n);
+}
+
+static void test_file_read_refuses(void) {
+        g_autofree char *dir = tmp_dir();
+        g_autofree char *fifo = g_build_filename(dir, "fifo.json", NULL);
+        g_autofree char *zero = g_build_filename(dir, "zero.json", NULL);
+        g_autofree char *good = g_build_filename(dir, "good.json", NULL);
+        g_autofree char *link = g_build_filename(dir, "link.json", NULL);
+        g_autofree char *big = g_build_filename(dir, "big.json", NULL);
+        g_autofree char *wide = g_build_filename(dir, "wide.json", NULL);
+        g_autoptr(GString) text = g_string_new("{\"a\": \"");
+        g_autoptr(GError) err = NULL;
+        g_autoptr(JsonNode) n = NULL;
+        const char *wide_numbers[] = {
+                "{\"a\": 18446744073709551615}", "{\"a\": -18446744073709551615}", "{\"a\": 9223372036854775808}",
+                "{\"a\": [1, -9223372036854775809]}", "{\"a\": 99999999999999999999999}",
+        };
+
+        g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+        g_assert_cmpint(symlink("/dev/zero", zero), ==, 0);
+        write_file(good, "{\"a\": [9223372036854775807, -9223372036854775808, 0.12345678901234567890123, "
+                         "\"99999999999999999999\", 1e300]}");
+        g_assert_cmpint(symlink(good, link), ==, 0);
+        n = qm_json_file_read(good, &err);
+        g_assert_no_error(err);
+        g_assert_nonnull(n);
+
+        g_assert_null(qm_json_file_read(fifo, &err));
+        g_clear_error(&err);
+        g_assert_null(qm_json_file_read(zero, &err));
+        g_clear_error(&err);
+        g_assert_null(qm_json_file_read(link, &err));
+        g_clear_error(&err);
+
+        while (text->len <= 4 * 1024 * 1024)
+                g_string_append(text, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        g_string_append(text, "\"}");
+        write_file(big, text->str);
+        g_assert_null(qm_json_file_read(big, &err));
+        g_assert_nonnull(strstr(err->message, "larger than"));
+        g_clear_error(&err);
+
+        for (guint i = 0; i < G_N_ELEMENTS(wide_numbers); i++) {
+                write_file(wide, wide_numbers[i]);
+                g_assert_null(qm_json_file_read(wide, &err));
+                g_assert_nonnull(err);
+                g_clear_error(&err);
+        }
+        remove_tree(dir);
+}
+
+static void write_definition(const char *dir, const char *name, const char *event_sequence) {
+        g_autofree char *config = config_json();
+        g_autofree char *file = g_strconcat(name, ".json", NULL);
+        g_autofree char *path = g_build_filename(dir, file, NULL);
+        g_autofree char *text = g_strdup_printf("{\"name\": \"%s\", \"config\": %s%s%s}", name, config,
+                                                event_sequence ? ", \"event-sequence\": " : "",
+                                                event_sequence ? event_sequence : "");
+        write_file(path, text);
+}
+
+static gboolean set_aside(const char *dir, const char *name) {
+        g_autofree char *file = g_strconcat(name, ".json.corrupt", NULL);
+        g_autofree char *path = g_build_filename(dir, file, NULL);
+        return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+/* Setting aside a corrupt file warns; count those, fail on any other. */
+static void count_set_aside(const char *domain, GLogLevelFlags level, const char *message, gpointer data) {
+        if (!strstr(message, "is unusable"))
+                g_error("unexpected warning: %s", message);
+        (*(guint *)data)++;
+}
+
+static void test_definitions_strict(void) {
+        g_autofree char *dir = tmp_dir();
+        g_autofree char *fifo = g_build_filename(dir, "fifo.json", NULL);
+        g_autofree char *zero = g_build_filename(dir, "zero.json", NULL);
+        g_autoptr(GPtrArray) defs = NULL;
+        const char *bad[][2] = {
+                { "wrapped", "18446744073709551615" }, { "negative", "-5" },     { "string", "\"abc\"" },
+                { "float", "1.5" },                    { "wrapped-neg", "-18446744073709551615" },
+                { "null", "null" },                    { "object", "{}" },
+        };
+        guint warnings = 0, handler;
+        QmDefinition *d;
+
+        write_definition(dir, "good", "41");
+        write_definition(dir, "absent", NULL);
+        for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+                write_definition(dir, bad[i][0], bad[i][1]);
+        g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+        g_assert_cmpint(symlink("/dev/zero", zero), ==, 0);
+
+        /* warnings stay fatal elsewhere; criticals here too */
+        g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+        handler = g_log_set_handler("qmachined", G_LOG_LEVEL_WARNING, count_set_aside, &warnings);
+        defs = qm_definitions_load(dir);
+        g_log_remove_handler("qmachined", handler);
+        g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
+        g_assert_cmpuint(warnings, ==, G_N_ELEMENTS(bad) + 2);
+        g_assert_cmpuint(defs->len, ==, 2);
+        d = g_ptr_array_index(defs, 0);
+        g_assert_cmpstr(d->name, ==, "absent");
+        g_assert_cmpuint(d->event_sequence, ==, 0);
+        d = g_ptr_array_index(defs, 1);
+        g_assert_cmpstr(d->name, ==, "good");
+        g_assert_cmpuint(d->event_sequence, ==, 41);
+        for (guint i = 0; i < G_N_ELEMENTS(bad); i++)
+                if (!set_aside(dir, bad[i][0]))
+                        g_error("%s (event-sequence %s) was not set aside", bad[i][0], bad[i][1]);
+        g_assert_true(set_aside(dir, "fifo"));
+        g_assert_true(set_aside(dir, "zero"));
+        remove_tree(dir);
+}
+
+static void test_records_strict(void) {
+        g_autofree char *dir = tmp_dir();
+        g_autofree char *path = g_build_filename(dir, "record.json", NULL);
+        g_autofree char *config = config_json();
+        g_autoptr(GError) err = NULL;
+        /* each replaces one member of a good record */
+        const char *bad[] = {
+                "\"pid\": \"123\"",          "\"pid\": -123",         "\"pid\": 2147483648",
+                "\"pid\": 1.5",              "\"start-time\": -1",    "\"start-time\": \"1\"",
+                "\"launch-timestamp\": -1",  "\"event-sequence-mark\": -5",
+                "\"event-sequence-mark\": 18446744073709551615",    "\"event-sequence-mark\": \"abc\"",
+                "\"quit-issued\": \"yes\"",  "\"quit-issued\": 1",    "\"qemu-version\": 7",
+                "\"command-line\": [\"qemu\", 1]", "\"command-line\": \"qemu\"", "\"name\": 5",
+        };
+        const char *good = "\"pid\": 123, \"start-time\": 5, \"launch-timestamp\": 6, \"event-sequence-mark\": 7, "
+                           "\"quit-issued\": true, \"qemu-version\": \"7.2.0\", \"command-line\": [\"qemu\", \"-S\"]";
+        g_autofree char *text = g_strdup_printf("{\"name\": \"vm\", \"config\": %s, %s}", config, good);
+        g_autoptr(QmRunRecord) r = NULL;
+
+        write_file(path, text);
+        r = qm_run_record_load(path, &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(r->pid, ==, 123);
+        g_assert_cmpuint(r->start_time, ==, 5);
+        g_assert_cmpuint(r->launch_timestamp, ==, 6);
+        g_assert_cmpuint(r->event_sequence_mark, ==, 7);
+        g_assert_true(r->quit_issued);
+        g_assert_cmpstr(r->qemu_version, ==, "7.2.0");
+        g_assert_cmpstr(r->command_line[1], ==, "-S");
+        g_assert_null(r->command_line[2]);
+
+        for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+                /* the later duplicate member wins in json-glib: put the bad one last */
+                g_autofree char *t = g_strdup_printf("{\"name\": \"vm\", \"config\": %s, %s, %s}", config, good,
+                                                     bad[i]);
+                g_autoptr(QmRunRecord) b = NULL;
+                write_file(path, t);
+                b = qm_run_record_load(path, &err);
+                if (b)
+                        g_error("a record with %s was accepted", bad[i]);
+                g_clear_error(&err);
+        }
+        remove_tree(dir);
+}
+
+int main(int argc, char **argv) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/persist/file-read-refuses", test_file_read_refuses);
+        g_test_add_func("/persist/definitions-strict", test_definitions_strict);
+        g_test_add_func("/persist/records-strict", test_records_strict);
+        return g_test_run();
+}
