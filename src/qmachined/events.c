@@ -1,24 +1,31 @@
+#include <string.h>
+
 #include "event-match.h"
 #include "events.h"
 #include "json-util.h"
 
-QmEvent *qm_event_new(JsonNode *node, guint64 seq) {
+QmEvent *qm_event_new(JsonNode *node, const char *text, gsize len, guint64 seq) {
         QmEvent *e = g_new0(QmEvent, 1);
         JsonObject *obj = json_node_get_object(node);
-        JsonNode *data = json_object_get_member(obj, "data");
         JsonObject *ts = qm_json_get_object(obj, "timestamp");
+        gsize start, data_len;
 
         e->seq = seq;
         e->node = json_node_ref(node);
         e->name = g_strdup(qm_json_get_string(obj, "event", ""));
-        e->json = qm_json_to_string(node);
-        e->data_json = data ? qm_json_to_string(data) : g_strdup("{}");
+        /* QEMU's own tokens, compacted: numbers are never re-printed. */
+        e->json = qm_json_compact(text, len);
+        if (qm_json_member_text(text, len, "data", &start, &data_len))
+                e->data_json = qm_json_compact(text + start, data_len);
+        else
+                e->data_json = g_strdup("{}");
         if (ts) {
                 gint64 s = qm_json_get_int(ts, "seconds", 0);
                 gint64 us = qm_json_get_int(ts, "microseconds", 0);
-                if (s > 0 && us >= 0)
+                if (s > 0 && us >= 0 && s < G_MAXINT64 / G_USEC_PER_SEC - 1 && us < G_USEC_PER_SEC)
                         e->timestamp_us = (guint64)s * G_USEC_PER_SEC + (guint64)us;
         }
+        e->size = sizeof(*e) + 2 * len + strlen(e->name);
         return e;
 }
 
@@ -37,11 +44,14 @@ struct QmEventRing {
         guint capacity;
         guint head; /* index of the oldest */
         guint count;
+        gsize bytes;     /* the retained events' size */
+        gsize max_bytes; /* bound of @bytes: QEMU sets the event sizes */
 };
 
-QmEventRing *qm_event_ring_new(guint capacity) {
+QmEventRing *qm_event_ring_new(guint capacity, gsize max_bytes) {
         QmEventRing *r = g_new0(QmEventRing, 1);
         r->capacity = capacity;
+        r->max_bytes = max_bytes;
         r->slots = g_new0(QmEvent *, capacity);
         return r;
 }
@@ -55,15 +65,23 @@ void qm_event_ring_free(QmEventRing *r) {
         g_free(r);
 }
 
+static void drop_oldest(QmEventRing *r) {
+        QmEvent *e = r->slots[r->head];
+
+        r->bytes -= e->size;
+        qm_event_free(e);
+        r->slots[r->head] = NULL;
+        r->head = (r->head + 1) % r->capacity;
+        r->count--;
+}
+
 void qm_event_ring_push(QmEventRing *r, QmEvent *e) {
-        if (r->count == r->capacity) {
-                qm_event_free(r->slots[r->head]);
-                r->slots[r->head] = e;
-                r->head = (r->head + 1) % r->capacity;
-                return;
-        }
+        /* The newest event is always kept, even alone over the budget. */
+        while (r->count > 0 && (r->count == r->capacity || r->bytes + e->size > r->max_bytes))
+                drop_oldest(r);
         r->slots[(r->head + r->count) % r->capacity] = e;
         r->count++;
+        r->bytes += e->size;
 }
 
 guint qm_event_ring_count(QmEventRing *r) {

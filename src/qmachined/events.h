@@ -6,27 +6,32 @@
 #include "errors.h"
 
 #define QM_EVENT_RING_SIZE 4096
+/* Retained events take at most this much memory together (a hostile QEMU
+ * could otherwise make 4096 events of 16 MiB each). */
+#define QM_EVENT_RING_BYTES (64u * 1024 * 1024)
 
 typedef struct {
         guint64 seq;
         char *name;
-        char *json;      /* the whole event object, as QEMU sent it */
+        char *json;      /* the whole event object, as QEMU sent it (compacted) */
         char *data_json; /* its "data" member, "{}" when absent */
         guint64 timestamp_us;
         JsonNode *node;
+        gsize size; /* memory it takes, about */
 } QmEvent;
 
-/* @node: the event object from QEMU; @seq: its number. */
-QmEvent *qm_event_new(JsonNode *node, guint64 seq);
+/* @node: the event object from QEMU, parsed from @text (@len bytes, which
+ * passed qm_json_check()); @seq: its number. */
+QmEvent *qm_event_new(JsonNode *node, const char *text, gsize len, guint64 seq);
 void qm_event_free(QmEvent *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmEvent, qm_event_free)
 
 typedef struct QmEventRing QmEventRing;
 
-QmEventRing *qm_event_ring_new(guint capacity);
+QmEventRing *qm_event_ring_new(guint capacity, gsize max_bytes);
 void qm_event_ring_free(QmEventRing *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmEventRing, qm_event_ring_free)
-/* Takes ownership; drops the oldest event when full. Sequence numbers must
+/* Takes ownership; drops the oldest events when full (count or bytes). Sequence numbers must
  * increase by one from the previous event (or start anywhere when empty). */
 void qm_event_ring_push(QmEventRing *r, QmEvent *e);
 guint qm_event_ring_count(QmEventRing *r);

@@ -3,6 +3,7 @@
  * CheckImage, RemoveImage, ListImages over the image directory.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@ typedef struct {
         sd_bus_message *call;
         char *name;
         char *path;
+        QmImageRecord record; /* CreateImage: what to record once made */
 } ImageCall;
 
 static ImageCall *image_call_new(Manager *mgr, sd_bus_message *call, const char *name) {
@@ -30,6 +32,7 @@ static void image_call_free(ImageCall *ic) {
         qm_calls_release(ic->mgr->daemon->calls, ic->call);
         g_free(ic->name);
         g_free(ic->path);
+        qm_image_record_clear(&ic->record);
         g_free(ic);
 }
 
@@ -50,6 +53,26 @@ static gboolean image_exists(Manager *mgr, const char *name) {
         return g_file_test(path, G_FILE_TEST_EXISTS);
 }
 
+static gboolean image_in_progress(Manager *mgr, const char *name) {
+        return g_hash_table_contains(mgr->images_in_progress, name);
+}
+
+/* The recorded format of image @name; NULL (and a reason in @why) when it
+ * has no usable record. */
+static char *recorded_format(Manager *mgr, const char *name, char **why) {
+        g_auto(QmImageRecord) rec = {};
+        g_autoptr(GError) err = NULL;
+
+        if (!qm_image_record_load(mgr->daemon->image_dir, name, &rec, &err)) {
+                if (why)
+                        *why = g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT)
+                                       ? g_strdup("it was not made by CreateImage")
+                                       : g_strdup(err->message);
+                return NULL;
+        }
+        return g_steal_pointer(&rec.format);
+}
+
 static int authorize(Manager *mgr, sd_bus_message *msg, sd_bus_error *error) {
         return qm_auth_check(mgr->daemon->auth, msg, QM_AUTH_IMAGES, NULL, NULL, error);
 }
@@ -68,18 +91,73 @@ static int read_name_authorized(Manager *mgr, sd_bus_message *msg, const char **
         return r < 0 ? r : 1;
 }
 
-static void on_created(int code, const char *output, gpointer data) {
-        ImageCall *ic = data;
+/* A full, read-only or failing disk is StorageFailed with its reason;
+ * anything else qemu-img reports stays a plain failure. */
+static void reply_create_failed(ImageCall *ic, int code, const char *output) {
+        int e = qm_image_storage_errno(output);
 
-        g_hash_table_remove(ic->mgr->images_in_progress, ic->name);
-        if (code == 0) {
-                sd_bus_reply_method_return(ic->call, "s", ic->path);
-        } else {
-                g_unlink(ic->path);
+        if (e)
+                sd_bus_reply_method_errorf(ic->call, QM_ERROR_STORAGE_FAILED, "cannot write image %s: %s (%s)",
+                                           ic->path, g_strerror(e), output);
+        else
                 sd_bus_reply_method_errorf(ic->call, SD_BUS_ERROR_FAILED, "qemu-img create failed (exit code %d): %s",
                                            code, output);
-        }
+}
+
+static void on_created(int code, const char *output, gpointer data) {
+        ImageCall *ic = data;
+        g_autoptr(GError) err = NULL;
+
+        g_hash_table_remove(ic->mgr->images_in_progress, ic->name);
+        if (code != 0) {
+                g_unlink(ic->path);
+                reply_create_failed(ic, code, output);
+        } else if (!qm_image_record_save(ic->mgr->daemon->image_dir, ic->name, &ic->record, &err)) {
+                /* An image without its record would have no known format. */
+                g_unlink(ic->path);
+                sd_bus_reply_method_errorf(ic->call, QM_ERROR_STORAGE_FAILED,
+                                           "cannot record the format of image %s: %s", ic->path, err->message);
+        } else
+                sd_bus_reply_method_return(ic->call, "s", ic->path);
         image_call_free(ic);
+}
+
+/* The backing image's recorded format, into @format; never a guess from
+ * its content. */
+static int backing_format(Manager *mgr, const char *backing, char **format, sd_bus_error *error) {
+        g_autofree char *why = NULL;
+        int r = check_name(backing, error);
+
+        if (r < 0)
+                return r;
+        if (!image_exists(mgr, backing) || image_in_progress(mgr, backing))
+                return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", backing);
+        *format = recorded_format(mgr, backing, &why);
+        if (!*format)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "image '%s' has no recorded format (%s), so it cannot be a backing file: "
+                                         "its format is never guessed from its content",
+                                         backing, why);
+        return 0;
+}
+
+/* Make the image's file, so that a full or read-only directory is told
+ * with its errno, and so that two callers never make the same image. */
+static int reserve_file(Manager *mgr, const char *name, sd_bus_error *error) {
+        g_autofree char *path = image_path(mgr, name);
+        int fd;
+
+        if (g_mkdir_with_parents(mgr->daemon->image_dir, 0755) < 0)
+                return sd_bus_error_setf(error, QM_ERROR_STORAGE_FAILED, "cannot create %s: %s",
+                                         mgr->daemon->image_dir, g_strerror(errno));
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == EEXIST)
+                return sd_bus_error_setf(error, QM_ERROR_IMAGE_EXISTS, "An image named '%s' exists already", name);
+        if (fd < 0)
+                return sd_bus_error_setf(error, QM_ERROR_STORAGE_FAILED, "cannot create image %s: %s", path,
+                                         g_strerror(errno));
+        close(fd);
+        return 0;
 }
 
 int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -91,6 +169,7 @@ int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         guint64 size, cluster_size = 0;
         gboolean has_cluster_size = FALSE;
         g_autofree char *backing = NULL;
+        g_autofree char *bformat = NULL;
         GVariantIter it;
         GVariant *value;
         ImageCall *ic;
@@ -134,19 +213,17 @@ int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                              (cluster_size & (cluster_size - 1))))
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "cluster-size must be a power of two from 512 to 2097152");
-        if (backing) {
-                if ((r = check_name(backing, error)) < 0)
-                        return r;
-                if (!image_exists(mgr, backing))
-                        return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", backing);
-        }
-        if (image_exists(mgr, name) || g_hash_table_contains(mgr->images_in_progress, name))
+        if (backing && (r = backing_format(mgr, backing, &bformat, error)) < 0)
+                return r;
+        if (image_exists(mgr, name) || image_in_progress(mgr, name))
                 return sd_bus_error_setf(error, QM_ERROR_IMAGE_EXISTS, "An image named '%s' exists already", name);
-        if (g_mkdir_with_parents(mgr->daemon->image_dir, 0755) < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot create %s: %s", mgr->daemon->image_dir,
-                                         g_strerror(errno));
+        if ((r = reserve_file(mgr, name, error)) < 0)
+                return r;
 
         ic = image_call_new(mgr, msg, name);
+        ic->record.format = g_strdup(format);
+        ic->record.backing_file = g_strdup(backing);
+        ic->record.backing_format = g_strdup(bformat);
         g_ptr_array_add(args, g_strdup("create"));
         g_ptr_array_add(args, g_strdup("-q"));
         g_ptr_array_add(args, g_strdup("-f"));
@@ -156,13 +233,8 @@ int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 g_ptr_array_add(args, g_strdup_printf("cluster_size=%" G_GUINT64_FORMAT, cluster_size));
         }
         if (backing) {
-                g_autofree char *bformat = NULL;
-                guint64 bsize;
-                g_autofree char *bpath = image_path(mgr, backing);
-                if (!qm_image_probe(bpath, &bformat, &bsize))
-                        bformat = g_strdup("raw");
                 g_ptr_array_add(args, g_strdup("-b"));
-                g_ptr_array_add(args, g_strdup(bpath));
+                g_ptr_array_add(args, image_path(mgr, backing));
                 g_ptr_array_add(args, g_strdup("-F"));
                 g_ptr_array_add(args, g_strdup(bformat));
         }
@@ -170,6 +242,7 @@ int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         g_ptr_array_add(args, g_strdup_printf("%" G_GUINT64_FORMAT, size));
         g_ptr_array_add(args, NULL);
         if (!qm_qemu_img_run((const char *const *)args->pdata, on_created, ic, &err)) {
+                g_unlink(ic->path);
                 image_call_free(ic);
                 return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot run qemu-img: %s", err->message);
         }
@@ -193,6 +266,8 @@ static void on_checked(int code, const char *output, gpointer data) {
 int images_method_check(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
         g_autoptr(GError) err = NULL;
+        g_autofree char *format = NULL;
+        g_autofree char *why = NULL;
         const char *name;
         ImageCall *ic;
         int r;
@@ -200,10 +275,16 @@ int images_method_check(sd_bus_message *msg, void *userdata, sd_bus_error *error
         r = read_name_authorized(mgr, msg, &name, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        if (!image_exists(mgr, name))
+        if (!image_exists(mgr, name) || image_in_progress(mgr, name))
                 return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", name);
+        format = recorded_format(mgr, name, &why);
+        if (!format)
+                return sd_bus_error_setf(error, QM_ERROR_IMAGE_CHECK_FAILED,
+                                         "image '%s' has no recorded format (%s), so it is not checked: its "
+                                         "format is never guessed from its content",
+                                         name, why);
         ic = image_call_new(mgr, msg, name);
-        const char *args[] = { "check", ic->path, NULL };
+        const char *args[] = { "check", "-f", format, ic->path, NULL };
         if (!qm_qemu_img_run(args, on_checked, ic, &err)) {
                 image_call_free(ic);
                 return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot run qemu-img: %s", err->message);
@@ -229,6 +310,7 @@ static Machine *image_user(Manager *mgr, const char *path) {
 
 int images_method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *mgr = userdata;
+        g_autoptr(GError) err = NULL;
         g_autofree char *path = NULL;
         const char *name;
         Machine *user;
@@ -238,14 +320,14 @@ int images_method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (r <= 0)
                 return r < 0 ? r : 1;
         path = image_path(mgr, name);
-        if (!g_file_test(path, G_FILE_TEST_EXISTS) || g_hash_table_contains(mgr->images_in_progress, name))
+        if (!g_file_test(path, G_FILE_TEST_EXISTS) || image_in_progress(mgr, name))
                 return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", name);
         user = image_user(mgr, path);
         if (user)
                 return sd_bus_error_setf(error, QM_ERROR_BUSY, "Image '%s' is used by running machine '%s'", name,
                                          user->name);
-        if (g_unlink(path) < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "cannot remove %s: %s", path, g_strerror(errno));
+        if (!qm_image_remove(mgr->daemon->image_dir, name, &err))
+                return sd_bus_error_setf(error, QM_ERROR_STORAGE_FAILED, "%s", err->message);
         return sd_bus_reply_method_return(msg, NULL);
 }
 
@@ -262,7 +344,7 @@ int images_method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         int r;
 
         while (dir && (entry = g_dir_read_name(dir)))
-                if (qm_image_name_is_valid(entry) && !g_hash_table_contains(mgr->images_in_progress, entry))
+                if (qm_image_name_is_valid(entry) && !image_in_progress(mgr, entry))
                         g_ptr_array_add(names, g_strdup(entry));
         g_ptr_array_sort(names, compare_names);
         r = sd_bus_message_new_method_return(msg, &reply);
@@ -273,11 +355,12 @@ int images_method_list(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return r;
         for (guint i = 0; i < names->len; i++) {
                 g_autofree char *path = image_path(mgr, names->pdata[i]);
-                g_autofree char *format = NULL;
+                g_autofree char *format = recorded_format(mgr, names->pdata[i], NULL);
                 guint64 size;
-                if (!qm_image_probe(path, &format, &size))
+                if (!qm_image_virtual_size(path, format, &size))
                         continue; /* not a regular file */
-                r = sd_bus_message_append(reply, "(sst)", names->pdata[i], format, size);
+                /* "": no record, so no known format */
+                r = sd_bus_message_append(reply, "(sst)", names->pdata[i], format ? format : "", size);
                 if (r < 0)
                         return r;
         }

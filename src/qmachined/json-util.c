@@ -32,6 +32,18 @@ static gboolean digits(Lexer *x) {
         return x->p > start;
 }
 
+/* The value of 4 hex digits, or -1. */
+static int read_hex4(Lexer *x) {
+        int v = 0;
+
+        for (int i = 0; i < 4; i++, x->p++) {
+                if (x->p >= x->end || !g_ascii_isxdigit(*x->p))
+                        return -1;
+                v = v * 16 + g_ascii_xdigit_value(*x->p);
+        }
+        return v;
+}
+
 static gboolean check_string(Lexer *x) {
         if (!take(x, '"'))
                 return FALSE;
@@ -47,9 +59,20 @@ static gboolean check_string(Lexer *x) {
                         return FALSE;
                 c = *x->p++;
                 if (c == 'u') {
-                        for (int i = 0; i < 4; i++, x->p++)
-                                if (x->p >= x->end || !g_ascii_isxdigit(*x->p))
+                        int unit = read_hex4(x);
+                        /* json-glib turns \u0000 into a cut string and a
+                         * lone surrogate into invalid UTF-8 that D-Bus then
+                         * refuses; QEMU never writes either. */
+                        if (unit <= 0 || (unit >= 0xDC00 && unit <= 0xDFFF))
+                                return FALSE;
+                        if (unit >= 0xD800 && unit <= 0xDBFF) {
+                                int low;
+                                if (!take(x, '\\') || !take(x, 'u'))
                                         return FALSE;
+                                low = read_hex4(x);
+                                if (low < 0xDC00 || low > 0xDFFF)
+                                        return FALSE;
+                        }
                 } else if (!strchr("\"\\/bfnrt", c) || c == 0) {
                         return FALSE;
                 }
@@ -160,6 +183,144 @@ static gboolean check_text(const char *text, gsize len, GError **error) {
                 return FALSE;
         }
         return TRUE;
+}
+
+/* Does the string literal at @lit (with its quotes, already checked)
+ * spell @key? Escapes are decoded, so "\u0069d" is "id" as json-glib
+ * sees it. */
+static gboolean literal_equals(const char *lit, gsize len, const char *key) {
+        Lexer x = { lit + 1, lit + len - 1, 0 };
+        const char *k = key;
+
+        while (x.p < x.end) {
+                char buf[8];
+                gsize n;
+                if (*x.p != '\\') {
+                        if (*k++ != *x.p++)
+                                return FALSE;
+                        continue;
+                }
+                x.p++;
+                if (*x.p == 'u') {
+                        gunichar c;
+                        int unit;
+                        x.p++;
+                        unit = read_hex4(&x);
+                        c = unit;
+                        if (unit >= 0xD800 && unit <= 0xDBFF) {
+                                x.p += 2; /* the checked "\u" of the pair */
+                                c = 0x10000 + ((unit - 0xD800) << 10) + (read_hex4(&x) - 0xDC00);
+                        }
+                        n = g_unichar_to_utf8(c, buf);
+                } else {
+                        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+                        buf[0] = to[strchr(from, *x.p) - from];
+                        n = 1;
+                        x.p++;
+                }
+                if (strncmp(k, buf, n) != 0)
+                        return FALSE;
+                k += n;
+        }
+        return *k == 0;
+}
+
+/* Member spans of the top-level object: [member, value_end). */
+typedef struct {
+        gsize member;
+        gsize value;
+        gsize value_end;
+} Span;
+
+/* The spans of every member of the object @text (which passed the check)
+ * and the index of the last one named @key (json-glib keeps the last of
+ * duplicates), or -1. */
+static int object_spans(const char *text, gsize len, const char *key, GArray *spans) {
+        Lexer x = { text, text + len, 0 };
+        int found = -1;
+
+        skip_ws(&x);
+        if (!take(&x, '{'))
+                return -1;
+        skip_ws(&x);
+        while (x.p < x.end && *x.p == '"') {
+                Span sp = { .member = x.p - text };
+                const char *lit = x.p;
+                check_string(&x);
+                gboolean match = literal_equals(lit, x.p - lit, key);
+                skip_ws(&x);
+                take(&x, ':');
+                skip_ws(&x);
+                sp.value = x.p - text;
+                check_value(&x);
+                sp.value_end = x.p - text;
+                if (match)
+                        found = spans->len;
+                g_array_append_val(spans, sp);
+                skip_ws(&x);
+                take(&x, ',');
+                skip_ws(&x);
+        }
+        return found;
+}
+
+gboolean qm_json_member_text(const char *text, gsize len, const char *key, gsize *start, gsize *value_len) {
+        g_autoptr(GArray) spans = g_array_new(FALSE, FALSE, sizeof(Span));
+        int i = object_spans(text, len, key, spans);
+        Span *sp;
+
+        if (i < 0)
+                return FALSE;
+        sp = &g_array_index(spans, Span, i);
+        *start = sp->value;
+        *value_len = sp->value_end - sp->value;
+        return TRUE;
+}
+
+char *qm_json_remove_member(const char *text, gsize len, const char *key) {
+        g_autoptr(GArray) spans = g_array_new(FALSE, FALSE, sizeof(Span));
+        int i = object_spans(text, len, key, spans);
+        gsize from, to;
+
+        if (i < 0)
+                return g_strndup(text, len);
+        if ((guint)i + 1 < spans->len) { /* up to the next member */
+                from = g_array_index(spans, Span, i).member;
+                to = g_array_index(spans, Span, i + 1).member;
+        } else if (i > 0) { /* from the end of the previous one */
+                from = g_array_index(spans, Span, i - 1).value_end;
+                to = g_array_index(spans, Span, i).value_end;
+        } else {
+                from = g_array_index(spans, Span, i).member;
+                to = g_array_index(spans, Span, i).value_end;
+        }
+        GString *out = g_string_sized_new(len - (to - from));
+        g_string_append_len(out, text, from);
+        g_string_append_len(out, text + to, len - to);
+        return g_string_free(out, FALSE);
+}
+
+char *qm_json_compact(const char *text, gsize len) {
+        GString *out = g_string_sized_new(len);
+        gboolean in_string = FALSE;
+
+        for (gsize i = 0; i < len; i++) {
+                char c = text[i];
+                if (in_string) {
+                        if (c == '\\' && i + 1 < len) {
+                                g_string_append_c(out, c);
+                                c = text[++i];
+                        } else if (c == '"') {
+                                in_string = FALSE;
+                        }
+                } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+                        continue;
+                } else if (c == '"') {
+                        in_string = TRUE;
+                }
+                g_string_append_c(out, c);
+        }
+        return g_string_free(out, FALSE);
 }
 
 JsonNode *qm_json_parse_with(JsonParser *parser, const char *text, gssize len, GError **error) {

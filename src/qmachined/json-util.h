@@ -19,6 +19,19 @@ gboolean qm_json_check_len(const char *text, gsize len, GError **error);
 /* For text that passed qm_json_check(): is the value an object? */
 gboolean qm_json_text_is_object(const char *text);
 
+/*
+ * Raw-text helpers for text that passed qm_json_check(): they copy QEMU's
+ * tokens byte for byte, so a uint64 above 2^63 or 1e400 passes through as
+ * QEMU wrote it (json-glib would turn them into -1 and "inf.0").
+ */
+/* Where the value of member @key of the top-level object is (the last
+ * one of duplicates, as in json-glib). FALSE if absent or not an object. */
+gboolean qm_json_member_text(const char *text, gsize len, const char *key, gsize *start, gsize *value_len);
+/* The object without member @key (and one comma); a copy if absent. */
+char *qm_json_remove_member(const char *text, gsize len, const char *key);
+/* Whitespace outside strings removed, everything else unchanged. */
+char *qm_json_compact(const char *text, gsize len);
+
 /* Compact serialization; never NULL. */
 char *qm_json_to_string(JsonNode *node);
 

@@ -28,10 +28,18 @@ gboolean qm_key_is_valid(const char *qcode) {
 }
 
 JsonNode *qm_keys_parse_combo(const char *combo, guint hold_ms, QmError **error) {
-        g_auto(GStrv) keys = g_strsplit(combo, "-", -1);
-        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
-        guint n = g_strv_length(keys);
+        g_auto(GStrv) keys = NULL;
+        g_autoptr(JsonBuilder) b = NULL;
+        guint n;
 
+        if (strnlen(combo, QM_KEYS_MAX_COMBO_LENGTH + 1) > QM_KEYS_MAX_COMBO_LENGTH) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS, "a key combo is at most %d bytes long",
+                                      QM_KEYS_MAX_COMBO_LENGTH);
+                return NULL;
+        }
+        keys = g_strsplit(combo, "-", -1);
+        b = json_builder_new_immutable();
+        n = g_strv_length(keys);
         if (!*combo || n > QM_KEYS_MAX_PER_COMBO) {
                 *error = qm_error_new(QM_ERROR_INVALID_ARGS, "key combo '%s' must name 1 to %d keys joined by '-'",
                                       combo, QM_KEYS_MAX_PER_COMBO);

@@ -7,6 +7,9 @@
 
 #define QM_KEYS_MAX_HOLD_MS 10000
 #define QM_KEYS_MAX_PER_COMBO 16
+/* Combos in one SendKey call. */
+#define QM_KEYS_MAX_COMBOS 256
+#define QM_KEYS_MAX_COMBO_LENGTH 256
 
 gboolean qm_key_is_valid(const char *qcode);
 

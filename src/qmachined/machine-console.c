@@ -75,11 +75,12 @@ void machine_open_console(Machine *m, sd_bus_message *call) {
         }
         fd = qm_console_add_client(m->console);
         if (fd < 0) {
-                sd_bus_reply_method_errorf(call, SD_BUS_ERROR_FAILED, "cannot open a console connection: %s",
-                                           g_strerror(errno));
+                gboolean out_of_fds = errno == EMFILE || errno == ENFILE;
+                qm_reply_errorf(call, out_of_fds ? QM_ERROR_LIMIT_EXCEEDED : SD_BUS_ERROR_FAILED,
+                                "cannot open a console connection: %s", g_strerror(errno));
                 return;
         }
-        sd_bus_reply_method_return(call, "h", fd); /* sd-bus sends a copy */
+        qm_reply_return(call, "h", fd); /* sd-bus sends a copy */
         close(fd);
 }
 
@@ -98,5 +99,5 @@ void machine_get_console_output(Machine *m, sd_bus_message *call) {
         data = g_bytes_get_data(out, &len);
         if (sd_bus_message_new_method_return(call, &reply) < 0 ||
             sd_bus_message_append_array(reply, 'y', data, len) < 0 || sd_bus_send(NULL, reply, NULL) < 0)
-                sd_bus_reply_method_errorf(call, SD_BUS_ERROR_NO_MEMORY, "cannot send the console output");
+                qm_reply_errorf(call, SD_BUS_ERROR_NO_MEMORY, "cannot send the console output");
 }

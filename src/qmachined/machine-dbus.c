@@ -8,8 +8,12 @@
 
 #include "bus-gvariant.h"
 #include "json-util.h"
+#include "keys.h"
 #include "machine-internal.h"
 #include "names.h"
+
+/* D-Bus allows 128 MiB per message; leave room for the framing. */
+#define GET_EVENTS_MAX_BYTES (64u * 1024 * 1024)
 
 static Machine *M(void *userdata) {
         return userdata;
@@ -89,18 +93,48 @@ static int method_powerdown(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return 1;
 }
 
+/*
+ * An "as" argument, read in linear time with at most @max items (sd-bus's
+ * read_strv() reallocates per item: quadratic on a huge array). NULL-
+ * terminated, never NULL itself.
+ */
+static int read_string_array(sd_bus_message *msg, guint max, const char *what, char ***out, sd_bus_error *error) {
+        g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_free);
+        const char *s;
+        int r;
+
+        r = sd_bus_message_enter_container(msg, 'a', "s");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read_basic(msg, 's', &s)) > 0) {
+                if (items->len >= max)
+                        return sd_bus_error_setf(error, QM_ERROR_LIMIT_EXCEEDED, "at most %u %s", max, what);
+                g_ptr_array_add(items, g_strdup(s));
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        g_ptr_array_add(items, NULL);
+        *out = (char **)g_ptr_array_steal(items, NULL);
+        return 0;
+}
+
 static int method_send_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         g_auto(GStrv) keys = NULL;
         uint32_t hold_ms;
         int r;
 
         AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
-        r = sd_bus_message_read_strv(msg, &keys);
+        r = read_string_array(msg, QM_KEYS_MAX_COMBOS, "key combos", &keys, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(msg, "u", &hold_ms);
         if (r < 0)
                 return r;
+        if (!keys[0])
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "keys must name at least one combo");
         machine_send_keys(M(userdata), msg, keys, hold_ms);
         return 1;
 }
@@ -293,6 +327,7 @@ static int method_get_events(sd_bus_message *msg, void *userdata, sd_bus_error *
         g_autoptr(sd_bus_message) reply = NULL;
         const QmEvent *e;
         uint64_t after;
+        gsize size = 0;
         int r;
 
         AUTHORIZE(msg, m, QM_AUTH_MONITOR, NULL, error);
@@ -305,15 +340,19 @@ static int method_get_events(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = sd_bus_message_open_container(reply, 'a', "(ts)");
         if (r < 0)
                 return r;
+        /* Within the bus's message limit: a caller asks again from the
+         * last number it got. */
         for (guint i = 0; (e = qm_event_ring_nth_after(m->events, after, i)); i++) {
+                size += strlen(e->json) + 16;
+                if (i > 0 && size > GET_EVENTS_MAX_BYTES)
+                        break;
                 r = sd_bus_message_append(reply, "(ts)", e->seq, e->json);
                 if (r < 0)
-                        return r;
+                        break;
         }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return qm_reply_send(msg, reply, r);
 }
 
 static int method_get_log(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -321,7 +360,7 @@ static int method_get_log(sd_bus_message *msg, void *userdata, sd_bus_error *err
 
         AUTHORIZE(msg, M(userdata), QM_AUTH_MONITOR, NULL, error);
         log = machine_read_log(M(userdata));
-        return sd_bus_reply_method_return(msg, "s", log);
+        return qm_reply_return(msg, "s", log);
 }
 
 static int get_string(sd_bus_message *reply, const char *s) {

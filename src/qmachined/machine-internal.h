@@ -8,6 +8,10 @@
 void machine_set_state(Machine *m, QmState state);
 void machine_kill(Machine *m, int sig);
 void machine_launch_done(Machine *m);
+/* A client left the bus: drop its held exit calls (machine.c). */
+void machine_forget_exit_calls(Machine *m, const char *unique_name);
+/* The monitor of a taken-back QEMU closed while QEMU lives (machine.c). */
+void machine_qmp_lost(Machine *m);
 /* Write the runtime record (reserving event numbers ahead). */
 void machine_save_record(Machine *m);
 

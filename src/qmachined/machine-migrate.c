@@ -45,9 +45,9 @@ static void finish(QmMigration *mg, const char *name, const char *fmt, ...) {
                 va_start(ap, fmt);
                 text = g_strdup_vprintf(fmt, ap);
                 va_end(ap);
-                sd_bus_reply_method_errorf(mg->call, name, "%s", text);
+                qm_reply_errorf(mg->call, name, "%s", text);
         } else {
-                sd_bus_reply_method_return(mg->call, NULL);
+                qm_reply_return(mg->call, NULL);
         }
         if (m->migration == mg)
                 m->migration = NULL;
@@ -170,7 +170,7 @@ void machine_migrate(Machine *m, sd_bus_message *call, const char *uri, double t
                 return;
         }
         if (m->migration) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_BUSY, "Machine '%s' is migrating already", m->name);
+                qm_reply_errorf(call, QM_ERROR_BUSY, "Machine '%s' is migrating already", m->name);
                 return;
         }
         mg = g_new0(QmMigration, 1);

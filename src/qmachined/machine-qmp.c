@@ -124,17 +124,28 @@ static void wake_waiters(Machine *m, const QmEvent *e) {
                 GList *next = l->next;
                 EventWaiter *w = l->data;
                 if (qm_event_filters_match(w->filters, e)) {
-                        sd_bus_reply_method_return(w->call, "ts", e->seq, e->json);
+                        qm_reply_return(w->call, "ts", e->seq, e->json);
                         waiter_remove(w);
                 }
                 l = next;
         }
 }
 
-static void on_event(QmpClient *c, JsonNode *node, gpointer data) {
+/* EventSequence changes with every event: announced once per burst,
+ * from an idle callback, rather than one signal per event. */
+static gboolean on_announce_sequence(gpointer data) {
         Machine *m = data;
-        char *props[] = { "EventSequence", "RunState", NULL };
-        QmEvent *e = qm_event_new(node, ++m->event_seq);
+        char *props[] = { "EventSequence", NULL };
+
+        m->announce_seq_id = 0;
+        machine_emit_changed(m, props);
+        return G_SOURCE_REMOVE;
+}
+
+static void on_event(QmpClient *c, JsonNode *node, const char *text, gsize len, gpointer data) {
+        Machine *m = data;
+        char *props[] = { "RunState", "EventSequence", NULL };
+        QmEvent *e = qm_event_new(node, text, len, ++m->event_seq);
 
         /* Reserve numbers ahead on disk, so a crashed daemon's successor
          * never hands out one of them again. */
@@ -143,9 +154,12 @@ static void on_event(QmpClient *c, JsonNode *node, gpointer data) {
 
         qm_event_ring_push(m->events, e);
         machine_emit_event(m, e);
-        if (!track_run_state(m, e))
-                props[1] = NULL;
-        machine_emit_changed(m, props);
+        if (track_run_state(m, e)) {
+                g_clear_handle_id(&m->announce_seq_id, g_source_remove);
+                machine_emit_changed(m, props);
+        } else if (!m->announce_seq_id) {
+                m->announce_seq_id = g_idle_add_full(G_PRIORITY_DEFAULT, on_announce_sequence, m, NULL);
+        }
         wake_waiters(m, e);
 }
 
@@ -210,8 +224,10 @@ static void on_closed(QmpClient *c, const char *reason, gpointer data) {
                 return;
         }
         /* Expected while QEMU quits or has exited; news otherwise. */
-        if (m->process && !m->quit_issued && !m->guest_shutdown && !m->killed_by_us)
+        if (m->process && !m->quit_issued && !m->guest_shutdown && !m->killed_by_us) {
                 g_message("machine %s: %s; the machine stays supervised", m->name, reason);
+                machine_qmp_lost(m);
+        }
 }
 
 QmpClient *machine_qmp_connect(Machine *m, int fd) {
@@ -228,7 +244,7 @@ static void on_quit(JsonNode *reply, const char *text, const QmError *error, gpo
 }
 
 gboolean machine_qmp_send_quit(Machine *m) {
-        if (!qmp_client_is_ready(m->qmp))
+        if (!qmp_client_is_open(m->qmp))
                 return FALSE;
         qmp_client_execute(m->qmp, "quit", NULL, m->config->qmp_timeout, on_quit, NULL);
         return TRUE;
@@ -246,7 +262,7 @@ static void reply_return_member(sd_bus_message *call, JsonObject *obj, const cha
                 value = g_strndup(text + sizeof(prefix) - 1, len - sizeof(prefix));
         else
                 value = qm_json_to_string(json_object_get_member(obj, "return"));
-        sd_bus_reply_method_return(call, "s", value);
+        qm_reply_return(call, "s", value);
 }
 
 static void on_qmp_reply(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
@@ -258,19 +274,19 @@ static void on_qmp_reply(JsonNode *reply, const char *text, const QmError *error
                 goto out;
         }
         if (qc->kind == QMP_REPLY_RAW) {
-                sd_bus_reply_method_return(qc->call, "s", text); /* @reply may be NULL here */
+                qm_reply_return(qc->call, "s", text); /* @reply may be NULL here */
                 goto out;
         }
         obj = json_node_get_object(reply);
         if (json_object_has_member(obj, "error")) {
                 JsonObject *err = qm_json_get_object(obj, "error");
-                sd_bus_reply_method_errorf(qc->call, QM_ERROR_QMP_ERROR, "%s: %s",
+                qm_reply_errorf(qc->call, QM_ERROR_QMP_ERROR, "%s: %s",
                                            qm_json_get_string(err, "class", "GenericError"),
                                            qm_json_get_string(err, "desc", "(no description)"));
         } else if (qc->kind == QMP_REPLY_RETURN) {
                 reply_return_member(qc->call, obj, text);
         } else {
-                sd_bus_reply_method_return(qc->call, NULL);
+                qm_reply_return(qc->call, NULL);
         }
 out:
         qm_calls_release(qc->machine->daemon->calls, qc->call);
@@ -284,7 +300,9 @@ QmError *machine_monitor_unavailable(Machine *m) {
         if (m->state != QM_STATE_RUNNING && m->state != QM_STATE_STOPPING)
                 return qm_error_new(QM_ERROR_NOT_RUNNING, "Machine '%s' is not running (state %s)", m->name,
                                     qm_state_to_string(m->state));
-        if (!qmp_client_is_ready(m->qmp))
+        /* A monitor still in its handshake (taken back after a daemon
+         * restart) takes commands: they wait for the handshake. */
+        if (!qmp_client_is_open(m->qmp))
                 return qm_error_new(QM_ERROR_QMP_DISCONNECTED, "The QMP connection of '%s' is closed",
                                     m->name);
         return NULL;
@@ -316,7 +334,7 @@ static gboolean on_waiter_timeout(gpointer data) {
         EventWaiter *w = data;
 
         w->timer = 0;
-        sd_bus_reply_method_errorf(w->call, QM_ERROR_TIMEOUT, "No matching event on '%s' in time",
+        qm_reply_errorf(w->call, QM_ERROR_TIMEOUT, "No matching event on '%s' in time",
                                    w->machine->name);
         waiter_remove(w);
         return G_SOURCE_REMOVE;
@@ -329,24 +347,24 @@ void machine_wait_event(Machine *m, sd_bus_message *call, QmEventFilters *filter
 
         for (guint i = 0; (e = qm_event_ring_nth_after(m->events, after, i)); i++) {
                 if (qm_event_filters_match(filters, e)) {
-                        sd_bus_reply_method_return(call, "ts", e->seq, e->json);
+                        qm_reply_return(call, "ts", e->seq, e->json);
                         qm_event_filters_free(filters);
                         return;
                 }
         }
         if (timeout == 0) {
-                sd_bus_reply_method_return(call, "ts", (uint64_t)0, "");
+                qm_reply_return(call, "ts", (uint64_t)0, "");
                 qm_event_filters_free(filters);
                 return;
         }
         if (!machine_is_active(m)) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_NOT_RUNNING,
+                qm_reply_errorf(call, QM_ERROR_NOT_RUNNING,
                                            "Machine '%s' is not running and no retained event matches", m->name);
                 qm_event_filters_free(filters);
                 return;
         }
         if (g_list_length(m->waiters) >= m->daemon->limits.max_waiters) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_LIMIT_EXCEEDED,
+                qm_reply_errorf(call, QM_ERROR_LIMIT_EXCEEDED,
                                            "Machine '%s' already has %u WaitEvent callers", m->name,
                                            m->daemon->limits.max_waiters);
                 qm_event_filters_free(filters);
@@ -367,7 +385,7 @@ void machine_fail_waiters(Machine *m, const char *why) {
         for (GList *l = list; l; l = l->next) {
                 EventWaiter *w = l->data;
                 if (why)
-                        sd_bus_reply_method_errorf(w->call, QM_ERROR_NOT_RUNNING,
+                        qm_reply_errorf(w->call, QM_ERROR_NOT_RUNNING,
                                                    "Machine '%s' %s before a matching event came", m->name, why);
                 waiter_free(w);
         }
@@ -377,6 +395,7 @@ void machine_fail_waiters(Machine *m, const char *why) {
 void machine_forget_client(Machine *m, const char *unique_name) {
         GList *l = m->waiters;
 
+        machine_forget_exit_calls(m, unique_name);
         while (l) {
                 GList *next = l->next;
                 EventWaiter *w = l->data;
@@ -436,8 +455,8 @@ void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold
         g_autoptr(QmError) e = NULL;
         KeysCall *k;
 
-        if (!keys[0]) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_INVALID_ARGS, "keys must name at least one combo");
+        if (!keys || !keys[0]) {
+                qm_reply_errorf(call, QM_ERROR_INVALID_ARGS, "keys must name at least one combo");
                 return;
         }
         for (char **key = keys; *key; key++) {
@@ -476,7 +495,7 @@ void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int f
         }
         copy = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* the message owns @fd */
         if (copy < 0) {
-                sd_bus_reply_method_errorf(call, SD_BUS_ERROR_FAILED, "cannot pass the fd: %s", g_strerror(errno));
+                qm_reply_errorf(call, SD_BUS_ERROR_FAILED, "cannot pass the fd: %s", g_strerror(errno));
                 return;
         }
         b = json_builder_new_immutable();
@@ -497,10 +516,10 @@ static void on_alive(JsonNode *reply, const char *text, const QmError *error, gp
         Machine *m = qc->machine;
 
         if (error)
-                sd_bus_reply_method_errorf(qc->call, QM_ERROR_DEAD, "QEMU of '%s' does not answer: %s", m->name,
+                qm_reply_errorf(qc->call, QM_ERROR_DEAD, "QEMU of '%s' does not answer: %s", m->name,
                                            error->message);
         else
-                sd_bus_reply_method_return(qc->call, NULL);
+                qm_reply_return(qc->call, NULL);
         qm_calls_release(m->daemon->calls, qc->call);
         g_free(qc);
 }
@@ -509,16 +528,16 @@ void machine_verify_alive(Machine *m, sd_bus_message *call) {
         QmpCall *qc;
 
         if (!m->process || m->state == QM_STATE_STARTING) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_DEAD, "Machine '%s' is not running (state %s)", m->name,
+                qm_reply_errorf(call, QM_ERROR_DEAD, "Machine '%s' is not running (state %s)", m->name,
                                            qm_state_to_string(m->state));
                 return;
         }
         if (!m->config->qmp) {
-                sd_bus_reply_method_return(call, NULL); /* the process runs; there is no monitor to ask */
+                qm_reply_return(call, NULL); /* the process runs; there is no monitor to ask */
                 return;
         }
-        if (!qmp_client_is_ready(m->qmp)) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_DEAD, "The QMP connection of '%s' is closed", m->name);
+        if (!qmp_client_is_open(m->qmp)) {
+                qm_reply_errorf(call, QM_ERROR_DEAD, "The QMP connection of '%s' is closed", m->name);
                 return;
         }
         qc = g_new0(QmpCall, 1);

@@ -37,6 +37,7 @@ typedef struct {
         Machine *machine;
         sd_bus_message *call;
         ExitKind kind;
+        gboolean escalates; /* its timer stops QEMU harder (Shutdown, Powerdown) */
         double timeout;
         guint timer;
 } ExitCall;
@@ -45,7 +46,7 @@ typedef struct {
 #define EVENT_RESERVE 1024
 #define HANDSHAKE_FIRST_RETRY_MS 250
 
-static void save_record(Machine *m, guint64 reserve);
+static gboolean save_record(Machine *m, guint64 reserve, GError **error);
 static void stop_launch_timers(Machine *m);
 static gboolean spawn_qemu(Machine *m, QmError **error);
 static void save_definition_seq(Machine *m, guint64 event_sequence);
@@ -67,6 +68,37 @@ static void exit_call_free(gpointer p) {
         g_free(ec);
 }
 
+/*
+ * Fds that must stay free after a launch or an AddFd: a launch takes up
+ * to a dozen at once, and the bus connection must always be able to
+ * receive a message carrying fds (sd-bus drops the connection when the
+ * kernel cannot install them).
+ */
+#define FD_HEADROOM 64
+
+/* NULL if @n more fds can be opened now, else LimitExceeded. */
+static QmError *fd_headroom_error(Machine *m, guint n) {
+        int fds[FD_HEADROOM];
+        guint i;
+        int e = 0;
+
+        for (i = 0; i < n && i < G_N_ELEMENTS(fds); i++) {
+                fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fds[i] < 0) {
+                        e = errno;
+                        break;
+                }
+        }
+        while (i-- > 0)
+                close(fds[i]);
+        if (e != EMFILE && e != ENFILE)
+                return NULL;
+        return qm_error_new(QM_ERROR_LIMIT_EXCEEDED,
+                            "The daemon has too few file descriptors left for machine '%s' (%s); stop other "
+                            "machines or raise its fd limit (LimitNOFILE=)",
+                            m->name, g_strerror(e));
+}
+
 static void held_fd_clear(gpointer p) {
         QmHeldFd *h = p;
         close(h->fd);
@@ -77,31 +109,37 @@ static void held_fd_clear(gpointer p) {
 void machine_add_fd(Machine *m, sd_bus_message *call, int fd, guint32 fdset, const char *opaque,
                     const char *opts) {
         QmHeldFd h = { .fdset = fdset };
+        g_autoptr(QmError) e = NULL;
 
         if (machine_is_active(m)) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_ALREADY_RUNNING,
+                qm_reply_errorf(call, QM_ERROR_ALREADY_RUNNING,
                                            "AddFd is for the next launch; machine '%s' is %s", m->name,
                                            qm_state_to_string(m->state));
                 return;
         }
         if (strchr(opaque, ',') || strchr(opaque, '\n') || strchr(opts, '\n')) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_INVALID_ARGS,
+                qm_reply_errorf(call, QM_ERROR_INVALID_ARGS,
                                            "opaque must not contain ',' and neither it nor opts a newline");
                 return;
         }
         if (m->add_fds->len >= MAX_ADD_FDS) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_LIMIT_EXCEEDED, "at most %d fds per launch", MAX_ADD_FDS);
+                qm_reply_errorf(call, QM_ERROR_LIMIT_EXCEEDED, "at most %d fds per launch", MAX_ADD_FDS);
+                return;
+        }
+        e = fd_headroom_error(m, FD_HEADROOM);
+        if (e) {
+                qm_reply_error(call, e);
                 return;
         }
         h.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (h.fd < 0) {
-                sd_bus_reply_method_errorf(call, SD_BUS_ERROR_FAILED, "cannot keep the fd: %s", g_strerror(errno));
+                qm_reply_errorf(call, SD_BUS_ERROR_FAILED, "cannot keep the fd: %s", g_strerror(errno));
                 return;
         }
         h.opaque = g_strdup(opaque);
         h.opts = g_strdup(opts);
         g_array_append_val(m->add_fds, h);
-        sd_bus_reply_method_return(call, NULL);
+        qm_reply_return(call, NULL);
 }
 
 Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
@@ -121,7 +159,7 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->log_dir = g_build_filename(d->log_dir, name, NULL);
         m->qmp_socket = g_build_filename(m->runtime_dir, "qmp.sock", NULL);
         m->console_socket = g_build_filename(m->runtime_dir, "console.sock", NULL);
-        m->events = qm_event_ring_new(QM_EVENT_RING_SIZE);
+        m->events = qm_event_ring_new(QM_EVENT_RING_SIZE, QM_EVENT_RING_BYTES);
         m->console_output = qm_byte_ring_new(1024 * 1024);
         m->crash_scan = qm_crash_scan_new();
         m->kernel_crash = g_strdup("");
@@ -132,8 +170,12 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
 }
 
 void machine_free(Machine *m) {
+        g_autoptr(GError) err = NULL;
+
         if (!m)
                 return;
+        g_clear_handle_id(&m->announce_seq_id, g_source_remove);
+        g_clear_handle_id(&m->reconnect_timer, g_source_remove);
         /* First the QMP client: failing its pending commands runs callbacks
          * that still use the machine. */
         g_clear_pointer(&m->qmp, qmp_client_free);
@@ -143,8 +185,8 @@ void machine_free(Machine *m) {
         /* A running QEMU is left alone: VMs outlive the daemon. On an
          * orderly exit the record gets the exact event number, so the next
          * daemon continues without a gap. */
-        if (m->process)
-                save_record(m, 0);
+        if (m->process && !save_record(m, 0, &err))
+                g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
         qemu_process_free(m->process);
         stop_launch_timers(m);
         qm_calls_release(m->daemon->calls, m->launch_call);
@@ -238,12 +280,16 @@ static void remove_runtime_files(Machine *m) {
 }
 
 void machine_save_record(Machine *m) {
-        save_record(m, EVENT_RESERVE);
+        g_autoptr(GError) err = NULL;
+
+        if (!save_record(m, EVENT_RESERVE, &err))
+                g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
 }
 
-static void save_record(Machine *m, guint64 reserve) {
+/* FALSE if the record could not be written (a process that is already
+ * gone needs none). */
+static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
         g_autofree char *path = record_path(m);
-        g_autoptr(GError) err = NULL;
         QmRunRecord r = {
                 .name = m->name,
                 .config = m->config,
@@ -256,14 +302,15 @@ static void save_record(Machine *m, guint64 reserve) {
         char state;
 
         if (r.pid <= 0 || !qm_process_stat(r.pid, &r.start_time, &state))
-                return;
+                return TRUE;
         m->event_mark = m->event_seq + reserve;
         r.event_sequence_mark = m->event_mark;
-        if (!qm_run_record_save(path, &r, &err))
-                g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
+        if (!qm_run_record_save(path, &r, error))
+                return FALSE;
         /* The record is gone after a host reboot; the definition is not. */
         if (reserve > 0 && m->config->persistent)
                 save_definition_seq(m, m->event_mark);
+        return TRUE;
 }
 
 static void save_definition_seq(Machine *m, guint64 event_sequence) {
@@ -284,18 +331,20 @@ static void reply_exit_calls(Machine *m) {
         m->exit_calls = g_ptr_array_new_with_free_func(exit_call_free);
         for (guint i = 0; i < calls->len; i++) {
                 ExitCall *ec = g_ptr_array_index(calls, i);
+                if (!ec->call)
+                        continue; /* its caller left the bus */
                 if (ec->kind == EXIT_POWERDOWN && !m->guest_shutdown)
-                        sd_bus_reply_method_errorf(ec->call, QM_ERROR_ABNORMAL_SHUTDOWN,
+                        qm_reply_errorf(ec->call, QM_ERROR_ABNORMAL_SHUTDOWN,
                                                    "The guest of '%s' did not power off by itself within %g s; "
                                                    "QEMU was stopped (exit code %d)",
                                                    m->name, ec->timeout, m->exit_code);
                 else if (ec->kind != EXIT_HARD && m->abnormal)
-                        sd_bus_reply_method_errorf(ec->call, QM_ERROR_ABNORMAL_SHUTDOWN,
+                        qm_reply_errorf(ec->call, QM_ERROR_ABNORMAL_SHUTDOWN,
                                                    "Could not perform graceful shutdown of '%s' in time; "
                                                    "QEMU was killed (exit code %d)",
                                                    m->name, m->exit_code);
                 else
-                        sd_bus_reply_method_return(ec->call, NULL);
+                        qm_reply_return(ec->call, NULL);
         }
 }
 
@@ -319,6 +368,7 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
         g_clear_pointer(&m->process, qemu_process_free);
         m->exit_code = code;
         stop_launch_timers(m);
+        g_clear_handle_id(&m->reconnect_timer, g_source_remove);
         /* QEMU's last messages (SHUTDOWN, ...) may still sit unread in the
          * socket when the exit is noticed first. */
         qmp_client_drain(m->qmp);
@@ -439,13 +489,15 @@ void machine_kill(Machine *m, int sig) {
 
 /* Called by machine-qmp.c when the launch handshake has completed. */
 void machine_launch_done(Machine *m) {
+        if (m->killed_by_us)
+                return; /* the launch is failing; its exit answers the caller */
         stop_launch_timers(m);
         /* AddFd's fds are for this launch only (QEMUMachine closes them
          * after launch too). */
         g_array_set_size(m->add_fds, 0);
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);
-        sd_bus_reply_method_return(m->launch_call, NULL);
+        qm_reply_return(m->launch_call, NULL);
         qm_calls_release(m->daemon->calls, g_steal_pointer(&m->launch_call));
 }
 
@@ -460,6 +512,9 @@ static gboolean prepare_dirs(Machine *m, QmError **error) {
 }
 
 static void reset_run(Machine *m) {
+        m->taken_back = FALSE;
+        m->reconnect_attempts = 0;
+        g_clear_handle_id(&m->reconnect_timer, g_source_remove);
         m->quit_issued = FALSE;
         m->exit_expected = FALSE;
         m->guest_shutdown = FALSE;
@@ -559,6 +614,15 @@ static gboolean spawn_qemu(Machine *m, QmError **error) {
                                       m->name, err->message, m->exit_code, cmdline);
                 return FALSE;
         }
+        /* Without its record a daemon that crashes now would lose this
+         * QEMU and start a second one on the same disks: no record, no
+         * launch. */
+        if (!save_record(m, EVENT_RESERVE, &err)) {
+                m->launch_error = g_strdup_printf("cannot write the runtime record: %s", err->message);
+                close_fds(client_fds, 2);
+                machine_kill(m, SIGKILL);
+                return TRUE; /* the exit handler answers with launch_error */
+        }
         if (client_fds[1] >= 0)
                 machine_console_start(m, client_fds[1], FALSE);
         if (m->config->qmp) {
@@ -575,8 +639,13 @@ void machine_launch(Machine *m, sd_bus_message *call) {
         g_autoptr(QmError) e = NULL;
 
         if (machine_is_active(m)) {
-                sd_bus_reply_method_errorf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s",
+                qm_reply_errorf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s",
                                            m->name, qm_state_to_string(m->state));
+                return;
+        }
+        e = fd_headroom_error(m, FD_HEADROOM);
+        if (e) {
+                qm_reply_error(call, e);
                 return;
         }
         m->launch_retried = FALSE;
@@ -586,11 +655,10 @@ void machine_launch(Machine *m, sd_bus_message *call) {
                 qm_reply_error(call, e);
                 return;
         }
-        if (!m->config->qmp) {
+        if (!m->config->qmp && !m->killed_by_us) {
                 g_array_set_size(m->add_fds, 0);
                 machine_set_state(m, QM_STATE_RUNNING);
-                machine_save_record(m);
-                sd_bus_reply_method_return(call, NULL);
+                qm_reply_return(call, NULL);
                 return;
         }
         m->launch_call = qm_calls_hold(m->daemon->calls, call);
@@ -628,12 +696,13 @@ static gboolean on_powerdown_timeout(gpointer data) {
 }
 
 /* Hold @call until QEMU exits; @timeout < 0: no limit, 0: the default. */
-static void add_exit_call(Machine *m, sd_bus_message *call, ExitKind kind, double timeout) {
+static void add_exit_call(Machine *m, sd_bus_message *call, ExitKind kind, gboolean escalates, double timeout) {
         ExitCall *ec = g_new0(ExitCall, 1);
 
         ec->machine = m;
         ec->call = qm_calls_hold(m->daemon->calls, call);
         ec->kind = kind;
+        ec->escalates = escalates;
         if (timeout == 0)
                 timeout = DEFAULT_STOP_TIMEOUT;
         ec->timeout = timeout;
@@ -646,7 +715,7 @@ static void add_exit_call(Machine *m, sd_bus_message *call, ExitKind kind, doubl
 
 void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double timeout) {
         if (!machine_is_active(m)) {
-                sd_bus_reply_method_return(call, NULL);
+                qm_reply_return(call, NULL);
                 return;
         }
         if (m->state == QM_STATE_STARTING) {
@@ -656,11 +725,11 @@ void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double ti
                 hard = TRUE;
         }
         if (hard) {
-                add_exit_call(m, call, EXIT_HARD, 0);
+                add_exit_call(m, call, EXIT_HARD, FALSE, 0);
                 machine_kill(m, SIGKILL);
                 return;
         }
-        add_exit_call(m, call, EXIT_SOFT, timeout);
+        add_exit_call(m, call, EXIT_SOFT, TRUE, timeout);
         if (!m->quit_issued) {
                 /* Without a monitor, SIGTERM is QEMU's own orderly quit. */
                 if (!machine_qmp_send_quit(m))
@@ -674,24 +743,48 @@ void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double ti
 
 void machine_wait(Machine *m, sd_bus_message *call, double timeout) {
         if (!machine_is_active(m)) {
-                sd_bus_reply_method_return(call, NULL);
+                qm_reply_return(call, NULL);
                 return;
         }
         /* The caller expects QEMU to exit by itself: that exit is clean. */
         m->exit_expected = TRUE;
-        add_exit_call(m, call, EXIT_SOFT, timeout);
+        add_exit_call(m, call, EXIT_SOFT, FALSE, timeout);
 }
 
 void machine_powerdown(Machine *m, sd_bus_message *call, double timeout) {
         if (!machine_is_active(m)) {
-                sd_bus_reply_method_return(call, NULL);
+                qm_reply_return(call, NULL);
                 return;
         }
         if (!machine_qmp_send_powerdown(m, call))
                 return; /* answered with why not */
-        add_exit_call(m, call, EXIT_POWERDOWN, timeout);
+        add_exit_call(m, call, EXIT_POWERDOWN, TRUE, timeout);
         if (m->state == QM_STATE_RUNNING)
                 machine_set_state(m, QM_STATE_STOPPING);
+}
+
+/*
+ * A client left the bus: its Shutdown/Kill/Wait/Powerdown calls need no
+ * answer. A Wait's kill on timeout was for its caller only; a Shutdown's
+ * or Powerdown's escalation still stops QEMU, so one such timer is kept
+ * (without a call) when no other call's timer would do it.
+ */
+void machine_forget_exit_calls(Machine *m, const char *unique_name) {
+        for (guint i = m->exit_calls->len; i-- > 0;) {
+                ExitCall *ec = g_ptr_array_index(m->exit_calls, i);
+                gboolean other_timer = FALSE;
+
+                if (!ec->call || g_strcmp0(sd_bus_message_get_sender(ec->call), unique_name) != 0)
+                        continue;
+                qm_calls_release(m->daemon->calls, g_steal_pointer(&ec->call));
+                for (guint j = 0; j < m->exit_calls->len; j++) {
+                        ExitCall *other = g_ptr_array_index(m->exit_calls, j);
+                        if (other != ec && other->timer && other->escalates)
+                                other_timer = TRUE;
+                }
+                if (!ec->escalates || !ec->timer || other_timer)
+                        g_ptr_array_remove_index(m->exit_calls, i);
+        }
 }
 
 static void reattach_failed(Machine *m, const char *why) {
@@ -700,6 +793,48 @@ static void reattach_failed(Machine *m, const char *why) {
         m->exit_code = QM_EXIT_CODE_UNKNOWN;
         machine_set_state(m, QM_STATE_FAILED);
         save_definition(m);
+}
+
+#define RECONNECT_ATTEMPTS 6
+#define RECONNECT_FIRST_DELAY_MS 100
+
+static gboolean on_reconnect(gpointer data) {
+        Machine *m = data;
+        g_autoptr(GError) err = NULL;
+        int fd;
+
+        m->reconnect_timer = 0;
+        if (!m->process || (m->state != QM_STATE_RUNNING && m->state != QM_STATE_STOPPING))
+                return G_SOURCE_REMOVE;
+        g_clear_pointer(&m->qmp, qmp_client_free);
+        m->reconnect_attempts++;
+        fd = qm_unix_connect(m->qmp_socket, &err);
+        if (fd >= 0) {
+                g_message("machine %s: QMP connected again", m->name);
+                m->qmp = machine_qmp_connect(m, fd);
+                return G_SOURCE_REMOVE;
+        }
+        if (m->reconnect_attempts >= RECONNECT_ATTEMPTS) {
+                g_warning("machine %s: giving up on QMP: %s", m->name, err->message);
+                return G_SOURCE_REMOVE;
+        }
+        m->reconnect_timer = g_timeout_add(RECONNECT_FIRST_DELAY_MS << m->reconnect_attempts, on_reconnect, m);
+        return G_SOURCE_REMOVE;
+}
+
+/*
+ * A taken-back QEMU's monitor went away while QEMU runs (QEMU 7.2 can
+ * drop the connection that raced with its predecessor's close): connect
+ * again, at once and then with growing delays; a few times in this
+ * QEMU's life, so a monitor that keeps breaking the protocol is not
+ * served forever.
+ */
+void machine_qmp_lost(Machine *m) {
+        if (!m->taken_back || m->reconnect_timer || m->quit_issued || m->guest_shutdown || m->killed_by_us ||
+            m->reconnect_attempts >= RECONNECT_ATTEMPTS)
+                return;
+        g_message("machine %s: QMP connection of a taken-back QEMU lost; connecting again", m->name);
+        m->reconnect_timer = g_idle_add(on_reconnect, m);
 }
 
 void machine_reattach(Machine *m, const QmRunRecord *r) {
@@ -714,6 +849,7 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
         g_free(m->qemu_version);
         m->qemu_version = g_strdup(r->qemu_version);
         m->quit_issued = r->quit_issued;
+        m->taken_back = TRUE;
 
         m->process = qemu_process_attach(r->pid, r->start_time, on_process_exit, m, &err);
         if (!m->process) {

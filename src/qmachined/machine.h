@@ -80,6 +80,10 @@ struct Machine {
         QmMigration *migration;
         sd_bus_message *launch_call;
         guint launch_timer;
+        guint announce_seq_id;  /* EventSequence change to announce */
+        guint reconnect_timer;  /* QMP of a taken-back QEMU, again */
+        guint reconnect_attempts;
+        gboolean taken_back;    /* this QEMU was started by an earlier daemon */
         guint handshake_timer; /* reconnects a stalled QMP handshake */
         gboolean launch_retried;  /* this Launch started QEMU a second time */
         gboolean relaunching;     /* the exit being waited for is a retry's */

@@ -3,6 +3,7 @@
 #include <glib-unix.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "bus-glib.h"
 #include "daemon.h"
@@ -123,8 +124,30 @@ static gboolean on_quit_signal(gpointer data) {
         return G_SOURCE_CONTINUE;
 }
 
+static gboolean bus_lost;
+
+/* Without the bus nobody can reach the VMs: exit with a failure, so that
+ * the service manager (Restart=on-failure) starts us again. */
 static void on_bus_lost(gpointer data) {
+        g_warning("lost the D-Bus connection; exiting so that the service is restarted (VMs keep running)");
+        bus_lost = TRUE;
         g_main_loop_quit(data);
+}
+
+/*
+ * Each running VM takes 2 to 4 fds (QMP, console, pidfd, clients): the
+ * usual soft limit of 1024 would run out long before --max-machines.
+ * Take what the hard limit allows (LimitNOFILE= in the unit sets it).
+ */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                g_warning("cannot raise the fd limit to %llu: %s", (unsigned long long)rl.rlim_max,
+                          g_strerror(errno));
 }
 
 int main(int argc, char **argv) {
@@ -140,6 +163,7 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         if (!parse_options(&argc, &argv, &o))
                 return 2;
+        raise_fd_limit();
 
         d.state_dir = o.state_dir ? o.state_dir : default_dir(o.session, "/var/lib/qmachined", xdg_state_dir, NULL);
         d.runtime_dir = o.runtime_dir ? o.runtime_dir
@@ -199,5 +223,5 @@ int main(int argc, char **argv) {
         g_free(d.image_dir);
         g_free(d.definitions_dir);
         g_free(d.default_binary);
-        return 0;
+        return bus_lost ? 1 : 0;
 }

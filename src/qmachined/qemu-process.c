@@ -15,6 +15,7 @@
 
 struct QemuProcess {
         pid_t pid;
+        gboolean own_group; /* leads its process group (setsid at spawn) */
         int pidfd;
         guint watch_id;
         QemuExitFunc on_exit;
@@ -33,17 +34,33 @@ static int status_to_code(int status) {
         return -1000;
 }
 
+static void kill_group(QemuProcess *p, int sig) {
+        if (p->own_group && p->pid > 0 && kill(-p->pid, sig) < 0 && errno != ESRCH)
+                g_warning("cannot signal the processes of QEMU %d: %s", (int)p->pid, g_strerror(errno));
+}
+
+/* Runs in the child before exec: a session and process group of its own,
+ * so that whatever QEMU starts can be found and ended with it. */
+static void child_setup(gpointer data) {
+        setsid();
+}
+
 static gboolean on_pidfd(int fd, GIOCondition cond, gpointer data) {
         QemuProcess *p = data;
+        siginfo_t si = { 0 };
         int status = 0;
         int code = -1000;
         pid_t r;
 
+        /* Peek first (WNOWAIT): the zombie keeps the PID, and so the
+         * group's id, from being reused while the group is killed. */
+        if (waitid(P_PID, p->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0)
+                return G_SOURCE_CONTINUE; /* spurious: not exited yet */
+        /* What QEMU started must not outlive it. */
+        kill_group(p, SIGKILL);
         do
                 r = waitpid(p->pid, &status, WNOHANG);
         while (r < 0 && errno == EINTR);
-        if (r == 0)
-                return G_SOURCE_CONTINUE; /* spurious: not exited yet */
         /* r < 0 (ECHILD): not our child, the pidfd alone says it exited */
         if (r == p->pid)
                 code = status_to_code(status);
@@ -57,6 +74,7 @@ static QemuProcess *watch(pid_t pid, int pidfd, QemuExitFunc on_exit, gpointer u
         QemuProcess *p = g_new0(QemuProcess, 1);
 
         p->pid = pid;
+        p->own_group = getpgid(pid) == pid;
         p->pidfd = pidfd;
         p->on_exit = on_exit;
         p->userdata = userdata;
@@ -72,7 +90,7 @@ QemuProcess *qemu_process_spawn(char **argv, int log_fd, const int *source_fds, 
         if (!g_spawn_async_with_pipes_and_fds(NULL, (const char *const *)argv, NULL,
                                               G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH |
                                                       G_SPAWN_STDIN_FROM_DEV_NULL,
-                                              NULL, NULL, -1, log_fd, log_fd, source_fds, target_fds, n_fds,
+                                              child_setup, NULL, -1, log_fd, log_fd, source_fds, target_fds, n_fds,
                                               &pid, NULL, NULL, NULL, error))
                 return NULL;
 
@@ -114,9 +132,15 @@ pid_t qemu_process_pid(QemuProcess *p) {
 }
 
 void qemu_process_kill(QemuProcess *p, int sig) {
+        if (!p || p->pid <= 0)
+                return;
         /* pidfd_send_signal: never hits a recycled PID */
-        if (p && p->pid > 0 && syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+        if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
                 g_warning("cannot signal QEMU %d: %s", (int)p->pid, g_strerror(errno));
+        /* A kill ends everything QEMU started too; a gentler signal is
+         * QEMU's to pass on. */
+        if (sig == SIGKILL)
+                kill_group(p, sig);
 }
 
 void qemu_process_free(QemuProcess *p) {

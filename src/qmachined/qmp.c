@@ -14,7 +14,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "fd-watch.h"
 #include "json-util.h"
 #include "qmp-stream.h"
 #include "qmp.h"
@@ -22,6 +21,10 @@
 #define QMP_READ_CHUNK (64 * 1024)
 #define QMP_MAX_EARLY_EVENTS 256
 #define QMP_TICK_MS 50
+/* Lines handled per main-loop dispatch of one connection: a QEMU that
+ * floods events gets its turn like every other source, no more. */
+#define QMP_LINES_PER_SLICE 64
+#define QMP_MAX_EVENT_NAME 128
 
 typedef struct {
         guint64 offset;
@@ -36,12 +39,21 @@ typedef struct {
         QmpReplyFunc func;
         gpointer userdata;
         gint64 deadline; /* monotonic µs, 0: none */
+        gboolean held;   /* waits for the handshake before it is sent */
+        char *arguments; /* while held */
+        int fd;          /* while held: to pass with it, or -1 */
 } QmpPending;
+
+/* An event that came before the handshake ended. */
+typedef struct {
+        JsonNode *node;
+        char *text;
+        gsize len;
+} EarlyEvent;
 
 struct QmpClient {
         int refcount;
         int fd;
-        guint read_id;
         guint write_id;
         guint failure_id;
         guint tick_id; /* the timeout timer of pending commands */
@@ -55,13 +67,23 @@ struct QmpClient {
         gboolean greeted;
         gboolean ready;
         gboolean closed;
+        gboolean handshaking; /* sending qmp_capabilities, which is not held */
         double timeout;
         JsonNode *greeting;
-        GQueue early_events; /* events QEMU sent before the handshake ended */
+        GQueue early_events; /* EarlyEvent: QEMU sent them before the handshake ended */
+        GQueue held;         /* ids of commands waiting for the handshake */
+        GSource *read_source;
         JsonParser *parser;  /* reused for every line */
         QmpCallbacks cb;
         gpointer userdata;
 };
+
+static void early_event_free(gpointer p) {
+        EarlyEvent *e = p;
+        json_node_unref(e->node);
+        g_free(e->text);
+        g_free(e);
+}
 
 static QmpClient *qmp_ref(QmpClient *c) {
         c->refcount++;
@@ -81,7 +103,8 @@ static void qmp_unref(QmpClient *c) {
         qmp_stream_free(c->in);
         if (c->greeting)
                 json_node_unref(c->greeting);
-        g_queue_clear_full(&c->early_events, (GDestroyNotify)json_node_unref);
+        g_queue_clear_full(&c->early_events, early_event_free);
+        g_queue_clear(&c->held);
         g_object_unref(c->parser);
         g_free(c);
 }
@@ -89,6 +112,9 @@ static void qmp_unref(QmpClient *c) {
 static void pending_free(gpointer p) {
         QmpPending *q = p;
         g_free(q->command);
+        g_free(q->arguments);
+        if (q->fd >= 0)
+                close(q->fd);
         g_free(q);
 }
 
@@ -109,13 +135,15 @@ static void qmp_shutdown(QmpClient *c, const char *reason, gboolean notify) {
         if (c->closed)
                 return;
         c->closed = TRUE;
-        if (c->read_id)
-                g_source_remove(c->read_id);
+        if (c->read_source) {
+                g_source_destroy(c->read_source);
+                g_clear_pointer(&c->read_source, g_source_unref);
+        }
         if (c->write_id)
                 g_source_remove(c->write_id);
         if (c->tick_id)
                 g_source_remove(c->tick_id);
-        c->read_id = c->write_id = c->tick_id = 0;
+        c->write_id = c->tick_id = 0;
         if (c->fd >= 0)
                 close(c->fd);
         c->fd = -1;
@@ -291,6 +319,8 @@ static gboolean on_tick(gpointer data) {
         return waiting ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
+static void send_held(QmpClient *c);
+
 static void on_capabilities(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
         QmpClient *c = data;
 
@@ -301,12 +331,14 @@ static void on_capabilities(JsonNode *reply, const char *text, const QmError *er
                 return;
         }
         c->ready = TRUE;
-        if (c->cb.ready)
+        send_held(c);
+        if (!c->closed && c->cb.ready)
                 c->cb.ready(c, c->greeting, c->userdata);
         while (!c->closed && !g_queue_is_empty(&c->early_events)) {
-                g_autoptr(JsonNode) ev = g_queue_pop_head(&c->early_events);
+                EarlyEvent *ev = g_queue_pop_head(&c->early_events);
                 if (c->cb.event)
-                        c->cb.event(c, ev, c->userdata);
+                        c->cb.event(c, ev->node, ev->text, ev->len, c->userdata);
+                early_event_free(ev);
         }
 }
 
@@ -315,45 +347,35 @@ static gboolean reply_now_closed(gpointer data) {
         g_autoptr(QmError) e = qm_error_new(QM_ERROR_QMP_DISCONNECTED,
                                             "the QMP connection is closed; '%s' was not sent", q->command);
         q->func(NULL, NULL, e, q->userdata);
-        g_free(q->command);
-        g_free(q);
+        pending_free(q);
         return G_SOURCE_REMOVE;
 }
 
+static QmpPending *execute(QmpClient *c, const char *command, const char *arguments, int fd, double timeout,
+                           QmpReplyFunc func, gpointer userdata);
+
 void qmp_client_execute_with_fd(QmpClient *c, const char *command, JsonNode *arguments, int fd,
                                 double timeout, QmpReplyFunc func, gpointer userdata) {
-        OutFd *of;
+        g_autofree char *text = arguments ? qm_json_to_string(arguments) : NULL;
 
-        if (c->closed) {
-                close(fd);
-                qmp_client_execute(c, command, arguments, timeout, func, userdata);
-                return;
-        }
-        of = g_new0(OutFd, 1);
-        of->offset = c->queued;
-        of->fd = fd;
-        g_queue_push_tail(&c->out_fds, of);
-        qmp_client_execute(c, command, arguments, timeout, func, userdata);
+        execute(c, command, text, fd, timeout, func, userdata);
 }
 
 void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
                         double timeout, QmpReplyFunc func, gpointer userdata) {
         g_autofree char *text = arguments ? qm_json_to_string(arguments) : NULL;
 
-        qmp_client_execute_text(c, command, text, timeout, func, userdata);
+        execute(c, command, text, -1, timeout, func, userdata);
 }
-
-static QmpPending *execute(QmpClient *c, const char *command, const char *arguments, double timeout,
-                           QmpReplyFunc func, gpointer userdata);
 
 void qmp_client_execute_text(QmpClient *c, const char *command, const char *arguments,
                              double timeout, QmpReplyFunc func, gpointer userdata) {
-        execute(c, command, arguments, timeout, func, userdata);
+        execute(c, command, arguments, -1, timeout, func, userdata);
 }
 
 void qmp_client_execute_text_only(QmpClient *c, const char *command, const char *arguments,
                                   double timeout, QmpReplyFunc func, gpointer userdata) {
-        QmpPending *q = execute(c, command, arguments, timeout, func, userdata);
+        QmpPending *q = execute(c, command, arguments, -1, timeout, func, userdata);
         if (q)
                 q->text_only = TRUE;
 }
@@ -364,7 +386,41 @@ static void arm_deadline(QmpClient *c, QmpPending *q, double timeout) {
                 c->tick_id = g_timeout_add(QMP_TICK_MS, on_tick, c);
 }
 
-static QmpPending *execute(QmpClient *c, const char *command, const char *arguments, double timeout,
+/* Queue the command's bytes, with @fd (taken over) passed along them. */
+static void send_command(QmpClient *c, QmpPending *q, const char *arguments, int fd) {
+        if (fd >= 0) {
+                OutFd *of = g_new0(OutFd, 1);
+                of->offset = c->queued;
+                of->fd = fd;
+                g_queue_push_tail(&c->out_fds, of);
+        }
+        qmp_send(c, q->id, q->command, arguments);
+}
+
+/* The handshake is done: send what callers asked for meanwhile, in order. */
+static void send_held(QmpClient *c) {
+        while (!c->closed && !g_queue_is_empty(&c->held)) {
+                g_autofree gint64 *id = g_queue_pop_head(&c->held);
+                QmpPending *q = g_hash_table_lookup(c->pending, id);
+                g_autofree char *arguments = NULL;
+                int fd;
+
+                if (!q || !q->held)
+                        continue; /* it timed out meanwhile */
+                q->held = FALSE;
+                arguments = g_steal_pointer(&q->arguments);
+                fd = q->fd;
+                q->fd = -1;
+                send_command(c, q, arguments, fd);
+        }
+}
+
+/*
+ * Commands issued before the handshake completed (a monitor taken back
+ * after a daemon restart, or reconnecting) wait for it: QEMU refuses
+ * anything but qmp_capabilities until then. Their timeout runs from now.
+ */
+static QmpPending *execute(QmpClient *c, const char *command, const char *arguments, int fd, double timeout,
                            QmpReplyFunc func, gpointer userdata) {
         QmpPending *q = g_new0(QmpPending, 1);
 
@@ -372,7 +428,10 @@ static QmpPending *execute(QmpClient *c, const char *command, const char *argume
         q->command = g_strdup(command);
         q->func = func;
         q->userdata = userdata;
+        q->fd = -1;
         if (c->closed) {
+                if (fd >= 0)
+                        close(fd);
                 g_idle_add(reply_now_closed, q);
                 return NULL;
         }
@@ -380,21 +439,29 @@ static QmpPending *execute(QmpClient *c, const char *command, const char *argume
         if (timeout > 0)
                 arm_deadline(c, q, timeout);
         g_hash_table_insert(c->pending, &q->id, q);
-        qmp_send(c, q->id, command, arguments);
+        if (!c->ready && !c->handshaking) {
+                q->held = TRUE;
+                q->arguments = g_strdup(arguments);
+                q->fd = fd;
+                g_queue_push_tail(&c->held, g_memdup2(&q->id, sizeof(q->id)));
+                return q;
+        }
+        send_command(c, q, arguments, fd);
         return q;
 }
 
 static void handle_greeting(QmpClient *c, JsonNode *msg) {
         c->greeted = TRUE;
         c->greeting = json_node_ref(msg);
-        qmp_client_execute(c, "qmp_capabilities", NULL, c->timeout, on_capabilities, c);
+        c->handshaking = TRUE;
+        execute(c, "qmp_capabilities", NULL, -1, c->timeout, on_capabilities, c);
+        c->handshaking = FALSE;
 }
 
 static void handle_reply(QmpClient *c, JsonObject *obj, JsonNode *msg, const char *line, gsize len) {
         JsonNode *idn = json_object_get_member(obj, "id");
         QmpPending *q;
         gint64 id;
-        g_autoptr(JsonNode) copy = NULL;
         g_autofree char *suffix = NULL;
         g_autofree char *text = NULL;
 
@@ -408,16 +475,15 @@ static void handle_reply(QmpClient *c, JsonObject *obj, JsonNode *msg, const cha
                 g_debug("QMP: dropping a late reply to id %" G_GINT64_FORMAT, id);
                 return;
         }
-        /* QEMU writes our id last, as ', "id": N}': cut it from the text
-         * rather than copy and serialize the whole tree again. */
+        /* QEMU writes our id last, as ', "id": N}': cut it from the text;
+         * elsewhere, cut it from the raw text all the same, so QEMU's
+         * numbers reach the caller as QEMU wrote them. */
         suffix = g_strdup_printf(", \"id\": %" G_GINT64_FORMAT "}", id);
         if (g_str_has_suffix(line, suffix)) {
                 text = g_strndup(line, len - strlen(suffix) + 1);
                 text[len - strlen(suffix)] = '}';
         } else {
-                copy = json_node_copy(msg);
-                json_object_remove_member(json_node_get_object(copy), "id");
-                text = qm_json_to_string(copy);
+                text = qm_json_remove_member(line, len, "id");
         }
         pending_complete(q, msg, text, NULL);
 }
@@ -457,6 +523,25 @@ static gboolean handle_text_reply(QmpClient *c, const char *line, gsize len) {
         return TRUE;
 }
 
+/* QAPI event names: letters, digits, '_', '-', '.' (the strict JSON
+ * check already refused NUL and lone surrogates). */
+static gboolean event_name_ok(JsonObject *obj, char **why) {
+        JsonNode *ev = json_object_get_member(obj, "event");
+        const char *name;
+
+        if (json_node_get_value_type(ev) != G_TYPE_STRING) {
+                *why = g_strdup("QEMU sent an event whose name is not a string");
+                return FALSE;
+        }
+        name = json_node_get_string(ev);
+        if (!*name || strlen(name) > QMP_MAX_EVENT_NAME ||
+            name[strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")]) {
+                *why = g_strdup("QEMU sent an event with a malformed name");
+                return FALSE;
+        }
+        return TRUE;
+}
+
 static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **why) {
         g_autoptr(GError) err = NULL;
         g_autoptr(JsonNode) msg = NULL;
@@ -475,32 +560,32 @@ static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **wh
                 return FALSE;
         }
         obj = json_node_get_object(msg);
-        if (json_object_has_member(obj, "event") && !c->ready) {
-                /* QEMU 7.2 can send an event even before its greeting when
-                 * a client connects early; keep it for after the handshake. */
-                if (g_queue_get_length(&c->early_events) >= QMP_MAX_EARLY_EVENTS) {
-                        *why = g_strdup("QEMU sent too many events before the QMP handshake");
+        if (json_object_has_member(obj, "event")) {
+                if (!event_name_ok(obj, why))
                         return FALSE;
+                if (!c->ready) {
+                        /* QEMU 7.2 can send an event even before its
+                         * greeting when a client connects early; keep it
+                         * for after the handshake. */
+                        EarlyEvent *ev;
+                        if (g_queue_get_length(&c->early_events) >= QMP_MAX_EARLY_EVENTS) {
+                                *why = g_strdup("QEMU sent too many events before the QMP handshake");
+                                return FALSE;
+                        }
+                        ev = g_new0(EarlyEvent, 1);
+                        ev->node = json_node_ref(msg);
+                        ev->text = g_strndup(line, len);
+                        ev->len = len;
+                        g_queue_push_tail(&c->early_events, ev);
+                } else if (c->cb.event) {
+                        c->cb.event(c, msg, line, len, c->userdata);
                 }
-                if (json_node_get_value_type(json_object_get_member(obj, "event")) != G_TYPE_STRING) {
-                        *why = g_strdup("QEMU sent an event whose name is not a string");
-                        return FALSE;
-                }
-                g_queue_push_tail(&c->early_events, json_node_ref(msg));
         } else if (!c->greeted) {
                 if (!json_object_has_member(obj, "QMP")) {
                         *why = g_strdup_printf("the first QMP message was not a greeting: %.200s", line);
                         return FALSE;
                 }
                 handle_greeting(c, msg);
-        } else if (json_object_has_member(obj, "event")) {
-                JsonNode *ev = json_object_get_member(obj, "event");
-                if (json_node_get_value_type(ev) != G_TYPE_STRING) {
-                        *why = g_strdup("QEMU sent an event whose name is not a string");
-                        return FALSE;
-                }
-                if (c->ready && c->cb.event)
-                        c->cb.event(c, msg, c->userdata);
         } else if (json_object_has_member(obj, "return") || json_object_has_member(obj, "error")) {
                 handle_reply(c, obj, msg, line, len);
         } else {
@@ -511,17 +596,16 @@ static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **wh
         return TRUE;
 }
 
-/* Read once and handle the complete lines: 1 bytes were handled, 0 the
- * socket is empty for now, -1 the connection is closed. */
-static int read_and_handle(QmpClient *c) {
+/* Read once: > 0 bytes were buffered, 0 the socket is empty for now, -1
+ * the connection is closed. */
+static int read_once(QmpClient *c) {
         char buf[QMP_READ_CHUNK];
         ssize_t n;
-        char *line;
-        gsize len;
-        int r;
 
-        n = read(c->fd, buf, sizeof(buf));
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        do
+                n = read(c->fd, buf, sizeof(buf));
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EAGAIN)
                 return 0;
         if (n <= 0) {
                 g_autofree char *reason = n == 0 || errno == ECONNRESET ? g_strdup("QEMU closed the QMP socket")
@@ -530,31 +614,52 @@ static int read_and_handle(QmpClient *c) {
                 return -1;
         }
         qmp_stream_push(c->in, buf, n);
-        while (!c->closed && (r = qmp_stream_pop(c->in, &line, &len)) != 0) {
+        return 1;
+}
+
+/* Handle buffered lines, reading only when none is complete (so at most
+ * one partial line and one read are buffered), until @max_lines were
+ * handled. TRUE if it stopped there: more lines may be waiting. */
+static gboolean handle_input(QmpClient *c, guint max_lines) {
+        guint handled = 0;
+
+        while (!c->closed && handled < max_lines) {
                 g_autofree char *why = NULL;
+                char *line;
+                gsize len;
+                int r = qmp_stream_pop(c->in, &line, &len);
+
                 if (r < 0) {
                         g_warning("QMP: a message longer than %u bytes; closing the connection", QMP_MAX_LINE);
                         qmp_shutdown(c, "QEMU sent a QMP message over the size limit", TRUE);
-                        break;
+                        return FALSE;
+                }
+                if (r == 0) {
+                        if (read_once(c) <= 0)
+                                return FALSE;
+                        continue;
                 }
                 if (!handle_line(c, line, len, &why)) {
                         g_warning("QMP: %s; closing the connection", why);
                         qmp_shutdown(c, why, TRUE);
                 }
                 g_free(line);
+                handled++;
         }
-        return c->closed ? -1 : 1;
+        return !c->closed;
 }
 
 static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
         QmpClient *c = data;
-        gboolean keep;
+        gboolean more, keep;
 
         qmp_ref(c);
-        read_and_handle(c);
+        more = handle_input(c, QMP_LINES_PER_SLICE);
         keep = !c->closed;
-        if (!keep)
-                c->read_id = 0;
+        /* Lines left in our buffer do not make the fd readable: come back
+         * in the next iteration, after the other sources had their turn. */
+        if (keep)
+                g_source_set_ready_time(c->read_source, more ? 0 : -1);
         qmp_unref(c);
         return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
@@ -563,7 +668,7 @@ void qmp_client_drain(QmpClient *c) {
         if (!c)
                 return;
         qmp_ref(c);
-        while (!c->closed && read_and_handle(c) > 0)
+        while (handle_input(c, G_MAXUINT))
                 ;
         qmp_unref(c);
 }
@@ -583,7 +688,10 @@ QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpoint
         c->userdata = userdata;
         /* can_recurse: no block/unblock wakeups around every dispatch (see
          * bus-glib.c); there is no nested main loop here. */
-        c->read_id = qm_fd_watch_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
+        c->read_source = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+        g_source_set_callback(c->read_source, (GSourceFunc)(void (*)(void))on_readable, c, NULL);
+        g_source_set_can_recurse(c->read_source, TRUE);
+        g_source_attach(c->read_source, NULL);
         return c;
 }
 
@@ -612,6 +720,10 @@ const char *qmp_client_progress(QmpClient *c) {
         if (c->ready)
                 return "QMP ready";
         return c->greeted ? "greeting received, qmp_capabilities unanswered" : "no QMP greeting received";
+}
+
+gboolean qmp_client_is_open(QmpClient *c) {
+        return c && !c->closed;
 }
 
 gboolean qmp_client_is_ready(QmpClient *c) {

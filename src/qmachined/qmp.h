@@ -17,8 +17,9 @@ typedef void (*QmpReplyFunc)(JsonNode *reply, const char *text, const QmError *e
 typedef struct {
         /* Greeting seen and qmp_capabilities answered: commands may flow. */
         void (*ready)(QmpClient *c, JsonNode *greeting, gpointer userdata);
-        /* A QMP event object ({"event", "data"?, "timestamp"}). */
-        void (*event)(QmpClient *c, JsonNode *event, gpointer userdata);
+        /* A QMP event object ({"event", "data"?, "timestamp"}), parsed
+         * from @text (@len bytes, strict JSON, valid UTF-8, no NUL). */
+        void (*event)(QmpClient *c, JsonNode *event, const char *text, gsize len, gpointer userdata);
         /* The connection is gone (EOF, error, protocol violation). Pending
          * commands have already been failed with QmpDisconnected. */
         void (*closed)(QmpClient *c, const char *reason, gpointer userdata);
@@ -32,6 +33,8 @@ QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpoint
 void qmp_client_free(QmpClient *c);
 
 gboolean qmp_client_is_ready(QmpClient *c);
+/* Connected, handshake done or still under way: commands can be issued. */
+gboolean qmp_client_is_open(QmpClient *c);
 gboolean qmp_client_greeted(QmpClient *c);
 /* Bytes we sent that QEMU has not read yet (ours and the socket's), -1
  * if unknown. */
@@ -40,7 +43,9 @@ int qmp_client_unread_by_peer(QmpClient *c);
 const char *qmp_client_progress(QmpClient *c);
 
 /* Send @command with @arguments (a JSON object or NULL). The reply callback
- * runs exactly once, never from inside this call. @timeout <= 0: none. */
+ * runs exactly once, never from inside this call. @timeout <= 0: none.
+ * Before the handshake has completed the command waits for it (its
+ * timeout running). */
 void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
                         double timeout, QmpReplyFunc func, gpointer userdata);
 /* The same with the arguments as JSON text, a valid JSON object or NULL

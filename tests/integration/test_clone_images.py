@@ -3,6 +3,7 @@
 disk images of the Manager: CreateImage, CheckImage, RemoveImage and
 ListImages, with the real qemu-img."""
 
+import contextlib
 import datetime
 import json
 import os
@@ -80,6 +81,33 @@ def qemu_img_info(path):
     out = subprocess.run(["qemu-img", "info", "--output=json", "-U", path],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
+
+
+def qemu_img_chain(path, fmt):
+    """The files qemu-img opens for the image at path read as fmt."""
+    out = subprocess.run(["qemu-img", "info", "--output=json", "-U", "--backing-chain",
+                          "-f", fmt, path],
+                         check=True, capture_output=True, text=True).stdout
+    return [i["filename"] for i in json.loads(out)]
+
+
+def qcow2_header_naming(tmp_dir, backing):
+    """The first bytes of a qcow2 image whose backing file is the host file
+    backing: what a guest can write at the start of its raw disk."""
+    made = os.path.join(tmp_dir, "guest-made.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=512",
+                    "-b", backing, "-F", "raw", made, "1M"], check=True)
+    with open(made, "rb") as f:
+        data = f.read()
+    os.unlink(made)
+    assert data.startswith(b"QFI\xfb") and len(data) < 64 * KIB
+    return data
+
+
+def write_at_start(path, data):
+    """Overwrite the start of a file, as a guest writes its disk."""
+    with open(path, "r+b") as f:
+        f.write(data)
 
 
 class CloneTest(qmtest.QMTestCase):
@@ -319,7 +347,8 @@ class ImagesTest(qmtest.QMTestCase):
         self.create_image("huge.qcow2", "qcow2", PIB)
 
         # Sorted by name; qcow2 size from the header, raw = file size.
-        # Files qmachined did not make count too (raw by default).
+        # Files qmachined did not make count too, with no format (never a
+        # guessed one) and their file size.
         with open(os.path.join(d, "other.bin"), "wb") as f:
             f.write(b"x" * 1000)
         self.assertEqual(self.list_images(), [
@@ -327,7 +356,7 @@ class ImagesTest(qmtest.QMTestCase):
             ("disk.qcow2", "qcow2", 64 * MIB),
             ("disk.raw", "raw", 3 * MIB + 512),
             ("huge.qcow2", "qcow2", PIB),
-            ("other.bin", "raw", 1000),
+            ("other.bin", "", 1000),
             ("small.qcow2", "qcow2", 1 * MIB),
         ])
         # Writing data into a qcow2 file does not change its virtual size.
@@ -482,14 +511,13 @@ class ImagesTest(qmtest.QMTestCase):
         self.assertEqual(self.check_image("leaky.qcow2")[0], "leaks")
         self.assertEqual(self.check_image("broken.qcow2")[0], "corrupt")
 
-        # A file that claims to be qcow2 but is not readable as one.
+        # A file that claims to be qcow2, put there by hand: no recorded
+        # format, so it is not checked at all.
         with open(os.path.join(d, "garbage.qcow2"), "wb") as f:
             f.write(b"QFI\xfb" + b"\xff" * 200)
-        try:
-            verdict, report = self.check_image("garbage.qcow2")
-            self.assertNotEqual(verdict, "ok", report)
-        except qmtest.DBusCallError as e:
-            self.assertEqual(e.name, err("ImageCheckFailed"), e.text)
+        e = self.expect_error(err("ImageCheckFailed"), self.check_image, "garbage.qcow2")
+        self.assertIn("garbage.qcow2", e.text)
+        self.assertIn("no recorded format", e.text)
 
         e = self.expect_error(err("NoSuchImage"), self.check_image, "none.qcow2")
         self.assertIn("none.qcow2", e.text)
@@ -516,6 +544,167 @@ class ImagesTest(qmtest.QMTestCase):
         self.assertFalse(os.path.exists(disk))
         self.assertEqual(self.list_images(), [])
 
+
+    # -- formats are recorded, never guessed from content (a guest's)
+
+    def record_dir(self):
+        return self.env.path("state", "image-records")
+
+    def records(self):
+        d = self.record_dir()
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def test_guest_written_header_is_not_followed(self):
+        """A raw disk whose guest wrote a qcow2 header naming a host file
+        stays raw: listed as raw, checked as raw, and an overlay on it
+        reads it as raw, never the host file."""
+        secret = self.env.path("secret")
+        with open(secret, "wb") as f:
+            f.write(b"\x5a" * MIB)
+        disk = self.create_image("disk.raw", "raw", MIB)
+        write_at_start(disk, qcow2_header_naming(self.env.tmp, secret))
+        # What probing would have found in it:
+        self.assertEqual(qemu_img_chain(disk, "qcow2"), [disk, secret])
+
+        self.assertEqual(self.list_images(), [("disk.raw", "raw", MIB)])
+        verdict, report = self.check_image("disk.raw")
+        self.assertEqual(verdict, "unsupported", report)   # raw has no checks
+        self.assertNotIn(secret, report)
+
+        over = self.create_image("over.qcow2", "qcow2", MIB,
+                                 {"backing-file": GLib.Variant("s", "disk.raw")})
+        info = qemu_img_info(over)
+        self.assertEqual(info["backing-filename"], disk)
+        self.assertEqual(info.get("backing-filename-format"), "raw")
+        self.assertEqual(qemu_img_chain(over, "qcow2"), [over, disk])
+        # The overlay reads the disk's bytes (the header), not the host file.
+        out = subprocess.run(["qemu-io", "-f", "qcow2", "-r", "-U", "-c", "read -P 0x51 0 1", over],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertNotIn("Pattern verification failed", out.stdout)  # 0x51 is 'Q' of QFI
+        self.assertEqual(self.check_image("over.qcow2")[0], "ok")
+        self.assertIn(("over.qcow2", "qcow2", MIB), self.list_images())
+
+    def test_unrecorded_image(self):
+        """An image file put into the directory by hand (or by an older
+        daemon) has no recorded format: listed with format "", never a
+        backing file, never checked."""
+        d = self.image_dir()
+        os.makedirs(d, exist_ok=True)
+        dropped = os.path.join(d, "dropped.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", dropped, "4M"], check=True)
+        size = os.path.getsize(dropped)
+        self.assertEqual(self.list_images(), [("dropped.qcow2", "", size)])
+
+        e = self.expect_error(INVALID_ARGS, self.create_image, "o.qcow2", "qcow2", MIB,
+                              {"backing-file": GLib.Variant("s", "dropped.qcow2")})
+        self.assertIn("dropped.qcow2", e.text)
+        self.assertIn("no recorded format", e.text)
+        e = self.expect_error(err("ImageCheckFailed"), self.check_image, "dropped.qcow2")
+        self.assertIn("dropped.qcow2", e.text)
+        self.assertEqual(os.listdir(d), ["dropped.qcow2"])
+        self.assertEqual(self.records(), [])
+
+        # A broken record is no record.
+        self.create_image("made.raw", "raw", MIB)
+        [rec] = self.records()
+        with open(os.path.join(self.record_dir(), rec), "w") as f:
+            f.write('{"name": "made.raw", "format": "vmdk"}')
+        self.assertIn(("made.raw", "", MIB), self.list_images())
+        e = self.expect_error(INVALID_ARGS, self.create_image, "o.qcow2", "qcow2", MIB,
+                              {"backing-file": GLib.Variant("s", "made.raw")})
+        self.assertIn("made.raw", e.text)
+
+        # It can still be removed.
+        self.remove_image("dropped.qcow2")
+        self.assertEqual([i[0] for i in self.list_images()], ["made.raw"])
+        self.assert_daemon_answers(0)
+
+    def test_remove_removes_record(self):
+        """A file put by hand where a removed image was does not inherit
+        the removed image's format."""
+        d = self.image_dir()
+        p = self.create_image("x.img", "raw", MIB)
+        self.assertEqual(len(self.records()), 1)
+        self.remove_image("x.img")
+        self.assertEqual(self.records(), [])
+        with open(p, "wb") as f:
+            f.write(qcow2_header_naming(self.env.tmp, "/etc/hostname"))
+        self.assertEqual(self.list_images(), [("x.img", "", os.path.getsize(p))])
+        # CreateImage of that name again refuses; after removal it works.
+        self.expect_error(err("ImageExists"), self.create_image, "x.img", "qcow2", MIB)
+        os.unlink(p)
+        self.create_image("x.img", "qcow2", MIB)
+        self.assertEqual(self.list_images(), [("x.img", "qcow2", MIB)])
+        self.assertEqual(os.listdir(d), ["x.img"])
+
+    # -- storage errors
+
+    @contextlib.contextmanager
+    def tmpfs_on(self, path, size):
+        """A tiny tmpfs mounted at path for the block (tests run as root)."""
+        os.makedirs(path, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0755" % size,
+                            "qmtest-images", path], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here: " + r.stderr.strip())
+        try:
+            yield path
+        finally:
+            subprocess.run(["umount", path], check=True)
+
+    def remount_read_only(self, path):
+        subprocess.run(["mount", "-o", "remount,ro", path], check=True)
+
+    def test_storage_full(self):
+        d = self.image_dir()
+        with self.tmpfs_on(d, 64 * KIB):
+            e = self.expect_error(err("StorageFailed"), self.create_image, "big.qcow2",
+                                  "qcow2", MIB)
+            self.assertIn(os.path.join(d, "big.qcow2"), e.text)
+            self.assertIn("No space left on device", e.text)
+            # Nothing left behind; the name is free again.
+            self.assertEqual(os.listdir(d), [])
+            self.assertEqual(self.list_images(), [])
+            self.assertEqual(self.records(), [])
+            self.create_image("small.raw", "raw", 4096)
+            self.assertEqual(self.list_images(), [("small.raw", "raw", 4096)])
+        self.assert_daemon_answers(0)
+
+    def test_storage_read_only(self):
+        d = self.image_dir()
+        with self.tmpfs_on(d, MIB):
+            self.create_image("kept.raw", "raw", 4096)
+            self.remount_read_only(d)
+            for fmt in ("raw", "qcow2"):
+                with self.subTest(fmt=fmt):
+                    e = self.expect_error(err("StorageFailed"), self.create_image,
+                                          "new." + fmt, fmt, MIB)
+                    self.assertIn(os.path.join(d, "new." + fmt), e.text)
+                    self.assertIn("Read-only file system", e.text)
+            e = self.expect_error(err("StorageFailed"), self.remove_image, "kept.raw")
+            self.assertIn(os.path.join(d, "kept.raw"), e.text)
+            self.assertIn("Read-only file system", e.text)
+            # Nothing changed: the image is there with its format.
+            self.assertEqual(os.listdir(d), ["kept.raw"])
+            self.assertEqual(self.list_images(), [("kept.raw", "raw", 4096)])
+            self.assertEqual(len(self.records()), 1)
+        self.assert_daemon_answers(0)
+
+    def test_record_not_writable(self):
+        """An image whose format cannot be recorded is not kept: it would
+        have no known format."""
+        d = self.image_dir()
+        with open(self.record_dir(), "w") as f:   # a file where the records go
+            f.write("in the way")
+        e = self.expect_error(err("StorageFailed"), self.create_image, "a.qcow2", "qcow2", MIB)
+        self.assertIn(os.path.join(d, "a.qcow2"), e.text)
+        self.assertIn(self.record_dir(), e.text)
+        self.assertEqual(os.listdir(d), [])
+        self.assertEqual(self.list_images(), [])
+        os.unlink(self.record_dir())
+        self.create_image("a.qcow2", "qcow2", MIB)
+        self.assertEqual(self.list_images(), [("a.qcow2", "qcow2", MIB)])
 
 if __name__ == "__main__":
     qmtest.main()

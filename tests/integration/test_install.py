@@ -59,6 +59,7 @@ UNIT_REQUIRED = {
         "BusName": BUS_NAME,
         "KillMode": "process",
         "Restart": "on-failure",
+        "LimitNOFILE": "524288",
         "StateDirectory": "qmachined",
         "RuntimeDirectory": "qmachined",
         "RuntimeDirectoryPreserve": "yes",

@@ -4,7 +4,6 @@
 
 #include "console-buffer.h"
 #include "json-util.h"
-#include "images.h"
 #include "keys.h"
 
 static void test_byte_ring(void) {
@@ -325,45 +324,6 @@ static void test_keys(void) {
         g_assert_false(qm_key_is_valid("kp_10"));
 }
 
-static void test_image_names_and_probe(void) {
-        g_autofree char *dir = g_dir_make_tmp("qm-unit-XXXXXX", NULL);
-        g_autofree char *qcow = g_build_filename(dir, "a.qcow2", NULL);
-        g_autofree char *raw = g_build_filename(dir, "b.raw", NULL);
-        guint8 header[32] = { 'Q', 'F', 'I', 0xfb };
-        g_autofree char *format = NULL;
-        g_autofree char *format2 = NULL;
-        guint64 size;
-
-        g_assert_true(qm_image_name_is_valid("disk.qcow2"));
-        g_assert_false(qm_image_name_is_valid(""));
-        g_assert_false(qm_image_name_is_valid(".hidden"));
-        g_assert_false(qm_image_name_is_valid("a/b"));
-        g_assert_false(qm_image_name_is_valid("../x"));
-        g_assert_false(qm_image_name_is_valid("tab\there"));
-        g_assert_true(qm_image_format_is_supported("qcow2"));
-        g_assert_false(qm_image_format_is_supported("vmdk"));
-        g_assert_cmpstr(qm_image_check_verdict(0), ==, "ok");
-        g_assert_cmpstr(qm_image_check_verdict(3), ==, "leaks");
-        g_assert_cmpstr(qm_image_check_verdict(2), ==, "corrupt");
-        g_assert_cmpstr(qm_image_check_verdict(1), ==, "check-errors");
-        g_assert_cmpstr(qm_image_check_verdict(63), ==, "unsupported");
-        g_assert_null(qm_image_check_verdict(42));
-
-        header[29] = 0x10; /* virtual size 0x100000 (big-endian, offset 24) */
-        g_assert_true(g_file_set_contents(qcow, (const char *)header, sizeof(header), NULL));
-        g_assert_true(qm_image_probe(qcow, &format, &size));
-        g_assert_cmpstr(format, ==, "qcow2");
-        g_assert_cmpuint(size, ==, 0x100000);
-        g_assert_true(g_file_set_contents(raw, "12345", 5, NULL));
-        g_assert_true(qm_image_probe(raw, &format2, &size));
-        g_assert_cmpstr(format2, ==, "raw");
-        g_assert_cmpuint(size, ==, 5);
-        g_assert_false(qm_image_probe(dir, &format, &size)); /* not a regular file */
-        g_remove(qcow);
-        g_remove(raw);
-        g_rmdir(dir);
-}
-
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/console/byte-ring", test_byte_ring);
@@ -375,6 +335,5 @@ int main(int argc, char **argv) {
         g_test_add_func("/console/crash-panic-flood", test_crash_panic_flood);
         g_test_add_func("/console/crash-bug-flood", test_crash_bug_flood);
         g_test_add_func("/keys/combos", test_keys);
-        g_test_add_func("/images/names-and-probe", test_image_names_and_probe);
         return g_test_run();
 }

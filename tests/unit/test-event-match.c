@@ -1,4 +1,5 @@
 /* QEMUMachine.event_match() semantics, with the seed's own examples. */
+#include <string.h>
 #include "event-match.h"
 #include "events.h"
 #include "json-util.h"
@@ -44,7 +45,7 @@ static void test_whole_event(void) {
 
 static QmEvent *event(const char *json, guint64 seq) {
         g_autoptr(JsonNode) n = qm_json_parse(json, -1, NULL);
-        return qm_event_new(n, seq);
+        return qm_event_new(n, json, strlen(json), seq);
 }
 
 static void test_filters(void) {
@@ -70,7 +71,7 @@ static void test_filters(void) {
 }
 
 static void test_ring(void) {
-        g_autoptr(QmEventRing) r = qm_event_ring_new(4);
+        g_autoptr(QmEventRing) r = qm_event_ring_new(4, G_MAXSIZE);
 
         g_assert_null(qm_event_ring_nth_after(r, 0, 0));
         for (guint64 seq = 1; seq <= 6; seq++)
