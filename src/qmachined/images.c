@@ -7,6 +7,7 @@
 
 #include "images.h"
 #include "json-util.h"
+#include "safe-open.h"
 #include "state-file.h"
 
 gboolean qm_image_name_is_valid(const char *name) {
@@ -118,18 +119,13 @@ static gboolean file_error(GError **error, int e, const char *what, const char *
 /* At most QM_IMAGE_RECORD_MAX + 1 bytes of the regular file @path: one
  * more than a record may have, so that the parser sees it is too long. */
 static gboolean read_bounded(const char *path, char **text, gsize *len, GError **error) {
-        g_autofree char *buf = g_malloc(QM_IMAGE_RECORD_MAX + 1);
-        struct stat st;
+        g_autofree char *buf = NULL;
         gsize done = 0;
-        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        int fd = qm_open_regular(AT_FDCWD, path, error);
 
         if (fd < 0)
-                return file_error(error, errno, "cannot open", path);
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                close(fd);
-                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s is not a regular file", path);
                 return FALSE;
-        }
+        buf = g_malloc(QM_IMAGE_RECORD_MAX + 1);
         while (done < QM_IMAGE_RECORD_MAX + 1) {
                 ssize_t n = read(fd, buf + done, QM_IMAGE_RECORD_MAX + 1 - done);
                 if (n < 0 && errno == EINTR)
@@ -164,8 +160,8 @@ gboolean qm_image_record_save(const char *image_dir, const char *name, const QmI
         g_autofree char *path = qm_image_record_path(image_dir, name);
         g_autoptr(JsonNode) node = record_to_node(name, r);
 
-        if (g_mkdir_with_parents(dir, 0755) < 0)
-                return file_error(error, errno, "cannot create", dir);
+        if (!qm_private_dir_ensure(dir, 0755, error))
+                return FALSE;
         return qm_json_file_write(path, node, TRUE, error);
 }
 

@@ -164,7 +164,7 @@ static void test_record_files(void) {
         g_assert_cmpint(unlink(path), ==, 0);
         g_assert_cmpint(mkdir(path, 0755), ==, 0);
         g_assert_false(qm_image_record_load(image_dir, long_name, &out, &error));
-        g_assert_nonnull(strstr(error->message, "not a regular file"));
+        g_assert_nonnull(strstr(error->message, "is a directory"));
         g_clear_error(&error);
         g_assert_cmpint(rmdir(path), ==, 0);
         g_assert_null(out.format);
