@@ -172,7 +172,7 @@ static void restore_running(Manager *mgr, const char *record_path) {
 static gboolean is_own_directory(const char *path) {
         struct stat st;
 
-        if (lstat(path, &st) < 0)
+        if (lstat(path, &st) < 0 || S_ISREG(st.st_mode))
                 return FALSE;
         if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
                 g_warning("ignoring %s: not a directory of ours", path);

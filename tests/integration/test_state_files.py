@@ -277,6 +277,24 @@ class StateFilesTest(qmtest.QMTestCase):
         self.assertEqual(self.qemu_pids(), [])
         self.assert_daemon_answers(2)
 
+    def test_record_behind_symlinked_runtime_dir_is_ignored(self):
+        """A record is only read from a real directory of ours: one behind
+        a symlink is neither taken back nor cleaned up through the link."""
+        path = self.create_none_machine("ghost")
+        self.launch(path)
+        with open(self.env.path("run", "ghost", "record.json")) as f:
+            record = f.read()
+        self.shutdown(path)
+        elsewhere = self.env.path("elsewhere")
+        os.mkdir(elsewhere)
+        with open(os.path.join(elsewhere, "record.json"), "w") as f:
+            f.write(record)
+        os.symlink(elsewhere, self.env.path("run", "ghost"))
+        self.assertEqual(self.restart_daemon(signal.SIGTERM), 0)
+        self.assertEqual(self.names(), [])
+        self.assertEqual(os.listdir(elsewhere), ["record.json"])
+        self.assertIn("not a directory of ours", self.env.daemon_output())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
