@@ -10,6 +10,11 @@ The behaviour comes from `--fake-mode=MODE` at the end of the arguments:
   console-flood    writes 4 MiB to the console socket, then FLOOD-DONE
   panic-flood      a panic line that goes on for 40 MiB before its newline,
                    then PANIC-DONE
+  fork-child       starts a child ("sleep") that would outlive it, and
+                   prints "CHILD <pid>"
+  ignore-quit      answers quit but goes on running
+  slow-regreet     greets a second and later monitor connection (a
+                   restarted daemon's) only after 2 s
 
 Whatever the mode, these commands misbehave when asked:
   x-burst    three events and the reply in a single write
@@ -17,6 +22,12 @@ Whatever the mode, these commands misbehave when asked:
   x-oversize a 17 MiB line
   x-eof      half a reply, then the socket is closed (the process lives on)
   x-hang     never answered
+  x-surrogate        a reply holding a lone UTF-16 surrogate ("\\ud800x")
+  x-surrogate-event  an event holding one, then the reply
+  x-numbers  an event and a reply with a uint64 above 2^63 and 1e400
+  x-nul-event  a guest SHUTDOWN event named "SHUTDOWN\\u0000JUNK", then exit 0
+  x-drop     closes the monitor connection (the process lives on and
+             accepts a new one, as QEMU does)
 """
 
 import json
@@ -89,6 +100,8 @@ def serve(mon):
 
         if name in ("qmp_capabilities", "cont", "stop", "system_reset"):
             reply({})
+        elif name == "quit" and MODE == "ignore-quit":
+            reply({})
         elif name == "query-status":
             reply({"status": "running", "singlestep": False, "running": True})
         elif name == "quit":
@@ -113,6 +126,24 @@ def serve(mon):
             sleep_forever()
         elif name == "x-hang":
             pass
+        elif name == "x-surrogate":
+            mon.send(b'{"return": {"s": "\\ud800x"}, "id": %d}' % rid)
+        elif name == "x-surrogate-event":
+            mon.send(b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X_BAD", '
+                     b'"data": {"s": "a\\udc00b"}}')
+            reply({})
+        elif name == "x-numbers":
+            mon.send(b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X_NUMBERS", '
+                     b'"data": {"big": 18446744073709551615, "huge": 1e400, "neg": -9223372036854775809}}')
+            mon.send(b'{"id": %d, "return": {"big": 18446744073709551615, "huge": 1e400}}' % rid)
+        elif name == "x-nul-event":
+            mon.send(b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "SHUTDOWN\\u0000JUNK", '
+                     b'"data": {"guest": true, "reason": "guest-shutdown"}}')
+            time.sleep(0.2)
+            sys.exit(0)
+        elif name == "x-drop":
+            mon.sock.close()
+            return
         else:
             mon.send({"error": {"class": "CommandNotFound",
                                 "desc": "The command %s has not been found" % name}, "id": rid})
@@ -140,21 +171,34 @@ def main():
             console.sendall(b"FLOOD-DONE\n")
         elif MODE == "panic-flood":
             panic_flood(console)
+    if MODE == "fork-child":
+        import subprocess
+        child = subprocess.Popen(["sleep", "300"])
+        print("CHILD", child.pid, flush=True)
     mon_fd = chardev_fd("mon")
     if mon_fd is None:
         sleep_forever()
     listener = socket.socket(fileno=mon_fd)
-    sock, _ = listener.accept()
-    mon = Monitor(sock)
-    if MODE == "garbage-greeting":
-        sock.sendall(b"\x01\x02 garbage instead of a greeting\r\n")
-        sleep_forever()
-    mon.send({"QMP": {"version": {"qemu": {"micro": 9, "minor": 9, "major": 9}, "package": "fake"},
-                      "capabilities": []}})
-    try:
-        serve(mon)
-    except OSError:
-        pass
+    # Like QEMU: one monitor connection at a time, the next one accepted
+    # when it closes (a restarted daemon connects again).
+    for n in range(1000):
+        sock, _ = listener.accept()
+        mon = Monitor(sock)
+        if MODE == "garbage-greeting":
+            sock.sendall(b"\x01\x02 garbage instead of a greeting\r\n")
+            sleep_forever()
+        if MODE == "slow-regreet" and n > 0:
+            time.sleep(2)
+        try:
+            mon.send({"QMP": {"version": {"qemu": {"micro": 9, "minor": 9, "major": 9}, "package": "fake"},
+                              "capabilities": []}})
+            serve(mon)
+        except OSError:
+            pass
+        try:
+            sock.close()
+        except OSError:
+            pass
     sleep_forever()
 
 
