@@ -134,7 +134,7 @@ static gboolean integers_fit(const char *text, gsize len) {
                         end++;
                 if (end < len && (text[end] == '.' || text[end] == 'e' || text[end] == 'E')) {
                         /* a float: skip it whole */
-                        while (end < len && (g_ascii_isdigit(text[end]) || strchr(".eE+-", text[end])))
+                        while (end < len && (g_ascii_isdigit(text[end]) || memchr(".eE+-", text[end], 5)))
                                 end++;
                 } else if (!digits_fit(text + start, end - start, negative)) {
                         return FALSE;
