@@ -138,11 +138,17 @@ static void fan_out(QmConsole *c, const char *data, gsize len) {
         }
 }
 
-/* FALSE at EOF or on an error: stop watching. */
-static gboolean drain(QmConsole *c) {
+/* Reads per main-loop dispatch: a guest that writes without pause gets
+ * its turn like every other source, and its output waits in the socket
+ * (the fd stays readable) rather than starving D-Bus calls. */
+#define CONSOLE_READS_PER_SLICE 4
+
+/* Read up to @max_reads chunks; FALSE at EOF or on an error: stop
+ * watching. */
+static gboolean drain(QmConsole *c, guint max_reads) {
         char buf[CONSOLE_READ_CHUNK];
 
-        for (;;) {
+        for (guint i = 0; i < max_reads; i++) {
                 ssize_t n = read(c->fd, buf, sizeof(buf));
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -159,12 +165,13 @@ static gboolean drain(QmConsole *c) {
                 if (c->cb.output)
                         c->cb.output(c, buf, n, c->userdata);
         }
+        return TRUE;
 }
 
 static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
         QmConsole *c = data;
 
-        if (drain(c))
+        if (drain(c, CONSOLE_READS_PER_SLICE))
                 return G_SOURCE_CONTINUE;
         c->read_id = 0;
         return G_SOURCE_REMOVE;
@@ -192,7 +199,7 @@ void qm_console_free(QmConsole *c) {
         if (!c)
                 return;
         if (c->read_id) {
-                drain(c);
+                drain(c, 256); /* what is left, within reason: 16 MiB */
                 g_source_remove(c->read_id);
         }
         if (c->write_id)
