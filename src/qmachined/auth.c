@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "errors.h"
 #include "bus-util.h"
 
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
@@ -106,7 +107,7 @@ static void query_finish(AuthQuery *q, gboolean allowed, const char *error_name,
         r = sd_bus_enqueue_for_read(q->auth->bus, q->call);
         if (r < 0) {
                 g_warning("cannot requeue an authorized call: %s", g_strerror(-r));
-                sd_bus_reply_method_errorf(q->call, SD_BUS_ERROR_FAILED, "internal error after authorization");
+                qm_reply_errorf(q->call, SD_BUS_ERROR_FAILED, "internal error after authorization");
                 g_hash_table_remove(q->auth->queries, q->call);
         }
 }

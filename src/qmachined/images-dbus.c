@@ -97,10 +97,10 @@ static void reply_create_failed(ImageCall *ic, int code, const char *output) {
         int e = qm_image_storage_errno(output);
 
         if (e)
-                sd_bus_reply_method_errorf(ic->call, QM_ERROR_STORAGE_FAILED, "cannot write image %s: %s (%s)",
+                qm_reply_errorf(ic->call, QM_ERROR_STORAGE_FAILED, "cannot write image %s: %s (%s)",
                                            ic->path, g_strerror(e), output);
         else
-                sd_bus_reply_method_errorf(ic->call, SD_BUS_ERROR_FAILED, "qemu-img create failed (exit code %d): %s",
+                qm_reply_errorf(ic->call, SD_BUS_ERROR_FAILED, "qemu-img create failed (exit code %d): %s",
                                            code, output);
 }
 
@@ -115,10 +115,10 @@ static void on_created(int code, const char *output, gpointer data) {
         } else if (!qm_image_record_save(ic->mgr->daemon->image_dir, ic->name, &ic->record, &err)) {
                 /* An image without its record would have no known format. */
                 g_unlink(ic->path);
-                sd_bus_reply_method_errorf(ic->call, QM_ERROR_STORAGE_FAILED,
+                qm_reply_errorf(ic->call, QM_ERROR_STORAGE_FAILED,
                                            "cannot record the format of image %s: %s", ic->path, err->message);
         } else
-                sd_bus_reply_method_return(ic->call, "s", ic->path);
+                qm_reply_return(ic->call, "s", ic->path);
         image_call_free(ic);
 }
 
@@ -255,9 +255,9 @@ static void on_checked(int code, const char *output, gpointer data) {
         const char *verdict = qm_image_check_verdict(code);
 
         if (verdict)
-                sd_bus_reply_method_return(ic->call, "ss", verdict, output);
+                qm_reply_return(ic->call, "ss", verdict, output);
         else
-                sd_bus_reply_method_errorf(ic->call, QM_ERROR_IMAGE_CHECK_FAILED,
+                qm_reply_errorf(ic->call, QM_ERROR_IMAGE_CHECK_FAILED,
                                            "qemu-img check could not check '%s' (exit code %d): %s", ic->name, code,
                                            output);
         image_call_free(ic);
