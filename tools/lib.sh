@@ -2,9 +2,10 @@
 
 # systemd: for systemd-analyze, which tests/integration/test_install.py uses
 # to verify the unit (libsystemd-dev does not pull it in).
+# clang, libclang-rt-14-dev: the libFuzzer targets (libclang_rt.fuzzer).
 QM_PACKAGES="meson ninja-build gcc pkg-config libsystemd-dev libglib2.0-dev
 libjson-glib-dev qemu-system-x86 qemu-utils dbus python3 python3-gi
-python3-dbus python3-dbusmock libxml2-utils systemd"
+python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev"
 
 # qm_install_packages: install the Debian packages we need that are missing.
 qm_install_packages() {
