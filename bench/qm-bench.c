@@ -1276,6 +1276,13 @@ int main(int argc, char **argv) {
         }
         if (n < 1 || rounds < 1 || queries < 1 || count < 1 || cap <= 0)
                 usage();
+        if (strcmp(cmd, "echo-service") == 0) {
+                if (!echo)
+                        usage();
+                return cmd_echo_service(echo);
+        }
+        /* for the bare QEMUs' sockets (the echo service, ended by a
+         * signal, would leave one behind after every run) */
         tmp_dir = g_dir_make_tmp("qm-bench-XXXXXX", NULL);
         if (!tmp_dir)
                 die("temporary directory", -errno, NULL);
@@ -1291,8 +1298,6 @@ int main(int argc, char **argv) {
                 r = cmd_flood(n, count, cap, fake, binary, args);
         else if (strcmp(cmd, "scale") == 0)
                 r = cmd_scale(n, rounds, queries, label, binary, args);
-        else if (strcmp(cmd, "echo-service") == 0 && echo)
-                r = cmd_echo_service(echo);
         else
                 usage();
         rmdir(tmp_dir);
