@@ -88,10 +88,26 @@ static gboolean set_key(QmConfig *c, const KeyInfo *k, GVariant *v, QmError **er
                 *(char **)field = g_strdup(s);
                 break;
         }
-        case KEY_STRV:
+        case KEY_STRV: {
+                gsize n = g_variant_n_children(v);
+                if (n > QM_CONFIG_MAX_STRV) {
+                        *error = qm_error_new(QM_ERROR_LIMIT_EXCEEDED, "config key '%s' has more than %d entries",
+                                              k->name, QM_CONFIG_MAX_STRV);
+                        return FALSE;
+                }
+                for (gsize i = 0; i < n; i++) {
+                        g_autoptr(GVariant) item = g_variant_get_child_value(v, i);
+                        if (g_variant_get_size(item) > QM_CONFIG_MAX_TEXT) {
+                                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                                      "an entry of config key '%s' is longer than %d bytes",
+                                                      k->name, QM_CONFIG_MAX_TEXT);
+                                return FALSE;
+                        }
+                }
                 g_strfreev(*(char ***)field);
                 *(char ***)field = g_variant_dup_strv(v, NULL);
                 break;
+        }
         case KEY_BOOL:
                 *(gboolean *)field = g_variant_get_boolean(v);
                 break;

@@ -10,6 +10,7 @@
 #define QM_CONFIG_MAX_CONSOLE_INDEX 3   /* QEMU has 4 serial ports */
 #define QM_CONFIG_MAX_QMP_TIMEOUT 86400.0
 #define QM_CONFIG_MAX_TEXT (64 * 1024)  /* description, a single string */
+#define QM_CONFIG_MAX_STRV 4096         /* entries of args, wrapper */
 
 typedef struct {
         char *binary;         /* NULL: the daemon's default */

@@ -474,18 +474,30 @@ void machine_unexport(Machine *m) {
         m->vtable_slot = sd_bus_slot_unref(m->vtable_slot);
 }
 
+/* A signal that cannot be sent is logged: nobody waits for it, but
+ * it must not vanish silently. */
+static void check_emitted(Machine *m, const char *what, int r) {
+        if (r < 0)
+                g_warning("machine %s: cannot emit %s: %s", m->name, what, g_strerror(-r));
+}
+
 void machine_emit_changed(Machine *m, char **properties) {
         if (m->vtable_slot)
-                sd_bus_emit_properties_changed_strv(m->daemon->bus, m->path, QM_MACHINE_IFACE, properties);
+                check_emitted(m, "PropertiesChanged",
+                              sd_bus_emit_properties_changed_strv(m->daemon->bus, m->path, QM_MACHINE_IFACE,
+                                                                  properties));
 }
 
 void machine_emit_event(Machine *m, const QmEvent *e) {
         if (m->vtable_slot)
-                sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "Event", "sstt", e->name,
-                                   e->data_json, e->seq, e->timestamp_us);
+                check_emitted(m, "Event",
+                              sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "Event", "sstt", e->name,
+                                                 e->data_json, e->seq, e->timestamp_us));
 }
 
 void machine_emit_crash(Machine *m, const char *text) {
         if (m->vtable_slot)
-                sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "KernelCrashDetected", "s", text);
+                check_emitted(m, "KernelCrashDetected",
+                              sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "KernelCrashDetected",
+                                                 "s", text));
 }

@@ -331,9 +331,11 @@ static void on_capabilities(JsonNode *reply, const char *text, const QmError *er
                 return;
         }
         c->ready = TRUE;
-        send_held(c);
-        if (!c->closed && c->cb.ready)
+        /* The owner's own queries (run state) first: QEMU answers in
+         * order, so held callers find the state updated. */
+        if (c->cb.ready)
                 c->cb.ready(c, c->greeting, c->userdata);
+        send_held(c);
         while (!c->closed && !g_queue_is_empty(&c->early_events)) {
                 EarlyEvent *ev = g_queue_pop_head(&c->early_events);
                 if (c->cb.event)

@@ -53,6 +53,15 @@ class CallerTest(FakeMixin, qmtest.QMTestCase):
         self.assert_daemon_answers(1)
 
 
+    def test_config_arrays_are_capped(self):
+        e = self.expect_error(err("LimitExceeded"), self.create_machine, "many", args=["-S"] * 4097)
+        self.assertIn("4096", e.text)
+        self.expect_error("org.freedesktop.DBus.Error.InvalidArgs", self.create_machine, "long",
+                          args=["x" * (64 * 1024 + 1)])
+        self.create_machine("enough", args=["-S"] * 4096)
+        self.assert_daemon_answers(1)
+
+
 class UntrustedQemuTest(FakeMixin, qmtest.QMTestCase):
 
     def test_lone_surrogate_in_reply(self):
