@@ -3,8 +3,10 @@
  * work. Every method that waits for QEMU holds its message and is answered
  * later; the handler returns 1 without replying.
  */
+#include <linux/sockios.h>
 #include <math.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "bus-gvariant.h"
 #include "json-util.h"
@@ -472,6 +474,20 @@ int machine_export(Machine *m) {
 
 void machine_unexport(Machine *m) {
         m->vtable_slot = sd_bus_slot_unref(m->vtable_slot);
+}
+
+/* Bytes the bus daemon has not read from us yet. sd-bus makes the socket
+ * buffer 8 MiB: full, it would hold tens of thousands of signals ahead of
+ * any answer. */
+#define BUS_BACKLOG_BYTES (16 * 1024)
+
+gboolean machine_bus_congested(Machine *m) {
+        uint64_t queued;
+        int unread = 0;
+
+        if (sd_bus_get_n_queued_write(m->daemon->bus, &queued) >= 0 && queued > 0)
+                return TRUE;
+        return ioctl(sd_bus_get_fd(m->daemon->bus), SIOCOUTQ, &unread) == 0 && unread > BUS_BACKLOG_BYTES;
 }
 
 /* A signal that cannot be sent is logged: nobody waits for it, but

@@ -39,6 +39,8 @@ void machine_console_stop(Machine *m);
 void machine_console_reset(Machine *m);
 
 /* machine-dbus.c */
+/* The bus connection has more queued than its socket takes. */
+gboolean machine_bus_congested(Machine *m);
 void machine_emit_changed(Machine *m, char **properties);
 void machine_emit_event(Machine *m, const QmEvent *e);
 void machine_emit_crash(Machine *m, const char *text);

@@ -230,11 +230,19 @@ static void on_closed(QmpClient *c, const char *reason, gpointer data) {
         }
 }
 
+/* Fairness under an event flood: what QEMU sends waits in its socket
+ * while the bus connection is backed up, rather than queueing without
+ * bound ahead of every other machine's answers. */
+static gboolean may_read(QmpClient *c, gpointer data) {
+        return !machine_bus_congested(data);
+}
+
 QmpClient *machine_qmp_connect(Machine *m, int fd) {
         static const QmpCallbacks callbacks = {
                 .ready = on_ready,
                 .event = on_event,
                 .closed = on_closed,
+                .may_read = may_read,
         };
         return qmp_client_new(fd, m->config->qmp_timeout, &callbacks, m);
 }

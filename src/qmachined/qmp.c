@@ -23,8 +23,20 @@
 #define QMP_TICK_MS 50
 /* Lines handled per main-loop dispatch of one connection: a QEMU that
  * floods events gets its turn like every other source, no more. */
-#define QMP_LINES_PER_SLICE 64
+#define QMP_LINES_PER_SLICE 32
 #define QMP_MAX_EVENT_NAME 128
+/* How often a throttled connection asks may_read() again. */
+#define QMP_THROTTLE_US 1000
+
+/* A source over the socket whose poll events we can switch off while
+ * throttled (a GUnixFDSource does not give its tag away). */
+static gboolean read_source_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
+        return cb(data);
+}
+
+static GSourceFuncs read_source_funcs = {
+        .dispatch = read_source_dispatch,
+};
 
 typedef struct {
         guint64 offset;
@@ -73,6 +85,8 @@ struct QmpClient {
         GQueue early_events; /* EarlyEvent: QEMU sent them before the handshake ended */
         GQueue held;         /* ids of commands waiting for the handshake */
         GSource *read_source;
+        gpointer read_tag;  /* the socket's tag in read_source */
+        gboolean throttled; /* the owner said may_read() no: not polled */
         JsonParser *parser;  /* reused for every line */
         QmpCallbacks cb;
         gpointer userdata;
@@ -651,10 +665,30 @@ static gboolean handle_input(QmpClient *c, guint max_lines) {
         return !c->closed;
 }
 
-static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
+/* The owner's output is backed up (the bus): stop polling the socket for
+ * a moment, so QEMU's output waits in the socket, not in our queues. */
+static gboolean throttle(QmpClient *c) {
+        if (!c->cb.may_read || c->cb.may_read(c, c->userdata)) {
+                if (c->throttled) {
+                        g_source_modify_unix_fd(c->read_source, c->read_tag, G_IO_IN | G_IO_HUP | G_IO_ERR);
+                        c->throttled = FALSE;
+                }
+                return FALSE;
+        }
+        if (!c->throttled) {
+                g_source_modify_unix_fd(c->read_source, c->read_tag, 0);
+                c->throttled = TRUE;
+        }
+        g_source_set_ready_time(c->read_source, g_get_monotonic_time() + QMP_THROTTLE_US);
+        return TRUE;
+}
+
+static gboolean on_readable(gpointer data) {
         QmpClient *c = data;
         gboolean more, keep;
 
+        if (throttle(c))
+                return G_SOURCE_CONTINUE;
         qmp_ref(c);
         more = handle_input(c, QMP_LINES_PER_SLICE);
         keep = !c->closed;
@@ -690,8 +724,9 @@ QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpoint
         c->userdata = userdata;
         /* can_recurse: no block/unblock wakeups around every dispatch (see
          * bus-glib.c); there is no nested main loop here. */
-        c->read_source = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
-        g_source_set_callback(c->read_source, (GSourceFunc)(void (*)(void))on_readable, c, NULL);
+        c->read_source = g_source_new(&read_source_funcs, sizeof(GSource));
+        c->read_tag = g_source_add_unix_fd(c->read_source, fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+        g_source_set_callback(c->read_source, on_readable, c, NULL);
         g_source_set_can_recurse(c->read_source, TRUE);
         g_source_attach(c->read_source, NULL);
         return c;

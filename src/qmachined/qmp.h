@@ -23,6 +23,9 @@ typedef struct {
         /* The connection is gone (EOF, error, protocol violation). Pending
          * commands have already been failed with QmpDisconnected. */
         void (*closed)(QmpClient *c, const char *reason, gpointer userdata);
+        /* Optional: FALSE while the owner cannot pass more on (its output
+         * is backed up); the socket is then left unread for a moment. */
+        gboolean (*may_read)(QmpClient *c, gpointer userdata);
 } QmpCallbacks;
 
 /* Takes ownership of @fd (a connected, nonblocking socket). */
