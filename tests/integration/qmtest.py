@@ -958,9 +958,13 @@ class QMTestCase(unittest.TestCase):
     # Run the daemon with --session on a private session bus.
     session_bus = False
 
+    # The Environment class to run (a subclass may wrap the daemon).
+    environment_class = None
+
     def setUp(self):
-        self.env = Environment(self.daemon_args, polkit=self.polkit_mock,
-                               session=self.session_bus)
+        cls = self.environment_class or Environment
+        self.env = cls(self.daemon_args, polkit=self.polkit_mock,
+                       session=self.session_bus)
         try:
             self.env.start()
         except Exception:

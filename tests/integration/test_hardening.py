@@ -240,16 +240,7 @@ class FdLimitEnvironment(qmtest.Environment):
 
 
 class FdLimitTest(FakeMixin, qmtest.QMTestCase):
-
-    def setUp(self):
-        self.env = FdLimitEnvironment()
-        try:
-            self.env.start()
-        except Exception:
-            self.env.stop(check=False)
-            raise
-        self.conn = self.env.connect()
-        self.recorders = []
+    environment_class = FdLimitEnvironment
 
     def test_out_of_fds_is_limit_exceeded(self):
         launched = []
@@ -283,16 +274,7 @@ class SoftFdLimitEnvironment(qmtest.Environment):
 
 
 class FdLimitRaisedTest(qmtest.QMTestCase):
-
-    def setUp(self):
-        self.env = SoftFdLimitEnvironment()
-        try:
-            self.env.start()
-        except Exception:
-            self.env.stop(check=False)
-            raise
-        self.conn = self.env.connect()
-        self.recorders = []
+    environment_class = SoftFdLimitEnvironment
 
     def test_soft_limit_raised_to_hard(self):
         out = subprocess.run(["prlimit", "--nofile", "--noheadings", "--raw", "--output=SOFT,HARD",
