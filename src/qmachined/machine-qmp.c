@@ -258,19 +258,15 @@ gboolean machine_qmp_send_quit(Machine *m) {
         return TRUE;
 }
 
-/* The JSON of "return": cut from the text when "return" is its only
- * member ('{"return": X}'), else serialized from the tree. */
-static void reply_return_member(sd_bus_message *call, JsonObject *obj, const char *text) {
-        static const char prefix[] = "{\"return\": ";
-        gsize len = strlen(text);
+/* The JSON of "return", cut from QEMU's text: a tree serialized again
+ * would print 1e17 as "1e+17.0" and a uint64 above 2^63 as -1. */
+static void reply_return_member(sd_bus_message *call, const char *text) {
         g_autofree char *value = NULL;
+        gsize start, len;
 
-        if (json_object_get_size(obj) == 2 /* return, id */ && g_str_has_prefix(text, prefix) &&
-            len > sizeof(prefix) && text[len - 1] == '}')
-                value = g_strndup(text + sizeof(prefix) - 1, len - sizeof(prefix));
-        else
-                value = qm_json_to_string(json_object_get_member(obj, "return"));
-        qm_reply_return(call, "s", value);
+        if (qm_json_member_text(text, strlen(text), "return", &start, &len))
+                value = g_strndup(text + start, len);
+        qm_reply_return(call, "s", value ? value : "null");
 }
 
 static void on_qmp_reply(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
@@ -292,7 +288,7 @@ static void on_qmp_reply(JsonNode *reply, const char *text, const QmError *error
                                            qm_json_get_string(err, "class", "GenericError"),
                                            qm_json_get_string(err, "desc", "(no description)"));
         } else if (qc->kind == QMP_REPLY_RETURN) {
-                reply_return_member(qc->call, obj, text);
+                reply_return_member(qc->call, text);
         } else {
                 qm_reply_return(qc->call, NULL);
         }

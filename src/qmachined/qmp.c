@@ -118,7 +118,7 @@ static void qmp_unref(QmpClient *c) {
         if (c->greeting)
                 json_node_unref(c->greeting);
         g_queue_clear_full(&c->early_events, early_event_free);
-        g_queue_clear(&c->held);
+        g_queue_clear_full(&c->held, g_free);
         g_object_unref(c->parser);
         g_free(c);
 }

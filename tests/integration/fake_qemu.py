@@ -25,6 +25,8 @@ Whatever the mode, these commands misbehave when asked:
   x-surrogate        a reply holding a lone UTF-16 surrogate ("\\ud800x")
   x-surrogate-event  an event holding one, then the reply
   x-numbers  an event and a reply with a uint64 above 2^63 and 1e400
+  x-extra    a reply with a member besides "return", numbers json-glib
+             would print wrongly
   x-nul-event  a guest SHUTDOWN event named "SHUTDOWN\\u0000JUNK", then exit 0
   x-drop     closes the monitor connection (the process lives on and
              accepts a new one, as QEMU does)
@@ -136,6 +138,8 @@ def serve(mon):
             mon.send(b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "X_NUMBERS", '
                      b'"data": {"big": 18446744073709551615, "huge": 1e400, "neg": -9223372036854775809}}')
             mon.send(b'{"id": %d, "return": {"big": 18446744073709551615, "huge": 1e400}}' % rid)
+        elif name == "x-extra":
+            mon.send(b'{"return": [1e17, 18446744073709551615], "extra": true, "id": %d}' % rid)
         elif name == "x-nul-event":
             mon.send(b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "SHUTDOWN\\u0000JUNK", '
                      b'"data": {"guest": true, "reason": "guest-shutdown"}}')

@@ -101,6 +101,7 @@ class UntrustedQemuTest(FakeMixin, qmtest.QMTestCase):
         self.assertTrue(events.wait(lambda s: len(s) >= 1))
         self.assertEqual(events.args()[0][1],
                          '{"big":18446744073709551615,"huge":1e400,"neg":-9223372036854775809}')
+        self.assertEqual(self.raw_command(path, "x-extra"), "[1e17, 18446744073709551615]")
         raw = self.call(path, MACHINE_IFACE, "Qmp", GLib.Variant("(ss)", ("x-numbers", "")), "(s)")
         self.assertIn("18446744073709551615", raw)
         self.assertNotIn('"id"', raw)
