@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <glib.h>
 #include <stdarg.h>
 
@@ -20,6 +21,10 @@ QmError *qm_error_new(const char *name, const char *fmt, ...) {
                 e->message = valid;
         }
         return e;
+}
+
+const char *qm_error_name_for_errno(int e) {
+        return e == EMFILE || e == ENFILE ? QM_ERROR_LIMIT_EXCEEDED : SD_BUS_ERROR_FAILED;
 }
 
 void qm_error_free(QmError *e) {

@@ -39,6 +39,9 @@ typedef struct {
 } QmError;
 
 QmError *qm_error_new(const char *name, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* The error name for a failed system call: LimitExceeded when the daemon
+ * is out of fds (EMFILE, ENFILE), else org.freedesktop.DBus.Error.Failed. */
+const char *qm_error_name_for_errno(int e);
 void qm_error_free(QmError *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmError, qm_error_free)
 

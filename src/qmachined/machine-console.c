@@ -75,9 +75,8 @@ void machine_open_console(Machine *m, sd_bus_message *call) {
         }
         fd = qm_console_add_client(m->console);
         if (fd < 0) {
-                gboolean out_of_fds = errno == EMFILE || errno == ENFILE;
-                qm_reply_errorf(call, out_of_fds ? QM_ERROR_LIMIT_EXCEEDED : SD_BUS_ERROR_FAILED,
-                                "cannot open a console connection: %s", g_strerror(errno));
+                qm_reply_errorf(call, qm_error_name_for_errno(errno), "cannot open a console connection: %s",
+                                g_strerror(errno));
                 return;
         }
         qm_reply_return(call, "h", fd); /* sd-bus sends a copy */

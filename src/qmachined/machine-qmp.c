@@ -499,7 +499,7 @@ void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int f
         }
         copy = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* the message owns @fd */
         if (copy < 0) {
-                qm_reply_errorf(call, SD_BUS_ERROR_FAILED, "cannot pass the fd: %s", g_strerror(errno));
+                qm_reply_errorf(call, qm_error_name_for_errno(errno), "cannot pass the fd: %s", g_strerror(errno));
                 return;
         }
         b = json_builder_new_immutable();

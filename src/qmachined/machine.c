@@ -133,7 +133,7 @@ void machine_add_fd(Machine *m, sd_bus_message *call, int fd, guint32 fdset, con
         }
         h.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (h.fd < 0) {
-                qm_reply_errorf(call, SD_BUS_ERROR_FAILED, "cannot keep the fd: %s", g_strerror(errno));
+                qm_reply_errorf(call, qm_error_name_for_errno(errno), "cannot keep the fd: %s", g_strerror(errno));
                 return;
         }
         h.opaque = g_strdup(opaque);
