@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "fd-util.h"
 #include "fd-watch.h"
 #include "safe-open.h"
 
@@ -218,21 +219,19 @@ int qm_console_add_client(QmConsole *c) {
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
                 return -1;
+        g_auto(QmFd) ours = pair[0];
+        g_auto(QmFd) theirs = pair[1];
+
         /* Only our end is nonblocking; the caller's end stays as it likes. */
-        if (fcntl(pair[0], F_SETFL, fcntl(pair[0], F_GETFL) | O_NONBLOCK) < 0) {
-                int e = errno;
-                close(pair[0]);
-                close(pair[1]);
-                errno = e;
-                return -1;
-        }
+        if (fcntl(ours, F_SETFL, fcntl(ours, F_GETFL) | O_NONBLOCK) < 0)
+                return -1; /* errno is kept across the closes */
         cl = g_new0(ConsoleClient, 1);
         cl->console = c;
-        cl->fd = pair[0];
+        cl->fd = qm_fd_steal(&ours);
         cl->out = g_string_new(NULL);
         cl->read_id = g_unix_fd_add(cl->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_client_readable, cl);
         g_ptr_array_add(c->clients, cl);
-        return pair[1];
+        return qm_fd_steal(&theirs);
 }
 
 guint qm_console_n_clients(QmConsole *c) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bus-gvariant.h"
+#include "fd-util.h"
 #include "images-dbus.h"
 #include "images.h"
 
@@ -145,7 +146,7 @@ static int backing_format(Manager *mgr, const char *backing, char **format, sd_b
  * with its errno, and so that two callers never make the same image. */
 static int reserve_file(Manager *mgr, const char *name, sd_bus_error *error) {
         g_autofree char *path = image_path(mgr, name);
-        int fd;
+        g_auto(QmFd) fd = -1;
 
         if (g_mkdir_with_parents(mgr->daemon->image_dir, 0755) < 0)
                 return sd_bus_error_setf(error, QM_ERROR_STORAGE_FAILED, "cannot create %s: %s",
@@ -156,7 +157,6 @@ static int reserve_file(Manager *mgr, const char *name, sd_bus_error *error) {
         if (fd < 0)
                 return sd_bus_error_setf(error, QM_ERROR_STORAGE_FAILED, "cannot create image %s: %s", path,
                                          g_strerror(errno));
-        close(fd);
         return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "images.h"
 #include "json-util.h"
 #include "safe-open.h"
@@ -121,7 +122,7 @@ static gboolean file_error(GError **error, int e, const char *what, const char *
 static gboolean read_bounded(const char *path, char **text, gsize *len, GError **error) {
         g_autofree char *buf = NULL;
         gsize done = 0;
-        int fd = qm_open_regular(AT_FDCWD, path, error);
+        g_auto(QmFd) fd = qm_open_regular(AT_FDCWD, path, error);
 
         if (fd < 0)
                 return FALSE;
@@ -130,16 +131,12 @@ static gboolean read_bounded(const char *path, char **text, gsize *len, GError *
                 ssize_t n = read(fd, buf + done, QM_IMAGE_RECORD_MAX + 1 - done);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0) {
-                        int e = errno;
-                        close(fd);
-                        return file_error(error, e, "cannot read", path);
-                }
+                if (n < 0)
+                        return file_error(error, errno, "cannot read", path);
                 if (n == 0)
                         break;
                 done += n;
         }
-        close(fd);
         *text = g_steal_pointer(&buf);
         *len = done;
         return TRUE;
@@ -195,19 +192,14 @@ gboolean qm_image_virtual_size(const char *path, const char *format, guint64 *vi
         guint8 header[32];
         struct stat st;
         ssize_t n = 0;
-        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        g_auto(QmFd) fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 
-        if (fd < 0)
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 return FALSE;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                close(fd);
-                return FALSE;
-        }
         /* The header is read only when the record says qcow2: a qcow2
          * image's header is QEMU's metadata, never guest data. */
         if (g_strcmp0(format, "qcow2") == 0)
                 n = pread(fd, header, sizeof(header), 0);
-        close(fd);
         if (n == (ssize_t)sizeof(header) && memcmp(header, "QFI\xfb", 4) == 0) {
                 guint64 size = 0;
                 for (int i = 24; i < 32; i++) /* big-endian virtual size */

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "images.h"
 #include "qemu-process.h"
 
@@ -30,8 +31,8 @@ static void on_qemu_img_exit(QemuProcess *p, int code, gpointer data) {
 
 gboolean qm_qemu_img_run(const char *const *args, QmQemuImgDone done, gpointer userdata, GError **error) {
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        g_auto(QmFd) fd = memfd_create("qemu-img-output", MFD_CLOEXEC);
         QemuImgRun *run;
-        int fd = memfd_create("qemu-img-output", MFD_CLOEXEC);
 
         if (fd < 0) {
                 g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "memfd_create: %s",
@@ -43,13 +44,13 @@ gboolean qm_qemu_img_run(const char *const *args, QmQemuImgDone done, gpointer u
                 g_ptr_array_add(argv, (char *)*a);
         g_ptr_array_add(argv, NULL);
         run = g_new0(QemuImgRun, 1);
-        run->output_fd = fd;
         run->done = done;
         run->userdata = userdata;
         if (!qemu_process_spawn((char **)argv->pdata, fd, NULL, NULL, 0, on_qemu_img_exit, run, error)) {
-                close(fd);
                 g_free(run);
                 return FALSE;
         }
+        /* the exit is seen from the main loop, never before this */
+        run->output_fd = qm_fd_steal(&fd);
         return TRUE;
 }

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "persist.h"
 #include "qemu-process.h"
 
@@ -111,7 +112,7 @@ QemuProcess *qemu_process_attach(pid_t pid, guint64 start_time, QemuExitFunc on_
                                  GError **error) {
         guint64 started;
         char state;
-        int pidfd = pidfd_open_compat(pid);
+        g_auto(QmFd) pidfd = pidfd_open_compat(pid);
 
         if (pidfd < 0) {
                 g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "process %d: %s", (int)pid, g_strerror(errno));
@@ -119,12 +120,11 @@ QemuProcess *qemu_process_attach(pid_t pid, guint64 start_time, QemuExitFunc on_
         }
         /* Checked after pidfd_open: the fd now pins this very process. */
         if (!qm_process_stat(pid, &started, &state) || started != start_time || state == 'Z' || state == 'X') {
-                close(pidfd);
                 g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "process %d is not the QEMU we started",
                             (int)pid);
                 return NULL;
         }
-        return watch(pid, pidfd, on_exit, userdata);
+        return watch(pid, qm_fd_steal(&pidfd), on_exit, userdata);
 }
 
 pid_t qemu_process_pid(QemuProcess *p) {

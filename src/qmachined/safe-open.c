@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "safe-open.h"
 
 static void set_errno_error(GError **error, int e, const char *what, const char *path) {
@@ -25,7 +26,7 @@ static const char *file_kind(mode_t mode) {
 
 int qm_open_regular(int dirfd, const char *path, GError **error) {
         struct stat before, st;
-        int fd;
+        g_auto(QmFd) fd = -1;
 
         /* Look first: opening a device can have effects of its own. */
         if (fstatat(dirfd, path, &before, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -43,17 +44,16 @@ int qm_open_regular(int dirfd, const char *path, GError **error) {
         }
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_ino != before.st_ino ||
             st.st_dev != before.st_dev) {
-                close(fd);
                 set_refusal(error, path, "changed while it was opened");
                 return -1;
         }
-        return fd;
+        return qm_fd_steal(&fd);
 }
 
 /* An fd of the directory @path if it is a real directory of ours. */
 static int open_own_dir(const char *path, GError **error) {
         struct stat st;
-        int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        g_auto(QmFd) fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
         if (fd < 0) {
                 int e = errno;
@@ -65,22 +65,20 @@ static int open_own_dir(const char *path, GError **error) {
         }
         if (fstat(fd, &st) < 0) {
                 set_errno_error(error, errno, "cannot examine", path);
-                close(fd);
                 return -1;
         }
         if (st.st_uid != geteuid()) {
                 g_autofree char *why = g_strdup_printf("belongs to uid %u, not to the daemon", (unsigned)st.st_uid);
                 set_refusal(error, path, why);
-                close(fd);
                 return -1;
         }
-        return fd;
+        return qm_fd_steal(&fd);
 }
 
 gboolean qm_private_dir_ensure(const char *path, mode_t mode, GError **error) {
         g_autofree char *parent = g_path_get_dirname(path);
+        g_auto(QmFd) fd = -1;
         struct stat st;
-        int fd;
 
         /* The parents are the directories the daemon was configured with. */
         if (g_mkdir_with_parents(parent, 0755) < 0) {
@@ -99,10 +97,8 @@ gboolean qm_private_dir_ensure(const char *path, mode_t mode, GError **error) {
                 return FALSE;
         if (fstat(fd, &st) < 0 || ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)) {
                 set_errno_error(error, errno, "cannot set the mode of", path);
-                close(fd);
                 return FALSE;
         }
-        close(fd);
         return TRUE;
 }
 
@@ -112,8 +108,8 @@ static gboolean is_own_plain_file(const struct stat *st) {
 
 static int log_open_at(int dirfd, const char *name, gboolean append, const char *path, GError **error) {
         int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (append ? O_APPEND : 0);
+        g_auto(QmFd) fd = -1;
         struct stat st;
-        int fd;
 
         /* The directory is ours, so is the name: whatever else sits there
          * (a symlink, a hard link to another file, a FIFO) is replaced by
@@ -132,28 +128,23 @@ static int log_open_at(int dirfd, const char *name, gboolean append, const char 
                 return -1;
         }
         if (fstat(fd, &st) < 0 || !is_own_plain_file(&st)) {
-                close(fd);
                 set_refusal(error, path, "changed while it was opened");
                 return -1;
         }
         /* Truncate only now that we know what we hold. */
         if ((!append && ftruncate(fd, 0) < 0) || fcntl(fd, F_SETFL, append ? O_APPEND : 0) < 0) {
                 set_errno_error(error, errno, "cannot prepare", path);
-                close(fd);
                 return -1;
         }
-        return fd;
+        return qm_fd_steal(&fd);
 }
 
 int qm_log_open(const char *path, gboolean append, GError **error) {
         g_autofree char *dir = g_path_get_dirname(path);
         g_autofree char *name = g_path_get_basename(path);
-        int dirfd = open_own_dir(dir, error);
-        int fd;
+        g_auto(QmFd) dirfd = open_own_dir(dir, error);
 
         if (dirfd < 0)
                 return -1;
-        fd = log_open_at(dirfd, name, append, path, error);
-        close(dirfd);
-        return fd;
+        return log_open_at(dirfd, name, append, path, error);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "json-util.h"
 #include "safe-open.h"
 #include "state-file.h"
@@ -17,10 +18,18 @@ static gboolean fail(GError **error, const char *what, const char *path) {
         return FALSE;
 }
 
+/* Best effort: the rename is made durable where the directory allows. */
+static void fsync_dir(const char *dir) {
+        g_auto(QmFd) dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (dfd >= 0)
+                fsync(dfd);
+}
+
 gboolean qm_file_write_atomic(const char *path, const char *data, gsize len, gboolean durable, GError **error) {
         g_autofree char *dir = g_path_get_dirname(path);
         g_autofree char *tmp = g_strconcat(path, ".tmp-XXXXXX", NULL);
-        int fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0644);
+        g_auto(QmFd) fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0644);
         gsize done = 0;
 
         if (fd < 0)
@@ -35,25 +44,16 @@ gboolean qm_file_write_atomic(const char *path, const char *data, gsize len, gbo
         }
         if (durable && fsync(fd) < 0)
                 goto fail;
-        if (close(fd) < 0) {
-                fd = -1;
+        /* close() here, not at scope exit: its error means the data may be lost */
+        if (close(qm_fd_steal(&fd)) < 0)
                 goto fail;
-        }
-        fd = -1;
         if (rename(tmp, path) < 0)
                 goto fail;
-        if (durable) {
-                int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0) {
-                        fsync(dfd);
-                        close(dfd);
-                }
-        }
+        if (durable)
+                fsync_dir(dir);
         return TRUE;
 fail:
         fail(error, "cannot write", path);
-        if (fd >= 0)
-                close(fd);
         g_unlink(tmp);
         return FALSE;
 }
@@ -148,12 +148,11 @@ JsonNode *qm_json_file_read(const char *path, GError **error) {
         g_autofree char *text = NULL;
         gsize len = 0;
         JsonNode *node;
-        int fd = qm_open_regular(AT_FDCWD, path, error);
+        g_auto(QmFd) fd = qm_open_regular(AT_FDCWD, path, error);
 
         if (fd < 0)
                 return NULL;
         text = read_bounded(fd, path, &len, error);
-        close(fd);
         if (!text)
                 return NULL;
         node = qm_json_parse(text, len, error);
