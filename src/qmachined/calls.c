@@ -1,3 +1,6 @@
+#include <stdarg.h>
+
+#include "bus-util.h"
 #include "calls.h"
 #include "errors.h"
 
@@ -56,4 +59,86 @@ void qm_calls_release(QmCalls *c, sd_bus_message *call) {
         else
                 g_hash_table_insert(c->count, g_strdup(s), GUINT_TO_POINTER(n - 1));
         sd_bus_message_unref(call);
+}
+
+struct QmReply {
+        QmCalls *calls;
+        sd_bus_message *call;
+};
+
+QmReply *qm_reply_new(QmCalls *c, sd_bus_message *call) {
+        QmReply *r = g_new(QmReply, 1);
+
+        r->calls = c;
+        r->call = qm_calls_hold(c, call);
+        return r;
+}
+
+static void reply_free(QmReply *r) {
+        qm_calls_release(r->calls, r->call);
+        g_free(r);
+}
+
+void qm_reply_ok(QmReply *r) {
+        qm_reply_return(r->call, NULL);
+        reply_free(r);
+}
+
+void qm_reply_value(QmReply *r, const char *types, ...) {
+        g_autoptr(sd_bus_message) m = NULL;
+        va_list ap;
+        int e;
+
+        e = sd_bus_message_new_method_return(r->call, &m);
+        if (e >= 0) {
+                va_start(ap, types);
+                e = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        qm_reply_send(r->call, m, e);
+        reply_free(r);
+}
+
+void qm_reply_bytes(QmReply *r, const void *data, gsize len) {
+        g_autoptr(sd_bus_message) m = NULL;
+        int e;
+
+        e = sd_bus_message_new_method_return(r->call, &m);
+        if (e >= 0)
+                e = sd_bus_message_append_array(m, 'y', data, len);
+        qm_reply_send(r->call, m, e);
+        reply_free(r);
+}
+
+void qm_reply_fail(QmReply *r, const QmError *e) {
+        qm_reply_error(r->call, e);
+        reply_free(r);
+}
+
+void qm_reply_failf(QmReply *r, const char *name, const char *fmt, ...) {
+        g_autoptr(QmError) e = NULL;
+        g_autofree char *text = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        text = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        e = qm_error_new(name, "%s", text);
+        qm_reply_fail(r, e);
+}
+
+void qm_reply_ok_or_fail(QmReply *r, const QmError *e) {
+        if (e)
+                qm_reply_fail(r, e);
+        else
+                qm_reply_ok(r);
+}
+
+void qm_reply_drop(QmReply *r) {
+        if (r)
+                reply_free(r);
+}
+
+const char *qm_reply_sender(const QmReply *r) {
+        return sender_of(r->call);
 }

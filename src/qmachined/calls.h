@@ -5,6 +5,8 @@
 #include <glib.h>
 #include <systemd/sd-bus.h>
 
+#include "errors.h"
+
 typedef struct QmCalls QmCalls;
 
 QmCalls *qm_calls_new(guint max_per_client);
@@ -19,3 +21,27 @@ sd_bus_message *qm_calls_hold(QmCalls *c, sd_bus_message *call);
 void qm_calls_release(QmCalls *c, sd_bus_message *call);
 
 guint qm_calls_held(QmCalls *c, const char *sender);
+
+/*
+ * A held method call as the model sees it: answered exactly once, later,
+ * through one of the functions below, each of which frees it. Only the
+ * *-dbus.c files make one (from the call's message); the model never
+ * touches a D-Bus message. Counted in the caller's budget while held.
+ */
+typedef struct QmReply QmReply;
+
+QmReply *qm_reply_new(QmCalls *c, sd_bus_message *call);
+/* Success without values. */
+void qm_reply_ok(QmReply *r);
+/* Success with values of D-Bus @types (sd_bus_message_append). */
+void qm_reply_value(QmReply *r, const char *types, ...);
+/* Success with one byte array ("ay"). */
+void qm_reply_bytes(QmReply *r, const void *data, gsize len);
+void qm_reply_fail(QmReply *r, const QmError *e);
+void qm_reply_failf(QmReply *r, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/* @e NULL: ok. */
+void qm_reply_ok_or_fail(QmReply *r, const QmError *e);
+/* No answer: its caller left the bus, or the daemon stops. */
+void qm_reply_drop(QmReply *r);
+/* The caller's unique bus name. */
+const char *qm_reply_sender(const QmReply *r);

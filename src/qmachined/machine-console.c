@@ -59,7 +59,7 @@ static QmError *console_unavailable(Machine *m) {
         return NULL;
 }
 
-void machine_open_console(Machine *m, sd_bus_message *call) {
+void machine_open_console(Machine *m, QmReply *call) {
         g_autoptr(QmError) e = console_unavailable(m);
         int fd;
 
@@ -70,33 +70,30 @@ void machine_open_console(Machine *m, sd_bus_message *call) {
                 e = qm_error_new(QM_ERROR_LIMIT_EXCEEDED, "Machine '%s' already has %u console clients", m->name,
                                  m->daemon->limits.max_console_clients);
         if (e) {
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return;
         }
         fd = qm_console_add_client(m->console);
         if (fd < 0) {
-                qm_reply_errorf(call, qm_error_name_for_errno(errno), "cannot open a console connection: %s",
+                qm_reply_failf(call, qm_error_name_for_errno(errno), "cannot open a console connection: %s",
                                 g_strerror(errno));
                 return;
         }
-        qm_reply_return(call, "h", fd); /* sd-bus sends a copy */
+        qm_reply_value(call, "h", fd); /* sd-bus sends a copy */
         close(fd);
 }
 
-void machine_get_console_output(Machine *m, sd_bus_message *call) {
+void machine_get_console_output(Machine *m, QmReply *call) {
         g_autoptr(QmError) e = console_unavailable(m);
         g_autoptr(GBytes) out = NULL;
-        g_autoptr(sd_bus_message) reply = NULL;
         gsize len;
         const void *data;
 
         if (e) {
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return;
         }
         out = qm_byte_ring_get(m->console_output);
         data = g_bytes_get_data(out, &len);
-        if (sd_bus_message_new_method_return(call, &reply) < 0 ||
-            sd_bus_message_append_array(reply, 'y', data, len) < 0 || sd_bus_send(NULL, reply, NULL) < 0)
-                qm_reply_errorf(call, SD_BUS_ERROR_NO_MEMORY, "cannot send the console output");
+        qm_reply_bytes(call, data, len);
 }

@@ -21,6 +21,9 @@ static Machine *M(void *userdata) {
         return userdata;
 }
 
+/* The model answers the call later, through a QmReply. */
+#define HOLD(msg, userdata) qm_reply_new(M(userdata)->daemon->calls, (msg))
+
 /* 1: go on; 0: return 1 (the handler runs again); < 0: return it. */
 static int authorize(sd_bus_message *msg, Machine *m, QmAuthAction action, const char *command,
                      sd_bus_error *error) {
@@ -47,7 +50,7 @@ static int read_timeout(sd_bus_message *msg, double *timeout, sd_bus_error *erro
 
 static int method_launch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
-        machine_launch(M(userdata), msg);
+        machine_launch(M(userdata), HOLD(msg, userdata));
         return 1;
 }
 
@@ -61,13 +64,13 @@ static int method_shutdown(sd_bus_message *msg, void *userdata, sd_bus_error *er
                 return r;
         if ((r = check_timeout(timeout, error)) < 0)
                 return r;
-        machine_shutdown(M(userdata), msg, hard, timeout);
+        machine_shutdown(M(userdata), HOLD(msg, userdata), hard, timeout);
         return 1;
 }
 
 static int method_kill(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
-        machine_shutdown(M(userdata), msg, TRUE, 0);
+        machine_shutdown(M(userdata), HOLD(msg, userdata), TRUE, 0);
         return 1;
 }
 
@@ -79,7 +82,7 @@ static int method_wait(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = read_timeout(msg, &timeout, error);
         if (r < 0)
                 return r;
-        machine_wait(M(userdata), msg, timeout);
+        machine_wait(M(userdata), HOLD(msg, userdata), timeout);
         return 1;
 }
 
@@ -91,7 +94,7 @@ static int method_powerdown(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = read_timeout(msg, &timeout, error);
         if (r < 0)
                 return r;
-        machine_powerdown(M(userdata), msg, timeout);
+        machine_powerdown(M(userdata), HOLD(msg, userdata), timeout);
         return 1;
 }
 
@@ -137,7 +140,7 @@ static int method_send_key(sd_bus_message *msg, void *userdata, sd_bus_error *er
                 return r;
         if (!keys[0])
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "keys must name at least one combo");
-        machine_send_keys(M(userdata), msg, keys, hold_ms);
+        machine_send_keys(M(userdata), HOLD(msg, userdata), keys, hold_ms);
         return 1;
 }
 
@@ -150,7 +153,7 @@ static int method_add_fd(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = sd_bus_message_read(msg, "huss", &fd, &fdset, &opaque, &opts);
         if (r < 0)
                 return r;
-        machine_add_fd(M(userdata), msg, fd, fdset, opaque, opts);
+        machine_add_fd(M(userdata), HOLD(msg, userdata), fd, fdset, opaque, opts);
         return 1;
 }
 
@@ -164,7 +167,7 @@ static int method_send_fd(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return r;
         if (!*fdname || strlen(fdname) > 255)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "fdname must have 1 to 255 characters");
-        machine_send_fd(M(userdata), msg, fdname, fd);
+        machine_send_fd(M(userdata), HOLD(msg, userdata), fdname, fd);
         return 1;
 }
 
@@ -203,31 +206,31 @@ static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (isnan(timeout) || isnan(cancel_after) || (cancel_after < 0 && cancel_after != -1))
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "timeout and cancel-after must be numbers, "
                                                                           "cancel-after not negative");
-        machine_migrate(M(userdata), msg, uri, timeout, offline, cancel_after);
+        machine_migrate(M(userdata), HOLD(msg, userdata), uri, timeout, offline, cancel_after);
         return 1;
 }
 
 static int method_verify_alive(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_MONITOR, NULL, error);
-        machine_verify_alive(M(userdata), msg);
+        machine_verify_alive(M(userdata), HOLD(msg, userdata));
         return 1;
 }
 
 static int method_open_console(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_CONSOLE, NULL, error);
-        machine_open_console(M(userdata), msg);
+        machine_open_console(M(userdata), HOLD(msg, userdata));
         return 1;
 }
 
 static int method_get_console_output(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_CONSOLE, NULL, error);
-        machine_get_console_output(M(userdata), msg);
+        machine_get_console_output(M(userdata), HOLD(msg, userdata));
         return 1;
 }
 
 static int method_simple_qmp(sd_bus_message *msg, void *userdata, const char *command, sd_bus_error *error) {
         AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
-        machine_qmp(M(userdata), msg, command, NULL, QMP_REPLY_EMPTY);
+        machine_qmp(M(userdata), HOLD(msg, userdata), command, NULL, QMP_REPLY_EMPTY);
         return 1;
 }
 
@@ -280,7 +283,7 @@ static int qmp_common(sd_bus_message *msg, void *userdata, sd_bus_error *error, 
         r = check_json_object(arguments, "arguments", error);
         if (r < 0)
                 return r;
-        machine_qmp(m, msg, command, *arguments ? arguments : NULL, kind);
+        machine_qmp(m, HOLD(msg, m), command, *arguments ? arguments : NULL, kind);
         return 1;
 }
 
@@ -320,7 +323,7 @@ static int method_wait_event(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return r;
         if ((r = check_timeout(timeout, error)) < 0)
                 return r;
-        machine_wait_event(M(userdata), msg, g_steal_pointer(&filters), after, timeout);
+        machine_wait_event(M(userdata), HOLD(msg, userdata), g_steal_pointer(&filters), after, timeout);
         return 1;
 }
 

@@ -20,7 +20,7 @@ QmpClient *machine_qmp_connect(Machine *m, int fd);
 /* FALSE when there is no usable monitor to send quit on. */
 gboolean machine_qmp_send_quit(Machine *m);
 /* FALSE after answering @call with why the monitor cannot be used. */
-gboolean machine_qmp_send_powerdown(Machine *m, sd_bus_message *call);
+gboolean machine_qmp_send_powerdown(Machine *m, QmReply *call);
 /* Answer every WaitEvent caller with NotRunning (@why) or, when @why is
  * NULL, just drop them (daemon exit). */
 void machine_fail_waiters(Machine *m, const char *why);

@@ -13,7 +13,7 @@
 
 struct QmMigration {
         Machine *machine;
-        sd_bus_message *call;
+        QmReply *call;
         char *uri;
         guint timeout_timer;
         guint cancel_timer;
@@ -29,7 +29,7 @@ static void migration_free(QmMigration *mg) {
                 g_source_remove(mg->cancel_timer);
         if (mg->poll_timer)
                 g_source_remove(mg->poll_timer);
-        qm_calls_release(mg->machine->daemon->calls, mg->call);
+        qm_reply_drop(mg->call);
         g_free(mg->uri);
         g_free(mg);
 }
@@ -45,9 +45,9 @@ static void finish(QmMigration *mg, const char *name, const char *fmt, ...) {
                 va_start(ap, fmt);
                 text = g_strdup_vprintf(fmt, ap);
                 va_end(ap);
-                qm_reply_errorf(mg->call, name, "%s", text);
+                qm_reply_failf(g_steal_pointer(&mg->call), name, "%s", text);
         } else {
-                qm_reply_return(mg->call, NULL);
+                qm_reply_ok(g_steal_pointer(&mg->call));
         }
         if (m->migration == mg)
                 m->migration = NULL;
@@ -160,22 +160,22 @@ static void on_stopped(JsonNode *reply, const char *text, const QmError *error, 
         start_migrate(mg);
 }
 
-void machine_migrate(Machine *m, sd_bus_message *call, const char *uri, double timeout, gboolean offline,
+void machine_migrate(Machine *m, QmReply *call, const char *uri, double timeout, gboolean offline,
                      double cancel_after) {
         g_autoptr(QmError) e = machine_monitor_unavailable(m);
         QmMigration *mg;
 
         if (e) {
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return;
         }
         if (m->migration) {
-                qm_reply_errorf(call, QM_ERROR_BUSY, "Machine '%s' is migrating already", m->name);
+                qm_reply_failf(call, QM_ERROR_BUSY, "Machine '%s' is migrating already", m->name);
                 return;
         }
         mg = g_new0(QmMigration, 1);
         mg->machine = m;
-        mg->call = qm_calls_hold(m->daemon->calls, call);
+        mg->call = call;
         mg->uri = g_strdup(uri);
         m->migration = mg;
         if (timeout > 0)

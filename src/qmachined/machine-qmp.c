@@ -13,14 +13,14 @@
 
 typedef struct {
         Machine *machine;
-        sd_bus_message *call;
+        QmReply *call;
         guint timer;
         QmEventFilters *filters;
 } EventWaiter;
 
 typedef struct {
         Machine *machine;
-        sd_bus_message *call;
+        QmReply *call;
         QmpReplyKind kind;
 } QmpCall;
 
@@ -107,7 +107,7 @@ static gboolean track_run_state(Machine *m, const QmEvent *e) {
 static void waiter_free(EventWaiter *w) {
         if (w->timer)
                 g_source_remove(w->timer);
-        qm_calls_release(w->machine->daemon->calls, w->call);
+        qm_reply_drop(w->call);
         qm_event_filters_free(w->filters);
         g_free(w);
 }
@@ -124,7 +124,7 @@ static void wake_waiters(Machine *m, const QmEvent *e) {
                 GList *next = l->next;
                 EventWaiter *w = l->data;
                 if (qm_event_filters_match(w->filters, e)) {
-                        qm_reply_return(w->call, "ts", e->seq, e->json);
+                        qm_reply_value(g_steal_pointer(&w->call), "ts", e->seq, e->json);
                         waiter_remove(w);
                 }
                 l = next;
@@ -260,13 +260,13 @@ gboolean machine_qmp_send_quit(Machine *m) {
 
 /* The JSON of "return", cut from QEMU's text: a tree serialized again
  * would print 1e17 as "1e+17.0" and a uint64 above 2^63 as -1. */
-static void reply_return_member(sd_bus_message *call, const char *text) {
+static void reply_return_member(QmReply *call, const char *text) {
         g_autofree char *value = NULL;
         gsize start, len;
 
         if (qm_json_member_text(text, strlen(text), "return", &start, &len))
                 value = g_strndup(text + start, len);
-        qm_reply_return(call, "s", value ? value : "null");
+        qm_reply_value(call, "s", value ? value : "null");
 }
 
 static void on_qmp_reply(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
@@ -274,26 +274,25 @@ static void on_qmp_reply(JsonNode *reply, const char *text, const QmError *error
         JsonObject *obj;
 
         if (error) {
-                qm_reply_error(qc->call, error);
+                qm_reply_fail(qc->call, error);
                 goto out;
         }
         if (qc->kind == QMP_REPLY_RAW) {
-                qm_reply_return(qc->call, "s", text); /* @reply may be NULL here */
+                qm_reply_value(qc->call, "s", text); /* @reply may be NULL here */
                 goto out;
         }
         obj = json_node_get_object(reply);
         if (json_object_has_member(obj, "error")) {
                 JsonObject *err = qm_json_get_object(obj, "error");
-                qm_reply_errorf(qc->call, QM_ERROR_QMP_ERROR, "%s: %s",
+                qm_reply_failf(qc->call, QM_ERROR_QMP_ERROR, "%s: %s",
                                            qm_json_get_string(err, "class", "GenericError"),
                                            qm_json_get_string(err, "desc", "(no description)"));
         } else if (qc->kind == QMP_REPLY_RETURN) {
                 reply_return_member(qc->call, text);
         } else {
-                qm_reply_return(qc->call, NULL);
+                qm_reply_ok(qc->call);
         }
 out:
-        qm_calls_release(qc->machine->daemon->calls, qc->call);
         g_free(qc);
 }
 
@@ -312,18 +311,18 @@ QmError *machine_monitor_unavailable(Machine *m) {
         return NULL;
 }
 
-void machine_qmp(Machine *m, sd_bus_message *call, const char *command, const char *arguments,
+void machine_qmp(Machine *m, QmReply *call, const char *command, const char *arguments,
                  QmpReplyKind kind) {
         g_autoptr(QmError) e = machine_monitor_unavailable(m);
         QmpCall *qc;
 
         if (e) {
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return;
         }
         qc = g_new0(QmpCall, 1);
         qc->machine = m;
-        qc->call = qm_calls_hold(m->daemon->calls, call);
+        qc->call = call;
         qc->kind = kind;
         /* Remembered at once: QEMU may exit before its answer is read. */
         if (strcmp(command, "quit") == 0)
@@ -338,37 +337,37 @@ static gboolean on_waiter_timeout(gpointer data) {
         EventWaiter *w = data;
 
         w->timer = 0;
-        qm_reply_errorf(w->call, QM_ERROR_TIMEOUT, "No matching event on '%s' in time",
+        qm_reply_failf(g_steal_pointer(&w->call), QM_ERROR_TIMEOUT, "No matching event on '%s' in time",
                                    w->machine->name);
         waiter_remove(w);
         return G_SOURCE_REMOVE;
 }
 
-void machine_wait_event(Machine *m, sd_bus_message *call, QmEventFilters *filters, guint64 after,
+void machine_wait_event(Machine *m, QmReply *call, QmEventFilters *filters, guint64 after,
                         double timeout) {
         const QmEvent *e;
         EventWaiter *w;
 
         for (guint i = 0; (e = qm_event_ring_nth_after(m->events, after, i)); i++) {
                 if (qm_event_filters_match(filters, e)) {
-                        qm_reply_return(call, "ts", e->seq, e->json);
+                        qm_reply_value(call, "ts", e->seq, e->json);
                         qm_event_filters_free(filters);
                         return;
                 }
         }
         if (timeout == 0) {
-                qm_reply_return(call, "ts", (uint64_t)0, "");
+                qm_reply_value(call, "ts", (uint64_t)0, "");
                 qm_event_filters_free(filters);
                 return;
         }
         if (!machine_is_active(m)) {
-                qm_reply_errorf(call, QM_ERROR_NOT_RUNNING,
+                qm_reply_failf(call, QM_ERROR_NOT_RUNNING,
                                            "Machine '%s' is not running and no retained event matches", m->name);
                 qm_event_filters_free(filters);
                 return;
         }
         if (g_list_length(m->waiters) >= m->daemon->limits.max_waiters) {
-                qm_reply_errorf(call, QM_ERROR_LIMIT_EXCEEDED,
+                qm_reply_failf(call, QM_ERROR_LIMIT_EXCEEDED,
                                            "Machine '%s' already has %u WaitEvent callers", m->name,
                                            m->daemon->limits.max_waiters);
                 qm_event_filters_free(filters);
@@ -376,7 +375,7 @@ void machine_wait_event(Machine *m, sd_bus_message *call, QmEventFilters *filter
         }
         w = g_new0(EventWaiter, 1);
         w->machine = m;
-        w->call = qm_calls_hold(m->daemon->calls, call);
+        w->call = call;
         w->filters = filters;
         if (timeout > 0)
                 w->timer = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT), on_waiter_timeout, w);
@@ -389,7 +388,7 @@ void machine_fail_waiters(Machine *m, const char *why) {
         for (GList *l = list; l; l = l->next) {
                 EventWaiter *w = l->data;
                 if (why)
-                        qm_reply_errorf(w->call, QM_ERROR_NOT_RUNNING,
+                        qm_reply_failf(g_steal_pointer(&w->call), QM_ERROR_NOT_RUNNING,
                                                    "Machine '%s' %s before a matching event came", m->name, why);
                 waiter_free(w);
         }
@@ -403,7 +402,7 @@ void machine_forget_client(Machine *m, const char *unique_name) {
         while (l) {
                 GList *next = l->next;
                 EventWaiter *w = l->data;
-                if (g_strcmp0(sd_bus_message_get_sender(w->call), unique_name) == 0)
+                if (g_strcmp0(qm_reply_sender(w->call), unique_name) == 0)
                         waiter_remove(w);
                 l = next;
         }
@@ -416,11 +415,11 @@ static void on_powerdown_sent(JsonNode *reply, const char *text, const QmError *
                 g_message("system_powerdown was not delivered: %s", error->message);
 }
 
-gboolean machine_qmp_send_powerdown(Machine *m, sd_bus_message *call) {
+gboolean machine_qmp_send_powerdown(Machine *m, QmReply *call) {
         g_autoptr(QmError) e = machine_monitor_unavailable(m);
 
         if (e) {
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return FALSE;
         }
         qmp_client_execute(m->qmp, "system_powerdown", NULL, m->config->qmp_timeout, on_powerdown_sent, NULL);
@@ -428,8 +427,7 @@ gboolean machine_qmp_send_powerdown(Machine *m, sd_bus_message *call) {
 }
 
 typedef struct {
-        QmCalls *calls;
-        sd_bus_message *call;
+        QmReply *call;
         guint remaining;
         QmError *error;
 } KeysCall;
@@ -448,37 +446,35 @@ static void on_key_sent(JsonNode *reply, const char *text, const QmError *error,
         }
         if (--k->remaining > 0)
                 return;
-        qm_reply_empty_or_error(k->call, k->error);
-        qm_calls_release(k->calls, k->call);
+        qm_reply_ok_or_fail(k->call, k->error);
         qm_error_free(k->error);
         g_free(k);
 }
 
-void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold_ms) {
+void machine_send_keys(Machine *m, QmReply *call, char **keys, guint hold_ms) {
         g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func((GDestroyNotify)json_node_unref);
         g_autoptr(QmError) e = NULL;
         KeysCall *k;
 
         if (!keys || !keys[0]) {
-                qm_reply_errorf(call, QM_ERROR_INVALID_ARGS, "keys must name at least one combo");
+                qm_reply_failf(call, QM_ERROR_INVALID_ARGS, "keys must name at least one combo");
                 return;
         }
         for (char **key = keys; *key; key++) {
                 JsonNode *a = qm_keys_parse_combo(*key, hold_ms, &e);
                 if (!a) {
-                        qm_reply_error(call, e);
+                        qm_reply_fail(call, e);
                         return;
                 }
                 g_ptr_array_add(args, a);
         }
         e = machine_monitor_unavailable(m);
         if (e) {
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return;
         }
         k = g_new0(KeysCall, 1);
-        k->calls = m->daemon->calls;
-        k->call = qm_calls_hold(k->calls, call);
+        k->call = call;
         k->remaining = args->len;
         /* QEMU runs them in order: one combo after the other. */
         for (guint i = 0; i < args->len; i++)
@@ -486,7 +482,7 @@ void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold
                                    on_key_sent, k);
 }
 
-void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int fd) {
+void machine_send_fd(Machine *m, QmReply *call, const char *fdname, int fd) {
         g_autoptr(QmError) e = machine_monitor_unavailable(m);
         g_autoptr(JsonBuilder) b = NULL;
         g_autoptr(JsonNode) args = NULL;
@@ -494,12 +490,12 @@ void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int f
         int copy;
 
         if (e) {
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return;
         }
         copy = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* the message owns @fd */
         if (copy < 0) {
-                qm_reply_errorf(call, qm_error_name_for_errno(errno), "cannot pass the fd: %s", g_strerror(errno));
+                qm_reply_failf(call, qm_error_name_for_errno(errno), "cannot pass the fd: %s", g_strerror(errno));
                 return;
         }
         b = json_builder_new_immutable();
@@ -510,7 +506,7 @@ void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int f
         args = json_builder_get_root(b);
         qc = g_new0(QmpCall, 1);
         qc->machine = m;
-        qc->call = qm_calls_hold(m->daemon->calls, call);
+        qc->call = call;
         qc->kind = QMP_REPLY_EMPTY;
         qmp_client_execute_with_fd(m->qmp, "getfd", args, copy, m->config->qmp_timeout, on_qmp_reply, qc);
 }
@@ -520,32 +516,31 @@ static void on_alive(JsonNode *reply, const char *text, const QmError *error, gp
         Machine *m = qc->machine;
 
         if (error)
-                qm_reply_errorf(qc->call, QM_ERROR_DEAD, "QEMU of '%s' does not answer: %s", m->name,
+                qm_reply_failf(qc->call, QM_ERROR_DEAD, "QEMU of '%s' does not answer: %s", m->name,
                                            error->message);
         else
-                qm_reply_return(qc->call, NULL);
-        qm_calls_release(m->daemon->calls, qc->call);
+                qm_reply_ok(qc->call);
         g_free(qc);
 }
 
-void machine_verify_alive(Machine *m, sd_bus_message *call) {
+void machine_verify_alive(Machine *m, QmReply *call) {
         QmpCall *qc;
 
         if (!m->process || m->state == QM_STATE_STARTING) {
-                qm_reply_errorf(call, QM_ERROR_DEAD, "Machine '%s' is not running (state %s)", m->name,
+                qm_reply_failf(call, QM_ERROR_DEAD, "Machine '%s' is not running (state %s)", m->name,
                                            qm_state_to_string(m->state));
                 return;
         }
         if (!m->config->qmp) {
-                qm_reply_return(call, NULL); /* the process runs; there is no monitor to ask */
+                qm_reply_ok(call); /* the process runs; there is no monitor to ask */
                 return;
         }
         if (!qmp_client_is_open(m->qmp)) {
-                qm_reply_errorf(call, QM_ERROR_DEAD, "The QMP connection of '%s' is closed", m->name);
+                qm_reply_failf(call, QM_ERROR_DEAD, "The QMP connection of '%s' is closed", m->name);
                 return;
         }
         qc = g_new0(QmpCall, 1);
         qc->machine = m;
-        qc->call = qm_calls_hold(m->daemon->calls, call);
+        qc->call = call;
         qmp_client_execute(m->qmp, "query-status", NULL, m->config->qmp_timeout, on_alive, qc);
 }

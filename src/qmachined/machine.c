@@ -35,7 +35,7 @@ typedef enum {
 /* A held Shutdown/Kill/Wait/Powerdown call, answered when QEMU exits. */
 typedef struct {
         Machine *machine;
-        sd_bus_message *call;
+        QmReply *call;
         ExitKind kind;
         gboolean escalates; /* its timer stops QEMU harder (Shutdown, Powerdown) */
         double timeout;
@@ -64,7 +64,7 @@ static void exit_call_free(gpointer p) {
         ExitCall *ec = p;
         if (ec->timer)
                 g_source_remove(ec->timer);
-        qm_calls_release(ec->machine->daemon->calls, ec->call);
+        qm_reply_drop(ec->call);
         g_free(ec);
 }
 
@@ -106,40 +106,40 @@ static void held_fd_clear(gpointer p) {
         g_free(h->opts);
 }
 
-void machine_add_fd(Machine *m, sd_bus_message *call, int fd, guint32 fdset, const char *opaque,
+void machine_add_fd(Machine *m, QmReply *call, int fd, guint32 fdset, const char *opaque,
                     const char *opts) {
         QmHeldFd h = { .fdset = fdset };
         g_autoptr(QmError) e = NULL;
 
         if (machine_is_active(m)) {
-                qm_reply_errorf(call, QM_ERROR_ALREADY_RUNNING,
+                qm_reply_failf(call, QM_ERROR_ALREADY_RUNNING,
                                            "AddFd is for the next launch; machine '%s' is %s", m->name,
                                            qm_state_to_string(m->state));
                 return;
         }
         if (strchr(opaque, ',') || strchr(opaque, '\n') || strchr(opts, '\n')) {
-                qm_reply_errorf(call, QM_ERROR_INVALID_ARGS,
+                qm_reply_failf(call, QM_ERROR_INVALID_ARGS,
                                            "opaque must not contain ',' and neither it nor opts a newline");
                 return;
         }
         if (m->add_fds->len >= MAX_ADD_FDS) {
-                qm_reply_errorf(call, QM_ERROR_LIMIT_EXCEEDED, "at most %d fds per launch", MAX_ADD_FDS);
+                qm_reply_failf(call, QM_ERROR_LIMIT_EXCEEDED, "at most %d fds per launch", MAX_ADD_FDS);
                 return;
         }
         e = fd_headroom_error(m, FD_HEADROOM);
         if (e) {
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return;
         }
         h.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (h.fd < 0) {
-                qm_reply_errorf(call, qm_error_name_for_errno(errno), "cannot keep the fd: %s", g_strerror(errno));
+                qm_reply_failf(call, qm_error_name_for_errno(errno), "cannot keep the fd: %s", g_strerror(errno));
                 return;
         }
         h.opaque = g_strdup(opaque);
         h.opts = g_strdup(opts);
         g_array_append_val(m->add_fds, h);
-        qm_reply_return(call, NULL);
+        qm_reply_ok(call);
 }
 
 Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
@@ -189,7 +189,7 @@ void machine_free(Machine *m) {
                 g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
         qemu_process_free(m->process);
         stop_launch_timers(m);
-        qm_calls_release(m->daemon->calls, m->launch_call);
+        qm_reply_drop(g_steal_pointer(&m->launch_call));
         g_ptr_array_unref(m->exit_calls);
         g_array_unref(m->add_fds);
         machine_unexport(m);
@@ -334,17 +334,17 @@ static void reply_exit_calls(Machine *m) {
                 if (!ec->call)
                         continue; /* its caller left the bus */
                 if (ec->kind == EXIT_POWERDOWN && !m->guest_shutdown)
-                        qm_reply_errorf(ec->call, QM_ERROR_ABNORMAL_SHUTDOWN,
+                        qm_reply_failf(g_steal_pointer(&ec->call), QM_ERROR_ABNORMAL_SHUTDOWN,
                                                    "The guest of '%s' did not power off by itself within %g s; "
                                                    "QEMU was stopped (exit code %d)",
                                                    m->name, ec->timeout, m->exit_code);
                 else if (ec->kind != EXIT_HARD && m->abnormal)
-                        qm_reply_errorf(ec->call, QM_ERROR_ABNORMAL_SHUTDOWN,
+                        qm_reply_failf(g_steal_pointer(&ec->call), QM_ERROR_ABNORMAL_SHUTDOWN,
                                                    "Could not perform graceful shutdown of '%s' in time; "
                                                    "QEMU was killed (exit code %d)",
                                                    m->name, m->exit_code);
                 else
-                        qm_reply_return(ec->call, NULL);
+                        qm_reply_ok(g_steal_pointer(&ec->call));
         }
 }
 
@@ -356,8 +356,7 @@ static void reply_launch_failed(Machine *m) {
                                             "Exit code: %d\nCommand: %s\nOutput: %s",
                                             m->name, m->launch_error ? m->launch_error : "QEMU exited while starting",
                                             m->exit_code, cmdline, output);
-        qm_reply_error(m->launch_call, e);
-        qm_calls_release(m->daemon->calls, g_steal_pointer(&m->launch_call));
+        qm_reply_fail(g_steal_pointer(&m->launch_call), e);
 }
 
 static void on_process_exit(QemuProcess *p, int code, gpointer data) {
@@ -497,8 +496,7 @@ void machine_launch_done(Machine *m) {
         g_array_set_size(m->add_fds, 0);
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);
-        qm_reply_return(m->launch_call, NULL);
-        qm_calls_release(m->daemon->calls, g_steal_pointer(&m->launch_call));
+        qm_reply_ok(g_steal_pointer(&m->launch_call));
 }
 
 static gboolean prepare_dirs(Machine *m, QmError **error) {
@@ -635,33 +633,33 @@ static gboolean spawn_qemu(Machine *m, QmError **error) {
         return TRUE;
 }
 
-void machine_launch(Machine *m, sd_bus_message *call) {
+void machine_launch(Machine *m, QmReply *call) {
         g_autoptr(QmError) e = NULL;
 
         if (machine_is_active(m)) {
-                qm_reply_errorf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s",
+                qm_reply_failf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s",
                                            m->name, qm_state_to_string(m->state));
                 return;
         }
         e = fd_headroom_error(m, FD_HEADROOM);
         if (e) {
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return;
         }
         m->launch_retried = FALSE;
         if (!spawn_qemu(m, &e)) {
                 g_array_set_size(m->add_fds, 0);
                 machine_set_state(m, QM_STATE_FAILED);
-                qm_reply_error(call, e);
+                qm_reply_fail(call, e);
                 return;
         }
         if (!m->config->qmp && !m->killed_by_us) {
                 g_array_set_size(m->add_fds, 0);
                 machine_set_state(m, QM_STATE_RUNNING);
-                qm_reply_return(call, NULL);
+                qm_reply_ok(call);
                 return;
         }
-        m->launch_call = qm_calls_hold(m->daemon->calls, call);
+        m->launch_call = call;
         machine_set_state(m, QM_STATE_STARTING);
 }
 
@@ -696,11 +694,11 @@ static gboolean on_powerdown_timeout(gpointer data) {
 }
 
 /* Hold @call until QEMU exits; @timeout < 0: no limit, 0: the default. */
-static void add_exit_call(Machine *m, sd_bus_message *call, ExitKind kind, gboolean escalates, double timeout) {
+static void add_exit_call(Machine *m, QmReply *call, ExitKind kind, gboolean escalates, double timeout) {
         ExitCall *ec = g_new0(ExitCall, 1);
 
         ec->machine = m;
-        ec->call = qm_calls_hold(m->daemon->calls, call);
+        ec->call = call;
         ec->kind = kind;
         ec->escalates = escalates;
         if (timeout == 0)
@@ -713,9 +711,9 @@ static void add_exit_call(Machine *m, sd_bus_message *call, ExitKind kind, gbool
         g_ptr_array_add(m->exit_calls, ec);
 }
 
-void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double timeout) {
+void machine_shutdown(Machine *m, QmReply *call, gboolean hard, double timeout) {
         if (!machine_is_active(m)) {
-                qm_reply_return(call, NULL);
+                qm_reply_ok(call);
                 return;
         }
         if (m->state == QM_STATE_STARTING) {
@@ -741,9 +739,9 @@ void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double ti
                 machine_set_state(m, QM_STATE_STOPPING);
 }
 
-void machine_wait(Machine *m, sd_bus_message *call, double timeout) {
+void machine_wait(Machine *m, QmReply *call, double timeout) {
         if (!machine_is_active(m)) {
-                qm_reply_return(call, NULL);
+                qm_reply_ok(call);
                 return;
         }
         /* The caller expects QEMU to exit by itself: that exit is clean. */
@@ -751,9 +749,9 @@ void machine_wait(Machine *m, sd_bus_message *call, double timeout) {
         add_exit_call(m, call, EXIT_SOFT, FALSE, timeout);
 }
 
-void machine_powerdown(Machine *m, sd_bus_message *call, double timeout) {
+void machine_powerdown(Machine *m, QmReply *call, double timeout) {
         if (!machine_is_active(m)) {
-                qm_reply_return(call, NULL);
+                qm_reply_ok(call);
                 return;
         }
         if (!machine_qmp_send_powerdown(m, call))
@@ -774,9 +772,9 @@ void machine_forget_exit_calls(Machine *m, const char *unique_name) {
                 ExitCall *ec = g_ptr_array_index(m->exit_calls, i);
                 gboolean other_timer = FALSE;
 
-                if (!ec->call || g_strcmp0(sd_bus_message_get_sender(ec->call), unique_name) != 0)
+                if (!ec->call || g_strcmp0(qm_reply_sender(ec->call), unique_name) != 0)
                         continue;
-                qm_calls_release(m->daemon->calls, g_steal_pointer(&ec->call));
+                qm_reply_drop(g_steal_pointer(&ec->call));
                 for (guint j = 0; j < m->exit_calls->len; j++) {
                         ExitCall *other = g_ptr_array_index(m->exit_calls, j);
                         if (other != ec && other->timer && other->escalates)

@@ -78,7 +78,7 @@ struct Machine {
 
         GArray *add_fds; /* QmHeldFd */
         QmMigration *migration;
-        sd_bus_message *launch_call;
+        QmReply *launch_call;
         guint launch_timer;
         guint announce_seq_id;  /* EventSequence change to announce */
         guint reconnect_timer;  /* QMP of a taken-back QEMU, again */
@@ -116,41 +116,41 @@ int machine_export(Machine *m);
 void machine_unexport(Machine *m);
 
 /* Lifecycle; each takes the held method call and answers it later. */
-void machine_launch(Machine *m, sd_bus_message *call);
-void machine_shutdown(Machine *m, sd_bus_message *call, gboolean hard, double timeout);
-void machine_wait(Machine *m, sd_bus_message *call, double timeout);
+void machine_launch(Machine *m, QmReply *call);
+void machine_shutdown(Machine *m, QmReply *call, gboolean hard, double timeout);
+void machine_wait(Machine *m, QmReply *call, double timeout);
 
 /* QMP passthrough: @raw TRUE answers with the whole response (Qmp),
  * FALSE with the JSON of "return" or a QmpError (Command); @empty: reply
  * carries no value (Pause/Resume/Reset). */
 typedef enum { QMP_REPLY_RAW, QMP_REPLY_RETURN, QMP_REPLY_EMPTY } QmpReplyKind;
-void machine_qmp(Machine *m, sd_bus_message *call, const char *command, const char *arguments,
+void machine_qmp(Machine *m, QmReply *call, const char *command, const char *arguments,
                  QmpReplyKind kind);
 
 /* QMP migrate and wait for its end; see machine-migrate.c. */
-void machine_migrate(Machine *m, sd_bus_message *call, const char *uri, double timeout, gboolean offline,
+void machine_migrate(Machine *m, QmReply *call, const char *uri, double timeout, gboolean offline,
                      double cancel_after);
 
 /* The process runs and query-status answers in time; else Dead. */
-void machine_verify_alive(Machine *m, sd_bus_message *call);
+void machine_verify_alive(Machine *m, QmReply *call);
 
 /* AddFd: keep a dup of @fd for the next launch's -add-fd. */
-void machine_add_fd(Machine *m, sd_bus_message *call, int fd, guint32 fdset, const char *opaque,
+void machine_add_fd(Machine *m, QmReply *call, int fd, guint32 fdset, const char *opaque,
                     const char *opts);
 /* SendFd: QMP getfd with @fd passed by SCM_RIGHTS. */
-void machine_send_fd(Machine *m, sd_bus_message *call, const char *fdname, int fd);
+void machine_send_fd(Machine *m, QmReply *call, const char *fdname, int fd);
 
 /* machine-console.c */
-void machine_open_console(Machine *m, sd_bus_message *call);
-void machine_get_console_output(Machine *m, sd_bus_message *call);
+void machine_open_console(Machine *m, QmReply *call);
+void machine_get_console_output(Machine *m, QmReply *call);
 /* @keys: combos like "ctrl-alt-delete"; answered after QEMU took all. */
-void machine_send_keys(Machine *m, sd_bus_message *call, char **keys, guint hold_ms);
+void machine_send_keys(Machine *m, QmReply *call, char **keys, guint hold_ms);
 
 /* ACPI power button, then wait (BaseVM destroy(gracefully=True)). */
-void machine_powerdown(Machine *m, sd_bus_message *call, double timeout);
+void machine_powerdown(Machine *m, QmReply *call, double timeout);
 
 /* Answers with (t seq, s event) now or when a match arrives. */
-void machine_wait_event(Machine *m, sd_bus_message *call, QmEventFilters *filters,
+void machine_wait_event(Machine *m, QmReply *call, QmEventFilters *filters,
                         guint64 after, double timeout);
 
 /* A client left the bus: drop its WaitEvent calls (nobody to answer). */
