@@ -16,8 +16,8 @@ static void found_crash(Machine *m, char *text) {
         g_message("machine %s: kernel crash on the console: %s", m->name, text);
         g_free(m->kernel_crash);
         m->kernel_crash = text;
-        machine_emit_changed(m, props);
-        machine_emit_crash(m, text);
+        machine_notify_changed(m, props);
+        machine_notify_crash(m, text);
 }
 
 static void on_console_output(QmConsole *c, const char *data, gsize len, gpointer userdata) {

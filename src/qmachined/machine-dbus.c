@@ -470,21 +470,12 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int machine_export(Machine *m) {
-        return sd_bus_add_object_vtable(m->daemon->bus, &m->vtable_slot, m->path, QM_MACHINE_IFACE,
-                                        machine_vtable, m);
-}
-
-void machine_unexport(Machine *m) {
-        m->vtable_slot = sd_bus_slot_unref(m->vtable_slot);
-}
-
 /* Bytes the bus daemon has not read from us yet. sd-bus makes the socket
  * buffer 8 MiB: full, it would hold tens of thousands of signals ahead of
  * any answer. */
 #define BUS_BACKLOG_BYTES (16 * 1024)
 
-gboolean machine_bus_congested(Machine *m) {
+static gboolean notify_congested(Machine *m) {
         uint64_t queued;
         int unread = 0;
 
@@ -500,23 +491,45 @@ static void check_emitted(Machine *m, const char *what, int r) {
                 g_warning("machine %s: cannot emit %s: %s", m->name, what, g_strerror(-r));
 }
 
-void machine_emit_changed(Machine *m, char **properties) {
-        if (m->vtable_slot)
-                check_emitted(m, "PropertiesChanged",
-                              sd_bus_emit_properties_changed_strv(m->daemon->bus, m->path, QM_MACHINE_IFACE,
-                                                                  properties));
+static void notify_changed(Machine *m, char **properties) {
+        check_emitted(m, "PropertiesChanged",
+                      sd_bus_emit_properties_changed_strv(m->daemon->bus, m->path, QM_MACHINE_IFACE, properties));
 }
 
-void machine_emit_event(Machine *m, const QmEvent *e) {
-        if (m->vtable_slot)
-                check_emitted(m, "Event",
-                              sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "Event", "sstt", e->name,
-                                                 e->data_json, e->seq, e->timestamp_us));
+static void notify_event(Machine *m, const QmEvent *e) {
+        check_emitted(m, "Event",
+                      sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "Event", "sstt", e->name,
+                                         e->data_json, e->seq, e->timestamp_us));
 }
 
-void machine_emit_crash(Machine *m, const char *text) {
-        if (m->vtable_slot)
-                check_emitted(m, "KernelCrashDetected",
-                              sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "KernelCrashDetected",
-                                                 "s", text));
+static void notify_crash(Machine *m, const char *text) {
+        check_emitted(m, "KernelCrashDetected",
+                      sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "KernelCrashDetected", "s",
+                                         text));
+}
+
+/* The object goes with the machine (m->front is its vtable slot). */
+static void notify_freed(Machine *m) {
+        sd_bus_slot_unref(m->front);
+        m->front = NULL;
+        m->notify = NULL;
+}
+
+static const MachineNotify dbus_notify = {
+        .changed = notify_changed,
+        .event = notify_event,
+        .crash = notify_crash,
+        .congested = notify_congested,
+        .freed = notify_freed,
+};
+
+int machine_export(Machine *m) {
+        sd_bus_slot *slot = NULL;
+        int r = sd_bus_add_object_vtable(m->daemon->bus, &slot, m->path, QM_MACHINE_IFACE, machine_vtable, m);
+
+        if (r < 0)
+                return r;
+        m->front = slot;
+        m->notify = &dbus_notify;
+        return r;
 }

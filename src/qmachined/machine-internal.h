@@ -38,9 +38,22 @@ void machine_console_start(Machine *m, int fd, gboolean append_log);
 void machine_console_stop(Machine *m);
 void machine_console_reset(Machine *m);
 
-/* machine-dbus.c */
-/* The bus connection has more queued than its socket takes. */
-gboolean machine_bus_congested(Machine *m);
-void machine_emit_changed(Machine *m, char **properties);
-void machine_emit_event(Machine *m, const QmEvent *e);
-void machine_emit_crash(Machine *m, const char *text);
+/* Reports up, through the installed MachineNotify (if any). */
+static inline void machine_notify_changed(Machine *m, char **properties) {
+        if (m->notify && m->notify->changed)
+                m->notify->changed(m, properties);
+}
+
+static inline void machine_notify_event(Machine *m, const QmEvent *e) {
+        if (m->notify && m->notify->event)
+                m->notify->event(m, e);
+}
+
+static inline void machine_notify_crash(Machine *m, const char *text) {
+        if (m->notify && m->notify->crash)
+                m->notify->crash(m, text);
+}
+
+static inline gboolean machine_notify_congested(Machine *m) {
+        return m->notify && m->notify->congested && m->notify->congested(m);
+}

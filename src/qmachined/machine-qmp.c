@@ -37,7 +37,7 @@ static void set_run_state(Machine *m, const char *rs) {
         char *props[] = { "RunState", NULL };
 
         if (update_run_state(m, rs))
-                machine_emit_changed(m, props);
+                machine_notify_changed(m, props);
 }
 
 static const char *status_of(JsonNode *reply) {
@@ -138,7 +138,7 @@ static gboolean on_announce_sequence(gpointer data) {
         char *props[] = { "EventSequence", NULL };
 
         m->announce_seq_id = 0;
-        machine_emit_changed(m, props);
+        machine_notify_changed(m, props);
         return G_SOURCE_REMOVE;
 }
 
@@ -153,10 +153,10 @@ static void on_event(QmpClient *c, JsonNode *node, const char *text, gsize len, 
                 machine_save_record(m);
 
         qm_event_ring_push(m->events, e);
-        machine_emit_event(m, e);
+        machine_notify_event(m, e);
         if (track_run_state(m, e)) {
                 g_clear_handle_id(&m->announce_seq_id, g_source_remove);
-                machine_emit_changed(m, props);
+                machine_notify_changed(m, props);
         } else if (!m->announce_seq_id) {
                 m->announce_seq_id = g_idle_add_full(G_PRIORITY_DEFAULT, on_announce_sequence, m, NULL);
         }
@@ -234,7 +234,7 @@ static void on_closed(QmpClient *c, const char *reason, gpointer data) {
  * while the bus connection is backed up, rather than queueing without
  * bound ahead of every other machine's answers. */
 static gboolean may_read(QmpClient *c, gpointer data) {
-        return !machine_bus_congested(data);
+        return !machine_notify_congested(data);
 }
 
 QmpClient *machine_qmp_connect(Machine *m, int fd) {

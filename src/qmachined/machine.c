@@ -192,7 +192,8 @@ void machine_free(Machine *m) {
         qm_reply_drop(g_steal_pointer(&m->launch_call));
         g_ptr_array_unref(m->exit_calls);
         g_array_unref(m->add_fds);
-        machine_unexport(m);
+        if (m->notify && m->notify->freed)
+                m->notify->freed(m);
         qm_event_ring_free(m->events);
         qm_byte_ring_free(m->console_output);
         qm_crash_scan_free(m->crash_scan);
@@ -229,7 +230,7 @@ void machine_set_state(Machine *m, QmState state) {
                 "QemuVersion", "CommandLine", "LaunchTimestamp", "KernelCrash", NULL,
         };
         m->state = state;
-        machine_emit_changed(m, (char **)props);
+        machine_notify_changed(m, (char **)props);
 }
 
 static char *read_log_tail(Machine *m, gsize max) {

@@ -1,8 +1,6 @@
 /* One virtual machine: its config, its state machine and its QEMU. */
 #pragma once
 
-#include <systemd/sd-bus.h>
-
 #include "config.h"
 #include "console.h"
 #include "daemon.h"
@@ -37,6 +35,25 @@ const char *qm_state_to_string(QmState s);
 typedef struct Machine Machine;
 typedef struct QmMigration QmMigration;
 
+/*
+ * How a machine reports up, to whatever serves it (machine-dbus.c
+ * installs one): the model calls these and knows nothing of the bus.
+ * Every member is optional.
+ */
+typedef struct {
+        /* @properties changed (NULL-terminated names of the interface). */
+        void (*changed)(Machine *m, char **properties);
+        /* A QMP event arrived (already numbered and retained). */
+        void (*event)(Machine *m, const QmEvent *e);
+        /* The console showed a kernel crash. */
+        void (*crash)(Machine *m, const char *text);
+        /* The front end cannot pass more on now (its output is backed up):
+         * QEMU's output should wait. */
+        gboolean (*congested)(Machine *m);
+        /* The machine object is about to be freed. */
+        void (*freed)(Machine *m);
+} MachineNotify;
+
 /* An fd given with AddFd, kept for the next launch. */
 typedef struct {
         int fd;
@@ -51,7 +68,8 @@ struct Machine {
         char *path;
         QmConfig *config;
         GVariant *config_variant; /* the Config property, built once */
-        sd_bus_slot *vtable_slot;
+        const MachineNotify *notify;
+        gpointer front; /* the front end's own data */
 
         QmState state;
         char *run_state;
@@ -111,9 +129,8 @@ pid_t machine_pid(Machine *m);
  * unknown. */
 void machine_reattach(Machine *m, const QmRunRecord *r);
 
-/* D-Bus export (machine-dbus.c). */
+/* D-Bus export (machine-dbus.c): installs its MachineNotify. */
 int machine_export(Machine *m);
-void machine_unexport(Machine *m);
 
 /* Lifecycle; each takes the held method call and answers it later. */
 void machine_launch(Machine *m, QmReply *call);
