@@ -1,13 +1,15 @@
 /*
  * Authorization without blocking the main loop. A method handler asks
- * qm_auth_check(); when the answer is not known yet, the caller's uid is
- * fetched from the bus (GetConnectionUnixUser) and, for uids other than 0,
- * polkit's CheckAuthorization is called, both asynchronously. The verdict
- * is stored for that one message, which is put back into sd-bus's read
- * queue (sd_bus_enqueue_for_read, as systemd does); the handler runs again
- * and takes the verdict. Verdicts are never reused for another call:
- * caching (auth_admin_keep) is polkit's business. Only the uid of a unique
- * bus name is remembered, which cannot change while that name exists.
+ * qm_auth_check(). One function decides from the caller's uid: allowed,
+ * denied, or polkit must be asked. When the uid is known (remembered per
+ * unique bus name, which cannot change while that name exists) and
+ * decides, the answer is given at once. Otherwise a query is started:
+ * the uid is fetched from the bus (GetConnectionUnixUser) and/or polkit's
+ * CheckAuthorization is called, both asynchronously. The verdict is
+ * stored for that one message, which is put back into sd-bus's read
+ * queue (sd_bus_enqueue_for_read, as systemd does); the handler runs
+ * again and takes the verdict. Verdicts are never reused for another
+ * call: caching (auth_admin_keep) is polkit's business.
  */
 #include <stdarg.h>
 #include <unistd.h>
@@ -39,10 +41,7 @@ typedef struct {
         sd_bus_message *call;
         sd_bus_slot *slot;
         gboolean done;
-        gboolean allowed;
-        gboolean starting; /* decided inside qm_auth_check(): no requeue */
-        char *error_name;
-        char *error_message;
+        sd_bus_error error; /* set: denied */
         QmAuthAction action;
         char *machine;
         char *command;
@@ -60,8 +59,7 @@ static void query_free(gpointer p) {
         AuthQuery *q = p;
         sd_bus_slot_unref(q->slot);
         qm_calls_release(q->auth->calls, q->call);
-        g_free(q->error_name);
-        g_free(q->error_message);
+        sd_bus_error_free(&q->error);
         g_free(q->machine);
         g_free(q->command);
         g_free(q);
@@ -86,30 +84,63 @@ void qm_auth_free(QmAuth *a) {
         g_free(a);
 }
 
-/* The verdict is in: run the handler again. */
-static void query_finish(AuthQuery *q, gboolean allowed, const char *error_name, const char *fmt, ...)
-        G_GNUC_PRINTF(4, 5);
-static void query_finish(AuthQuery *q, gboolean allowed, const char *error_name, const char *fmt, ...) {
-        va_list ap;
+/*
+ * The one decision from a caller's uid: 1 allowed, 0 polkit must be asked,
+ * < 0 denied (@error set).
+ */
+static int decide_for_uid(QmAuth *a, uid_t uid, sd_bus_error *error) {
+        if (a->mode == QM_AUTH_SESSION) {
+                /* the session's owner only; root is no exception here */
+                if (uid == a->own_uid)
+                        return 1;
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Only uid %u may use this session service", (unsigned)a->own_uid);
+        }
+        return uid == 0 ? 1 : 0;
+}
+
+/* The caller's uid if this daemon learned it already. */
+static gboolean lookup_uid(QmAuth *a, const char *sender, uid_t *uid) {
+        gpointer known = g_hash_table_lookup(a->uids, sender);
+
+        if (!known)
+                return FALSE;
+        *uid = GPOINTER_TO_UINT(known) - 1;
+        return TRUE;
+}
+
+static void remember_uid(QmAuth *a, const char *sender, uid_t uid) {
+        g_hash_table_insert(a->uids, g_strdup(sender), GUINT_TO_POINTER(uid + 1));
+}
+
+/* The verdict is in (@denial NULL: allowed): run the handler again. */
+static void query_finish(AuthQuery *q, const sd_bus_error *denial) {
         int r;
 
         q->done = TRUE;
-        q->allowed = allowed;
         q->slot = sd_bus_slot_unref(q->slot);
-        if (!allowed) {
-                q->error_name = g_strdup(error_name);
-                va_start(ap, fmt);
-                q->error_message = g_strdup_vprintf(fmt, ap);
-                va_end(ap);
-        }
-        if (q->starting)
-                return;
+        if (denial)
+                sd_bus_error_copy(&q->error, denial);
         r = sd_bus_enqueue_for_read(q->auth->bus, q->call);
         if (r < 0) {
                 g_warning("cannot requeue an authorized call: %s", g_strerror(-r));
                 qm_reply_errorf(q->call, SD_BUS_ERROR_FAILED, "internal error after authorization");
                 g_hash_table_remove(q->auth->queries, q->call);
         }
+}
+
+static void query_deny(AuthQuery *q, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void query_deny(AuthQuery *q, const char *name, const char *fmt, ...) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_autofree char *message = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        message = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        sd_bus_error_set(&e, name, message);
+        query_finish(q, &e);
+        sd_bus_error_free(&e);
 }
 
 static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -119,25 +150,23 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
         if (e) {
                 /* Fail closed: no polkit, no access. */
-                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED,
-                             "Authorization failed: polkit is unavailable (%s)", e->message ? e->message : e->name);
+                query_deny(q, SD_BUS_ERROR_ACCESS_DENIED, "Authorization failed: polkit is unavailable (%s)",
+                           e->message ? e->message : e->name);
                 return 0;
         }
         if (sd_bus_message_enter_container(reply, 'r', "bba{ss}") < 0 ||
             sd_bus_message_read(reply, "bb", &authorized, &challenge) < 0) {
-                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED,
-                             "Authorization failed: polkit sent an unreadable answer");
+                query_deny(q, SD_BUS_ERROR_ACCESS_DENIED, "Authorization failed: polkit sent an unreadable answer");
                 return 0;
         }
         if (authorized)
-                query_finish(q, TRUE, NULL, NULL);
+                query_finish(q, NULL);
         else if (challenge && !sd_bus_message_get_allow_interactive_authorization(q->call))
-                query_finish(q, FALSE, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
-                             "Interactive authentication is required for %s; call with interaction allowed",
-                             action_ids[q->action]);
+                query_deny(q, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+                           "Interactive authentication is required for %s; call with interaction allowed",
+                           action_ids[q->action]);
         else
-                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized: polkit denied %s",
-                             action_ids[q->action]);
+                query_deny(q, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized: polkit denied %s", action_ids[q->action]);
         return 0;
 }
 
@@ -172,71 +201,62 @@ static int ask_polkit(AuthQuery *q) {
                                  interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : POLKIT_TIMEOUT_USEC);
 }
 
-/* Decide from the uid alone where possible; else ask polkit. */
-static void decide_for_uid(AuthQuery *q, uid_t uid) {
-        int r;
-
-        if (q->auth->mode == QM_AUTH_SESSION) {
-                /* the session's owner only; root is no exception here */
-                if (uid == q->auth->own_uid)
-                        query_finish(q, TRUE, NULL, NULL);
-                else
-                        query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED,
-                                     "Only uid %u may use this session service", (unsigned)q->auth->own_uid);
-                return;
-        }
-        if (uid == 0) {
-                query_finish(q, TRUE, NULL, NULL);
-                return;
-        }
-        r = ask_polkit(q);
-        if (r < 0)
-                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED,
-                             "Authorization failed: cannot ask polkit (%s)", g_strerror(-r));
-}
-
 static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        sd_bus_error denial = SD_BUS_ERROR_NULL;
         AuthQuery *q = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         uint32_t uid;
+        int r;
 
         q->slot = sd_bus_slot_unref(q->slot);
         if (e || sd_bus_message_read(reply, "u", &uid) < 0) {
-                query_finish(q, FALSE, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is: %s",
-                             e && e->message ? e->message : "no answer from the bus");
+                query_deny(q, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is: %s",
+                           e && e->message ? e->message : "no answer from the bus");
                 return 0;
         }
-        g_hash_table_insert(q->auth->uids, g_strdup(sd_bus_message_get_sender(q->call)),
-                            GUINT_TO_POINTER(uid + 1));
-        decide_for_uid(q, uid);
+        remember_uid(q->auth, sd_bus_message_get_sender(q->call), uid);
+        r = decide_for_uid(q->auth, uid, &denial);
+        if (r > 0)
+                query_finish(q, NULL);
+        else if (r < 0) {
+                query_finish(q, &denial);
+                sd_bus_error_free(&denial);
+        } else if ((r = ask_polkit(q)) < 0)
+                query_deny(q, SD_BUS_ERROR_ACCESS_DENIED, "Authorization failed: cannot ask polkit (%s)",
+                           g_strerror(-r));
         return 0;
 }
 
-static int start_query(QmAuth *a, sd_bus_message *call, QmAuthAction action, const char *machine,
-                       const char *command) {
-        const char *sender = sd_bus_message_get_sender(call);
-        gpointer known = g_hash_table_lookup(a->uids, sender);
+static AuthQuery *query_new(QmAuth *a, sd_bus_message *call, QmAuthAction action, const char *machine,
+                            const char *command) {
         AuthQuery *q = g_new0(AuthQuery, 1);
-        int r = 0;
 
         q->auth = a;
         q->call = qm_calls_hold(a->calls, call);
+        q->error = SD_BUS_ERROR_NULL;
         q->action = action;
         q->machine = g_strdup(machine);
         q->command = g_strdup(command);
         g_hash_table_insert(a->queries, call, q);
-        if (known) {
-                q->starting = TRUE;
-                decide_for_uid(q, GPOINTER_TO_UINT(known) - 1);
-                q->starting = FALSE;
+        return q;
+}
+
+/* Ask the bus daemon, which, unlike the message, knows the sender's uid. */
+static int ask_uid(AuthQuery *q) {
+        return sd_bus_call_method_async(q->auth->bus, &q->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                        "org.freedesktop.DBus", "GetConnectionUnixUser", on_uid_reply, q, "s",
+                                        sd_bus_message_get_sender(q->call));
+}
+
+/* A check held earlier for @q's message: take its verdict, once. */
+static int take_verdict(QmAuth *a, AuthQuery *q, sd_bus_error *error) {
+        int r = 1;
+
+        if (!q->done)
                 return 0;
-        }
-        /* The bus daemon, not the message, knows the sender's uid. */
-        r = sd_bus_call_method_async(a->bus, &q->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetConnectionUnixUser", on_uid_reply, q, "s",
-                                     sender);
-        if (r < 0)
-                g_hash_table_remove(a->queries, call);
+        if (sd_bus_error_is_set(&q->error))
+                r = sd_bus_error_copy(error, &q->error);
+        g_hash_table_remove(a->queries, q->call);
         return r;
 }
 
@@ -244,20 +264,12 @@ int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const ch
                   const char *command, sd_bus_error *error) {
         const char *sender = sd_bus_message_get_sender(call);
         AuthQuery *q = g_hash_table_lookup(a->queries, call);
-        gpointer known;
+        gboolean known;
+        uid_t uid;
         int r;
 
-        if (q) {
-                if (!q->done)
-                        return 0;
-                if (q->allowed) {
-                        g_hash_table_remove(a->queries, call);
-                        return 1;
-                }
-                r = sd_bus_error_set(error, q->error_name, q->error_message);
-                g_hash_table_remove(a->queries, call);
-                return r;
-        }
+        if (q)
+                return take_verdict(a, q, error);
         if (!sender)
                 return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller without a bus name");
         /* Every method that may hold its message comes through here first. */
@@ -265,26 +277,22 @@ int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const ch
         if (r < 0)
                 return r;
 
-        /* The fast path: a caller known to be root, or our own session. */
-        known = g_hash_table_lookup(a->uids, sender);
+        known = lookup_uid(a, sender, &uid);
         if (known) {
-                uid_t uid = GPOINTER_TO_UINT(known) - 1;
-                if (a->mode == QM_AUTH_SESSION) {
-                        if (uid == a->own_uid)
-                                return 1;
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "Only uid %u may use this session service", (unsigned)a->own_uid);
-                }
-                if (uid == 0)
-                        return 1;
+                r = decide_for_uid(a, uid, error);
+                if (r != 0)
+                        return r;
         }
-        r = start_query(a, call, action, machine, command);
-        if (r < 0)
+        q = query_new(a, call, action, machine, command);
+        r = known ? ask_polkit(q) : ask_uid(q);
+        if (r < 0) {
+                g_hash_table_remove(a->queries, call);
+                if (known)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "Authorization failed: cannot ask polkit (%s)", g_strerror(-r));
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Authorization failed: %s",
                                          g_strerror(-r));
-        q = g_hash_table_lookup(a->queries, call);
-        if (q && q->done) /* decided at once from a known uid: take it now */
-                return qm_auth_check(a, call, action, machine, command, error);
+        }
         return 0;
 }
 

@@ -1,6 +1,7 @@
 /* org.qmachine.QMachine1.Manager and the ObjectManager at its path. */
 #include "build-config.h"
 #include "bus-gvariant.h"
+#include "dbus-common.h"
 #include "images-dbus.h"
 #include "manager.h"
 #include "names.h"
@@ -25,9 +26,7 @@ static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
-        r = qm_auth_check(mgr->daemon->auth, msg, QM_AUTH_ADMIN, name, NULL, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
+        QM_AUTHORIZE(mgr->daemon->auth, msg, QM_AUTH_ADMIN, name, NULL, error);
         r = bus_message_read_gvariant(msg, &asv);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read config: %s",
@@ -53,9 +52,7 @@ static int method_clone_machine(sd_bus_message *msg, void *userdata, sd_bus_erro
         r = sd_bus_message_read(msg, "ss", &name, &new_name);
         if (r < 0)
                 return r;
-        r = qm_auth_check(mgr->daemon->auth, msg, QM_AUTH_ADMIN, new_name, NULL, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
+        QM_AUTHORIZE(mgr->daemon->auth, msg, QM_AUTH_ADMIN, new_name, NULL, error);
         r = bus_message_read_gvariant(msg, &overrides);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read overrides: %s",
@@ -134,17 +131,11 @@ static int method_remove_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
-        r = qm_auth_check(MGR(userdata)->daemon->auth, msg, QM_AUTH_ADMIN, name, NULL, error);
-        if (r <= 0)
-                return r < 0 ? r : 1;
+        QM_AUTHORIZE(MGR(userdata)->daemon->auth, msg, QM_AUTH_ADMIN, name, NULL, error);
         if (!manager_remove_machine(MGR(userdata), name, &e))
                 return reply_error(error, e);
         return sd_bus_reply_method_return(msg, NULL);
 }
-
-#define PROPERTY_GETTER(fn) \
-        static int fn(sd_bus *bus, const char *path, const char *interface, const char *property, \
-                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
 
 PROPERTY_GETTER(prop_version) { return sd_bus_message_append(reply, "s", PACKAGE_VERSION); }
 PROPERTY_GETTER(prop_default_binary) {
@@ -156,8 +147,6 @@ PROPERTY_GETTER(prop_image_directory) {
 PROPERTY_GETTER(prop_machine_count) {
         return sd_bus_message_append(reply, "u", (uint32_t)g_hash_table_size(MGR(userdata)->machines));
 }
-
-#define ANYONE SD_BUS_VTABLE_UNPRIVILEGED
 
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
