@@ -161,3 +161,108 @@ gboolean qm_event_filters_match(const QmEventFilters *f, const QmEvent *e) {
         }
         return FALSE;
 }
+
+typedef struct {
+        QmEventWaiters *owner;
+        QmEventFilters *filters;
+        guint timer;
+        QmEventWaitFunc func;
+        gpointer data;
+        GDestroyNotify destroy;
+} Waiter;
+
+struct QmEventWaiters {
+        GQueue queue; /* Waiter, oldest first */
+};
+
+QmEventWaiters *qm_event_waiters_new(void) {
+        return g_new0(QmEventWaiters, 1);
+}
+
+static void waiter_free(Waiter *x) {
+        if (x->timer)
+                g_source_remove(x->timer);
+        qm_event_filters_free(x->filters);
+        if (x->destroy)
+                x->destroy(x->data);
+        g_free(x);
+}
+
+static gboolean on_waiter_timeout(gpointer p) {
+        Waiter *x = p;
+
+        x->timer = 0;
+        g_queue_remove(&x->owner->queue, x);
+        x->func(QM_EVENT_WAIT_TIMEOUT, NULL, x->data);
+        waiter_free(x);
+        return G_SOURCE_REMOVE;
+}
+
+void qm_event_waiters_free(QmEventWaiters *w) {
+        if (!w)
+                return;
+        qm_event_waiters_end(w, FALSE);
+        g_free(w);
+}
+
+guint qm_event_waiters_count(QmEventWaiters *w) {
+        return g_queue_get_length(&w->queue);
+}
+
+void qm_event_waiters_add(QmEventWaiters *w, QmEventFilters *filters, double timeout, QmEventWaitFunc func,
+                          gpointer data, GDestroyNotify destroy) {
+        Waiter *x = g_new0(Waiter, 1);
+
+        x->owner = w;
+        x->filters = filters;
+        x->func = func;
+        x->data = data;
+        x->destroy = destroy;
+        if (timeout > 0)
+                x->timer = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT), on_waiter_timeout, x);
+        g_queue_push_tail(&w->queue, x);
+}
+
+void qm_event_waiters_wake(QmEventWaiters *w, const QmEvent *e) {
+        GQueue matched = G_QUEUE_INIT;
+        GList *l = w->queue.head;
+        Waiter *x;
+
+        /* Take them all out first: callbacks then cannot touch them. */
+        while (l) {
+                GList *next = l->next;
+                if (qm_event_filters_match(((Waiter *)l->data)->filters, e)) {
+                        g_queue_unlink(&w->queue, l);
+                        g_queue_push_tail_link(&matched, l);
+                }
+                l = next;
+        }
+        while ((x = g_queue_pop_head(&matched))) {
+                x->func(QM_EVENT_WAIT_MATCHED, e, x->data);
+                waiter_free(x);
+        }
+}
+
+void qm_event_waiters_end(QmEventWaiters *w, gboolean notify) {
+        Waiter *x;
+
+        while ((x = g_queue_pop_head(&w->queue))) {
+                if (notify)
+                        x->func(QM_EVENT_WAIT_ENDED, NULL, x->data);
+                waiter_free(x);
+        }
+}
+
+void qm_event_waiters_drop_if(QmEventWaiters *w, gboolean (*pred)(gpointer data, gpointer user), gpointer user) {
+        GList *l = w->queue.head;
+
+        while (l) {
+                GList *next = l->next;
+                Waiter *x = l->data;
+                if (pred(x->data, user)) {
+                        g_queue_delete_link(&w->queue, l);
+                        waiter_free(x);
+                }
+                l = next;
+        }
+}

@@ -52,3 +52,33 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmEventFilters, qm_event_filters_free)
 gboolean qm_event_filters_add(QmEventFilters *f, const char *name, const char *match_json,
                               QmError **error);
 gboolean qm_event_filters_match(const QmEventFilters *f, const QmEvent *e);
+
+/*
+ * WaitEvent callers: each waits for the first event its filters match,
+ * until its timeout. The owner hears how each one ended through its
+ * callback; the waiters know nothing of who asked.
+ */
+typedef enum {
+        QM_EVENT_WAIT_MATCHED, /* @e matched */
+        QM_EVENT_WAIT_TIMEOUT,
+        QM_EVENT_WAIT_ENDED,   /* qm_event_waiters_end(): the event source ended */
+} QmEventWaitEnd;
+
+typedef void (*QmEventWaitFunc)(QmEventWaitEnd how, const QmEvent *e, gpointer data);
+
+typedef struct QmEventWaiters QmEventWaiters;
+
+QmEventWaiters *qm_event_waiters_new(void);
+/* Drops every waiter (no callback; their @destroy runs). */
+void qm_event_waiters_free(QmEventWaiters *w);
+guint qm_event_waiters_count(QmEventWaiters *w);
+/* Takes @filters; @timeout in seconds, <= 0 for none. @destroy (may be
+ * NULL) frees @data once the waiter is gone, after its callback. */
+void qm_event_waiters_add(QmEventWaiters *w, QmEventFilters *filters, double timeout, QmEventWaitFunc func,
+                          gpointer data, GDestroyNotify destroy);
+/* Ends the waiters that @e matches, in the order they came. */
+void qm_event_waiters_wake(QmEventWaiters *w, const QmEvent *e);
+/* Ends every waiter: with QM_EVENT_WAIT_ENDED, or silently (@notify FALSE). */
+void qm_event_waiters_end(QmEventWaiters *w, gboolean notify);
+/* Drops, silently, the waiters whose @data @pred accepts. */
+void qm_event_waiters_drop_if(QmEventWaiters *w, gboolean (*pred)(gpointer data, gpointer user), gpointer user);

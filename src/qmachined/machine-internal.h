@@ -21,9 +21,6 @@ QmpClient *machine_qmp_connect(Machine *m, int fd);
 gboolean machine_qmp_send_quit(Machine *m);
 /* FALSE after answering @call with why the monitor cannot be used. */
 gboolean machine_qmp_send_powerdown(Machine *m, QmReply *call);
-/* Answer every WaitEvent caller with NotRunning (@why) or, when @why is
- * NULL, just drop them (daemon exit). */
-void machine_fail_waiters(Machine *m, const char *why);
 
 /* machine-migrate.c: answer a running Migrate with MigrateFailed. */
 void machine_migration_abort(Machine *m, const char *why);

@@ -14,13 +14,6 @@
 typedef struct {
         Machine *machine;
         QmReply *call;
-        guint timer;
-        QmEventFilters *filters;
-} EventWaiter;
-
-typedef struct {
-        Machine *machine;
-        QmReply *call;
         QmpReplyKind kind;
 } QmpCall;
 
@@ -104,33 +97,6 @@ static gboolean track_run_state(Machine *m, const QmEvent *e) {
         return FALSE;
 }
 
-static void waiter_free(EventWaiter *w) {
-        if (w->timer)
-                g_source_remove(w->timer);
-        qm_reply_drop(w->call);
-        qm_event_filters_free(w->filters);
-        g_free(w);
-}
-
-static void waiter_remove(EventWaiter *w) {
-        w->machine->waiters = g_list_remove(w->machine->waiters, w);
-        waiter_free(w);
-}
-
-static void wake_waiters(Machine *m, const QmEvent *e) {
-        GList *l = m->waiters;
-
-        while (l) {
-                GList *next = l->next;
-                EventWaiter *w = l->data;
-                if (qm_event_filters_match(w->filters, e)) {
-                        qm_reply_value(g_steal_pointer(&w->call), "ts", e->seq, e->json);
-                        waiter_remove(w);
-                }
-                l = next;
-        }
-}
-
 /* EventSequence changes with every event: announced once per burst,
  * from an idle callback, rather than one signal per event. */
 static gboolean on_announce_sequence(gpointer data) {
@@ -160,7 +126,7 @@ static void on_event(QmpClient *c, JsonNode *node, const char *text, gsize len, 
         } else if (!m->announce_seq_id) {
                 m->announce_seq_id = g_idle_add_full(G_PRIORITY_DEFAULT, on_announce_sequence, m, NULL);
         }
-        wake_waiters(m, e);
+        qm_event_waiters_wake(m->waiters, e);
 }
 
 static void on_launch_status(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
@@ -333,20 +299,41 @@ void machine_qmp(Machine *m, QmReply *call, const char *command, const char *arg
                 qmp_client_execute_text(m->qmp, command, arguments, m->config->qmp_timeout, on_qmp_reply, qc);
 }
 
-static gboolean on_waiter_timeout(gpointer data) {
-        EventWaiter *w = data;
+/* A WaitEvent caller: the machine (for messages) and its held call. */
+typedef struct {
+        Machine *machine;
+        QmReply *call;
+} WaitCall;
 
-        w->timer = 0;
-        qm_reply_failf(g_steal_pointer(&w->call), QM_ERROR_TIMEOUT, "No matching event on '%s' in time",
-                                   w->machine->name);
-        waiter_remove(w);
-        return G_SOURCE_REMOVE;
+static void wait_call_free(gpointer p) {
+        WaitCall *wc = p;
+
+        qm_reply_drop(wc->call);
+        g_free(wc);
+}
+
+static void on_wait_end(QmEventWaitEnd how, const QmEvent *e, gpointer data) {
+        WaitCall *wc = data;
+
+        switch (how) {
+        case QM_EVENT_WAIT_MATCHED:
+                qm_reply_value(g_steal_pointer(&wc->call), "ts", e->seq, e->json);
+                break;
+        case QM_EVENT_WAIT_TIMEOUT:
+                qm_reply_failf(g_steal_pointer(&wc->call), QM_ERROR_TIMEOUT, "No matching event on '%s' in time",
+                               wc->machine->name);
+                break;
+        case QM_EVENT_WAIT_ENDED:
+                qm_reply_failf(g_steal_pointer(&wc->call), QM_ERROR_NOT_RUNNING,
+                               "Machine '%s' stopped before a matching event came", wc->machine->name);
+                break;
+        }
 }
 
 void machine_wait_event(Machine *m, QmReply *call, QmEventFilters *filters, guint64 after,
                         double timeout) {
         const QmEvent *e;
-        EventWaiter *w;
+        WaitCall *wc;
 
         for (guint i = 0; (e = qm_event_ring_nth_after(m->events, after, i)); i++) {
                 if (qm_event_filters_match(filters, e)) {
@@ -362,50 +349,29 @@ void machine_wait_event(Machine *m, QmReply *call, QmEventFilters *filters, guin
         }
         if (!machine_is_active(m)) {
                 qm_reply_failf(call, QM_ERROR_NOT_RUNNING,
-                                           "Machine '%s' is not running and no retained event matches", m->name);
+                               "Machine '%s' is not running and no retained event matches", m->name);
                 qm_event_filters_free(filters);
                 return;
         }
-        if (g_list_length(m->waiters) >= m->daemon->limits.max_waiters) {
-                qm_reply_failf(call, QM_ERROR_LIMIT_EXCEEDED,
-                                           "Machine '%s' already has %u WaitEvent callers", m->name,
-                                           m->daemon->limits.max_waiters);
+        if (qm_event_waiters_count(m->waiters) >= m->daemon->limits.max_waiters) {
+                qm_reply_failf(call, QM_ERROR_LIMIT_EXCEEDED, "Machine '%s' already has %u WaitEvent callers",
+                               m->name, m->daemon->limits.max_waiters);
                 qm_event_filters_free(filters);
                 return;
         }
-        w = g_new0(EventWaiter, 1);
-        w->machine = m;
-        w->call = call;
-        w->filters = filters;
-        if (timeout > 0)
-                w->timer = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT), on_waiter_timeout, w);
-        m->waiters = g_list_append(m->waiters, w);
+        wc = g_new0(WaitCall, 1);
+        wc->machine = m;
+        wc->call = call;
+        qm_event_waiters_add(m->waiters, filters, timeout, on_wait_end, wc, wait_call_free);
 }
 
-void machine_fail_waiters(Machine *m, const char *why) {
-        GList *list = g_steal_pointer(&m->waiters);
-
-        for (GList *l = list; l; l = l->next) {
-                EventWaiter *w = l->data;
-                if (why)
-                        qm_reply_failf(g_steal_pointer(&w->call), QM_ERROR_NOT_RUNNING,
-                                                   "Machine '%s' %s before a matching event came", m->name, why);
-                waiter_free(w);
-        }
-        g_list_free(list);
+static gboolean wait_call_of(gpointer data, gpointer sender) {
+        return g_strcmp0(qm_reply_sender(((WaitCall *)data)->call), sender) == 0;
 }
 
 void machine_forget_client(Machine *m, const char *unique_name) {
-        GList *l = m->waiters;
-
         machine_forget_exit_calls(m, unique_name);
-        while (l) {
-                GList *next = l->next;
-                EventWaiter *w = l->data;
-                if (g_strcmp0(qm_reply_sender(w->call), unique_name) == 0)
-                        waiter_remove(w);
-                l = next;
-        }
+        qm_event_waiters_drop_if(m->waiters, wait_call_of, (gpointer)unique_name);
 }
 
 static void on_powerdown_sent(JsonNode *reply, const char *text, const QmError *error, gpointer data) {

@@ -160,6 +160,7 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->qmp_socket = g_build_filename(m->runtime_dir, "qmp.sock", NULL);
         m->console_socket = g_build_filename(m->runtime_dir, "console.sock", NULL);
         m->events = qm_event_ring_new(QM_EVENT_RING_SIZE, QM_EVENT_RING_BYTES);
+        m->waiters = qm_event_waiters_new();
         m->console_output = qm_byte_ring_new(1024 * 1024);
         m->crash_scan = qm_crash_scan_new();
         m->kernel_crash = g_strdup("");
@@ -181,7 +182,7 @@ void machine_free(Machine *m) {
         g_clear_pointer(&m->qmp, qmp_client_free);
         g_clear_pointer(&m->console, qm_console_free);
         machine_migration_abort(m, "the daemon is stopping");
-        machine_fail_waiters(m, NULL);
+        qm_event_waiters_end(m->waiters, FALSE);
         /* A running QEMU is left alone: VMs outlive the daemon. On an
          * orderly exit the record gets the exact event number, so the next
          * daemon continues without a gap. */
@@ -195,6 +196,7 @@ void machine_free(Machine *m) {
         if (m->notify && m->notify->freed)
                 m->notify->freed(m);
         qm_event_ring_free(m->events);
+        qm_event_waiters_free(m->waiters);
         qm_byte_ring_free(m->console_output);
         qm_crash_scan_free(m->crash_scan);
         g_free(m->kernel_crash);
@@ -414,7 +416,7 @@ static void on_process_exit(QemuProcess *p, int code, gpointer data) {
         machine_set_state(m, final);
         if (launching)
                 reply_launch_failed(m);
-        machine_fail_waiters(m, "stopped");
+        qm_event_waiters_end(m->waiters, TRUE);
         reply_exit_calls(m);
 }
 

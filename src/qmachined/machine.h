@@ -92,7 +92,7 @@ struct Machine {
         QmEventRing *events;
         guint64 event_seq;
         guint64 event_mark; /* numbers up to here are reserved on disk */
-        GList *waiters; /* EventWaiter */
+        QmEventWaiters *waiters; /* WaitEvent callers */
 
         GArray *add_fds; /* QmHeldFd */
         QmMigration *migration;

@@ -86,6 +86,53 @@ static void test_ring(void) {
         g_assert_null(qm_event_ring_nth_after(r, 100, 0));
 }
 
+/* What each waiter heard, as "tag:how:seq". */
+static GPtrArray *heard;
+
+static void on_end(QmEventWaitEnd how, const QmEvent *e, gpointer data) {
+        g_ptr_array_add(heard, g_strdup_printf("%s:%d:%" G_GUINT64_FORMAT, (char *)data, how, e ? e->seq : 0));
+}
+
+static QmEventFilters *only(const char *name) {
+        QmEventFilters *f = qm_event_filters_new();
+        QmError *e = NULL;
+
+        g_assert_true(qm_event_filters_add(f, name, "", &e));
+        return f;
+}
+
+static gboolean is_tag(gpointer data, gpointer user) {
+        return g_strcmp0(data, user) == 0;
+}
+
+static void test_waiters(void) {
+        g_autoptr(QmEvent) stop = event("{\"event\": \"STOP\"}", 7);
+        QmEventWaiters *w = qm_event_waiters_new();
+
+        heard = g_ptr_array_new_with_free_func(g_free);
+        qm_event_waiters_add(w, only("STOP"), 0, on_end, g_strdup("a"), g_free);
+        qm_event_waiters_add(w, only("RESUME"), 0, on_end, g_strdup("b"), g_free);
+        qm_event_waiters_add(w, only(""), 0, on_end, g_strdup("c"), g_free);
+        qm_event_waiters_add(w, only("RESUME"), 0, on_end, g_strdup("d"), g_free);
+        qm_event_waiters_wake(w, stop);
+        g_assert_cmpuint(heard->len, ==, 2);
+        g_assert_cmpstr(heard->pdata[0], ==, "a:0:7");
+        g_assert_cmpstr(heard->pdata[1], ==, "c:0:7");
+        g_assert_cmpuint(qm_event_waiters_count(w), ==, 2);
+        qm_event_waiters_drop_if(w, is_tag, "d");
+        g_assert_cmpuint(qm_event_waiters_count(w), ==, 1);
+        qm_event_waiters_end(w, TRUE);
+        g_assert_cmpstr(heard->pdata[2], ==, "b:2:0");
+        qm_event_waiters_add(w, only("X"), 0.01, on_end, g_strdup("t"), g_free);
+        while (heard->len < 4)
+                g_main_context_iteration(NULL, TRUE);
+        g_assert_cmpstr(heard->pdata[3], ==, "t:1:0");
+        qm_event_waiters_add(w, only("X"), 0, on_end, g_strdup("gone"), g_free);
+        qm_event_waiters_free(w); /* silently */
+        g_assert_cmpuint(heard->len, ==, 4);
+        g_ptr_array_unref(heard);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/event-match/seed-examples", test_seed_examples);
@@ -93,5 +140,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/event-match/whole-event", test_whole_event);
         g_test_add_func("/events/filters", test_filters);
         g_test_add_func("/events/ring", test_ring);
+        g_test_add_func("/events/waiters", test_waiters);
         return g_test_run();
 }
