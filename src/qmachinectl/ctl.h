@@ -22,43 +22,43 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_bus_slot, sd_bus_slot_unref)
 
 /* Options of the commands (each command accepts a subset). */
 typedef struct {
-    double timeout;
-    bool timeout_set;
-    bool force;
-    uint64_t after;
-    unsigned hold_ms;
-    const char *machine;
-    const char *binary;
-    const char *uuid;
-    const char *incoming;
-    const char *description;
-    const char *console_device;
-    const char *backing;
-    GPtrArray *args;    /* const char * */
-    GPtrArray *wrapper; /* const char * */
-    bool persistent;
-    bool console;
-    bool no_qmp;
-    bool offline;
-    bool nics_set;
-    unsigned nics;
-    bool console_index_set;
-    unsigned console_index;
-    bool qmp_timeout_set;
-    double qmp_timeout;
-    bool cluster_size_set;
-    uint64_t cluster_size;
-    bool cancel_after_set;
-    double cancel_after;
-    double drain;
+        double timeout;
+        bool timeout_set;
+        bool force;
+        uint64_t after;
+        unsigned hold_ms;
+        const char *machine;
+        const char *binary;
+        const char *uuid;
+        const char *incoming;
+        const char *description;
+        const char *console_device;
+        const char *backing;
+        GPtrArray *args;    /* const char * */
+        GPtrArray *wrapper; /* const char * */
+        bool persistent;
+        bool console;
+        bool no_qmp;
+        bool offline;
+        bool nics_set;
+        unsigned nics;
+        bool console_index_set;
+        unsigned console_index;
+        bool qmp_timeout_set;
+        double qmp_timeout;
+        bool cluster_size_set;
+        uint64_t cluster_size;
+        bool cancel_after_set;
+        double cancel_after;
+        double drain;
 } CtlOptions;
 
 typedef struct {
-    bool session;
-    const char *address;
-    bool ask_password;
-    sd_bus *bus;
-    CtlOptions o;
+        bool session;
+        const char *address;
+        bool ask_password;
+        sd_bus *bus;
+        CtlOptions o;
 } Ctl;
 
 /* bus.c */
@@ -67,15 +67,14 @@ void ctl_disconnect(Ctl *c);
 int ctl_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 int ctl_bus_error(const sd_bus_error *error, int r);
 uint64_t ctl_timeout_usec(double seconds);
-int ctl_call(Ctl *c, const char *path, const char *iface, const char *member,
-             uint64_t usec, sd_bus_message **reply, const char *types, ...);
-int ctl_manager_call(Ctl *c, const char *member, uint64_t usec,
-                     sd_bus_message **reply, const char *types, ...);
+int ctl_call(Ctl *c, const char *path, const char *iface, const char *member, uint64_t usec,
+             sd_bus_message **reply, const char *types, ...);
+int ctl_manager_call(Ctl *c, const char *member, uint64_t usec, sd_bus_message **reply, const char *types,
+                     ...);
 int ctl_machine_path(Ctl *c, const char *name, char **path);
-int ctl_machine_call(Ctl *c, const char *name, const char *member, uint64_t usec,
-                     sd_bus_message **reply, const char *types, ...);
-int ctl_get_string_property(Ctl *c, const char *path, const char *iface,
-                            const char *property, char **value);
+int ctl_machine_call(Ctl *c, const char *name, const char *member, uint64_t usec, sd_bus_message **reply,
+                     const char *types, ...);
+int ctl_get_string_property(Ctl *c, const char *path, const char *iface, const char *property, char **value);
 
 /* util.c */
 int ctl_parse_size(const char *s, uint64_t *ret);

@@ -11,402 +11,465 @@
 #include "build-config.h"
 
 enum {
-    OPT_HELP = 'h',
-    OPT_FIRST = 0x100,
-    OPT_SESSION = OPT_FIRST,
-    OPT_ADDRESS,
-    OPT_NO_ASK_PASSWORD,
-    OPT_VERSION,
-    /* Options of the commands. */
-    OPT_TIMEOUT,
-    OPT_FORCE,
-    OPT_AFTER,
-    OPT_HOLD,
-    OPT_MACHINE,
-    OPT_ARG,
-    OPT_WRAPPER,
-    OPT_BINARY,
-    OPT_PERSISTENT,
-    OPT_CONSOLE,
-    OPT_CONSOLE_DEVICE,
-    OPT_CONSOLE_INDEX,
-    OPT_NICS,
-    OPT_QMP_TIMEOUT,
-    OPT_UUID,
-    OPT_INCOMING,
-    OPT_DESCRIPTION,
-    OPT_NO_QMP,
-    OPT_CLUSTER_SIZE,
-    OPT_BACKING,
-    OPT_OFFLINE,
-    OPT_CANCEL_AFTER,
-    OPT_DRAIN,
+        OPT_HELP = 'h',
+        OPT_FIRST = 0x100,
+        OPT_SESSION = OPT_FIRST,
+        OPT_ADDRESS,
+        OPT_NO_ASK_PASSWORD,
+        OPT_VERSION,
+        /* Options of the commands. */
+        OPT_TIMEOUT,
+        OPT_FORCE,
+        OPT_AFTER,
+        OPT_HOLD,
+        OPT_MACHINE,
+        OPT_ARG,
+        OPT_WRAPPER,
+        OPT_BINARY,
+        OPT_PERSISTENT,
+        OPT_CONSOLE,
+        OPT_CONSOLE_DEVICE,
+        OPT_CONSOLE_INDEX,
+        OPT_NICS,
+        OPT_QMP_TIMEOUT,
+        OPT_UUID,
+        OPT_INCOMING,
+        OPT_DESCRIPTION,
+        OPT_NO_QMP,
+        OPT_CLUSTER_SIZE,
+        OPT_BACKING,
+        OPT_OFFLINE,
+        OPT_CANCEL_AFTER,
+        OPT_DRAIN,
 };
 
 typedef struct {
-    struct option opt;
-    const char *arg;
-    const char *help;
+        struct option opt;
+        const char *arg;
+        const char *help;
 } OptionInfo;
 
 static const OptionInfo global_options[] = {
-    { { "help", no_argument, NULL, OPT_HELP }, NULL, "show help" },
-    { { "session", no_argument, NULL, OPT_SESSION }, NULL,
-      "talk to the daemon on the session bus" },
-    { { "address", required_argument, NULL, OPT_ADDRESS }, "ADDR",
-      "talk to the daemon on the bus at this D-Bus address" },
-    { { "no-ask-password", no_argument, NULL, OPT_NO_ASK_PASSWORD }, NULL,
-      "do not ask for a password when polkit wants one" },
-    { { "version", no_argument, NULL, OPT_VERSION }, NULL,
-      "print the version of qmachinectl" },
+        { { "help", no_argument, NULL, OPT_HELP }, NULL, "show help" },
+        { { "session", no_argument, NULL, OPT_SESSION }, NULL, "talk to the daemon on the session bus" },
+        { { "address", required_argument, NULL, OPT_ADDRESS },
+          "ADDR",
+          "talk to the daemon on the bus at this D-Bus address" },
+        { { "no-ask-password", no_argument, NULL, OPT_NO_ASK_PASSWORD },
+          NULL,
+          "do not ask for a password when polkit wants one" },
+        { { "version", no_argument, NULL, OPT_VERSION }, NULL, "print the version of qmachinectl" },
 };
 
 static const OptionInfo command_options[] = {
-    { { "timeout", required_argument, NULL, OPT_TIMEOUT }, "S", NULL },
-    { { "force", no_argument, NULL, OPT_FORCE }, NULL,
-      "kill QEMU at once (SIGKILL) instead of a QMP quit" },
-    { { "after", required_argument, NULL, OPT_AFTER }, "N",
-      "only events with a sequence number greater than N (default 0)" },
-    { { "hold", required_argument, NULL, OPT_HOLD }, "MS",
-      "hold each combo that many milliseconds (default: QEMU's 100)" },
-    { { "machine", required_argument, NULL, OPT_MACHINE }, "T", "-machine T" },
-    { { "arg", required_argument, NULL, OPT_ARG }, "A",
-      "one more QEMU argument (repeat it for each)" },
-    { { "wrapper", required_argument, NULL, OPT_WRAPPER }, "W",
-      "one more word of a command prefix, e.g. taskset (repeatable)" },
-    { { "binary", required_argument, NULL, OPT_BINARY }, "B",
-      "the qemu-system binary (default: the daemon's DefaultBinary)" },
-    { { "persistent", no_argument, NULL, OPT_PERSISTENT }, NULL,
-      "keep the definition across daemon restarts" },
-    { { "console", no_argument, NULL, OPT_CONSOLE }, NULL,
-      "give the machine a serial console" },
-    { { "console-device", required_argument, NULL, OPT_CONSOLE_DEVICE }, "D",
-      "a -device type for the console (with --console)" },
-    { { "console-index", required_argument, NULL, OPT_CONSOLE_INDEX }, "N",
-      "that many -serial null before the console (with --console)" },
-    { { "nics", required_argument, NULL, OPT_NICS }, "N", "that many user-mode NICs" },
-    { { "qmp-timeout", required_argument, NULL, OPT_QMP_TIMEOUT }, "S",
-      "seconds for the QMP handshake and each command (default 30)" },
-    { { "uuid", required_argument, NULL, OPT_UUID }, "U", "the machine's UUID" },
-    { { "incoming", required_argument, NULL, OPT_INCOMING }, "URI",
-      "-incoming URI (a migration destination)" },
-    { { "description", required_argument, NULL, OPT_DESCRIPTION }, "D", "free text" },
-    { { "no-qmp", no_argument, NULL, OPT_NO_QMP }, NULL, "no QMP monitor" },
-    { { "cluster-size", required_argument, NULL, OPT_CLUSTER_SIZE }, "N",
-      "qcow2 cluster size (suffixes K, M)" },
-    { { "backing", required_argument, NULL, OPT_BACKING }, "B",
-      "backing image (an image name)" },
-    { { "offline", no_argument, NULL, OPT_OFFLINE }, NULL, "pause the guest first" },
-    { { "cancel-after", required_argument, NULL, OPT_CANCEL_AFTER }, "S",
-      "cancel the migration after S seconds" },
-    { { "drain", required_argument, NULL, OPT_DRAIN }, "S",
-      "without a terminal: after EOF on stdin, go on printing console output "
-      "until it was quiet for S seconds (default 1)" },
+        { { "timeout", required_argument, NULL, OPT_TIMEOUT }, "S", NULL },
+        { { "force", no_argument, NULL, OPT_FORCE }, NULL, "kill QEMU at once (SIGKILL) instead of a QMP quit" },
+        { { "after", required_argument, NULL, OPT_AFTER },
+          "N",
+          "only events with a sequence number greater than N (default 0)" },
+        { { "hold", required_argument, NULL, OPT_HOLD },
+          "MS",
+          "hold each combo that many milliseconds (default: QEMU's 100)" },
+        { { "machine", required_argument, NULL, OPT_MACHINE }, "T", "-machine T" },
+        { { "arg", required_argument, NULL, OPT_ARG }, "A", "one more QEMU argument (repeat it for each)" },
+        { { "wrapper", required_argument, NULL, OPT_WRAPPER },
+          "W",
+          "one more word of a command prefix, e.g. taskset (repeatable)" },
+        { { "binary", required_argument, NULL, OPT_BINARY },
+          "B",
+          "the qemu-system binary (default: the daemon's DefaultBinary)" },
+        { { "persistent", no_argument, NULL, OPT_PERSISTENT },
+          NULL,
+          "keep the definition across daemon restarts" },
+        { { "console", no_argument, NULL, OPT_CONSOLE }, NULL, "give the machine a serial console" },
+        { { "console-device", required_argument, NULL, OPT_CONSOLE_DEVICE },
+          "D",
+          "a -device type for the console (with --console)" },
+        { { "console-index", required_argument, NULL, OPT_CONSOLE_INDEX },
+          "N",
+          "that many -serial null before the console (with --console)" },
+        { { "nics", required_argument, NULL, OPT_NICS }, "N", "that many user-mode NICs" },
+        { { "qmp-timeout", required_argument, NULL, OPT_QMP_TIMEOUT },
+          "S",
+          "seconds for the QMP handshake and each command (default 30)" },
+        { { "uuid", required_argument, NULL, OPT_UUID }, "U", "the machine's UUID" },
+        { { "incoming", required_argument, NULL, OPT_INCOMING },
+          "URI",
+          "-incoming URI (a migration destination)" },
+        { { "description", required_argument, NULL, OPT_DESCRIPTION }, "D", "free text" },
+        { { "no-qmp", no_argument, NULL, OPT_NO_QMP }, NULL, "no QMP monitor" },
+        { { "cluster-size", required_argument, NULL, OPT_CLUSTER_SIZE },
+          "N",
+          "qcow2 cluster size (suffixes K, M)" },
+        { { "backing", required_argument, NULL, OPT_BACKING }, "B", "backing image (an image name)" },
+        { { "offline", no_argument, NULL, OPT_OFFLINE }, NULL, "pause the guest first" },
+        { { "cancel-after", required_argument, NULL, OPT_CANCEL_AFTER },
+          "S",
+          "cancel the migration after S seconds" },
+        { { "drain", required_argument, NULL, OPT_DRAIN },
+          "S",
+          "without a terminal: after EOF on stdin, go on printing console output "
+          "until it was quiet for S seconds (default 1)" },
 };
 
 typedef struct {
-    const char *name;
-    const char *usage;
-    const char *summary;
-    int min_args;
-    int max_args; /* -1: no limit */
-    int (*run)(Ctl *c, int argc, char **argv);
-    const int *options; /* 0-terminated */
-    const char *timeout_help;
+        const char *name;
+        const char *usage;
+        const char *summary;
+        int min_args;
+        int max_args; /* -1: no limit */
+        int (*run)(Ctl *c, int argc, char **argv);
+        const int *options; /* 0-terminated */
+        const char *timeout_help;
 } Command;
 
 #define OPTS(...) ((const int[]){ __VA_ARGS__, 0 })
 #define NO_OPTS ((const int[]){ 0 })
 
 static const Command commands[] = {
-    { "list", "", "list the machines (NAME STATE PID)", 0, 0, cmd_list, NO_OPTS, NULL },
-    { "status", "NAME", "show a machine's properties", 1, 1, cmd_status, NO_OPTS, NULL },
-    { "create", "NAME [OPTIONS]",
-      "define a machine (NAME \"-\": the daemon picks a name); prints its name",
-      1, 1, cmd_create,
-      OPTS(OPT_MACHINE, OPT_ARG, OPT_BINARY, OPT_WRAPPER, OPT_PERSISTENT, OPT_CONSOLE,
-           OPT_CONSOLE_DEVICE, OPT_CONSOLE_INDEX, OPT_NICS, OPT_QMP_TIMEOUT, OPT_UUID,
-           OPT_INCOMING, OPT_DESCRIPTION, OPT_NO_QMP), NULL },
-    { "clone", "NAME NEW_NAME", "define a copy of a machine (new UUID and MACs)",
-      2, 2, cmd_clone, NO_OPTS, NULL },
-    { "remove", "NAME", "remove a machine that does not run", 1, 1, cmd_remove, NO_OPTS, NULL },
-    { "start", "NAME", "start QEMU; returns when its QMP monitor is ready",
-      1, 1, cmd_start, NO_OPTS, NULL },
-    { "launch", "NAME", "the same as start", 1, 1, cmd_start, NO_OPTS, NULL },
-    { "stop", "NAME [--timeout S] [--force]",
-      "shut QEMU down: QMP quit, SIGKILL after the timeout", 1, 1, cmd_stop,
-      OPTS(OPT_TIMEOUT, OPT_FORCE),
-      "seconds to wait for QEMU to exit (default 30; negative: no limit)" },
-    { "kill", "NAME", "kill QEMU with SIGKILL", 1, 1, cmd_kill, NO_OPTS, NULL },
-    { "wait", "NAME [--timeout S]", "wait for QEMU to exit by itself (killed after the timeout)",
-      1, 1, cmd_wait, OPTS(OPT_TIMEOUT),
-      "seconds to wait (default 30; negative: no limit)" },
-    { "powerdown", "NAME [--timeout S]",
-      "press the ACPI power button and wait for the guest to power off",
-      1, 1, cmd_powerdown, OPTS(OPT_TIMEOUT),
-      "seconds to wait for the guest (default 30; negative: no limit)" },
-    { "pause", "NAME", "pause the guest's CPUs (QMP stop)", 1, 1, cmd_pause, NO_OPTS, NULL },
-    { "resume", "NAME", "resume the guest's CPUs (QMP cont)", 1, 1, cmd_resume, NO_OPTS, NULL },
-    { "reset", "NAME", "reset the guest (QMP system_reset)", 1, 1, cmd_reset, NO_OPTS, NULL },
-    { "qmp", "NAME COMMAND [JSON-ARGS]",
-      "send a QMP command and print the whole response (exit 1 for an error response)",
-      2, 3, cmd_qmp, NO_OPTS, NULL },
-    { "command", "NAME COMMAND [JSON-ARGS]",
-      "run a QMP command and print its return value", 2, 3, cmd_command, NO_OPTS, NULL },
-    { "events", "NAME [--after N]", "print the retained events, one \"SEQ JSON\" line each",
-      1, 1, cmd_events, OPTS(OPT_AFTER), NULL },
-    { "wait-event", "NAME EVENT [MATCH-JSON] [--after N] [--timeout S]",
-      "wait for an event (EVENT \"\" or \"*\": any) whose object contains MATCH-JSON; "
-      "prints \"SEQ JSON\"",
-      2, 3, cmd_wait_event, OPTS(OPT_AFTER, OPT_TIMEOUT),
-      "seconds to wait (default: no limit; 0: only search the retained events)" },
-    { "monitor", "[NAME]",
-      "print \"NAME SEQ EVENT DATA\" for every event (of all machines or one) until "
-      "Ctrl-C", 0, 1, cmd_monitor, NO_OPTS, NULL },
-    { "log", "NAME", "print QEMU's output of the current or last run", 1, 1, cmd_log,
-      NO_OPTS, NULL },
-    { "console", "NAME [--drain S]",
-      "connect the terminal to the serial console (Ctrl-] leaves); without a terminal, "
-      "copy stdin to the console and the console to stdout", 1, 1, cmd_console,
-      OPTS(OPT_DRAIN), NULL },
-    { "console-output", "NAME", "print the retained console output", 1, 1,
-      cmd_console_output, NO_OPTS, NULL },
-    { "send-key", "NAME COMBO... [--hold MS]",
-      "press key combos such as ctrl-alt-delete or shift-a", 2, -1, cmd_send_key,
-      OPTS(OPT_HOLD), NULL },
-    { "images", "", "list the disk images (NAME FORMAT SIZE)", 0, 0, cmd_images, NO_OPTS, NULL },
-    { "image-create", "NAME FORMAT SIZE [--cluster-size N] [--backing B]",
-      "create a disk image; SIZE takes the suffixes K, M, G, T (powers of 1024); "
-      "prints its path", 3, 3, cmd_image_create, OPTS(OPT_CLUSTER_SIZE, OPT_BACKING), NULL },
-    { "image-check", "NAME",
-      "check an image; prints the verdict and qemu-img's report, exit 0 only when ok",
-      1, 1, cmd_image_check, NO_OPTS, NULL },
-    { "image-remove", "NAME", "remove a disk image", 1, 1, cmd_image_remove, NO_OPTS, NULL },
-    { "migrate", "NAME URI [--timeout S] [--offline] [--cancel-after S]",
-      "migrate the VM and wait for the end", 2, 2, cmd_migrate,
-      OPTS(OPT_TIMEOUT, OPT_OFFLINE, OPT_CANCEL_AFTER),
-      "seconds until the migration is cancelled (default 3600; 0 or less: no limit)" },
-    { "version", "", "print the versions and the daemon's default QEMU binary", 0, 0,
-      cmd_version, NO_OPTS, NULL },
+        { "list", "", "list the machines (NAME STATE PID)", 0, 0, cmd_list, NO_OPTS, NULL },
+        { "status", "NAME", "show a machine's properties", 1, 1, cmd_status, NO_OPTS, NULL },
+        { "create", "NAME [OPTIONS]",
+          "define a machine (NAME \"-\": the daemon picks a name); prints its name", 1, 1, cmd_create,
+          OPTS(OPT_MACHINE, OPT_ARG, OPT_BINARY, OPT_WRAPPER, OPT_PERSISTENT, OPT_CONSOLE,
+               OPT_CONSOLE_DEVICE, OPT_CONSOLE_INDEX, OPT_NICS, OPT_QMP_TIMEOUT, OPT_UUID, OPT_INCOMING,
+               OPT_DESCRIPTION, OPT_NO_QMP),
+          NULL },
+        { "clone", "NAME NEW_NAME", "define a copy of a machine (new UUID and MACs)", 2, 2, cmd_clone,
+          NO_OPTS, NULL },
+        { "remove", "NAME", "remove a machine that does not run", 1, 1, cmd_remove, NO_OPTS, NULL },
+        { "start", "NAME", "start QEMU; returns when its QMP monitor is ready", 1, 1, cmd_start, NO_OPTS,
+          NULL },
+        { "launch", "NAME", "the same as start", 1, 1, cmd_start, NO_OPTS, NULL },
+        { "stop", "NAME [--timeout S] [--force]", "shut QEMU down: QMP quit, SIGKILL after the timeout", 1,
+          1, cmd_stop, OPTS(OPT_TIMEOUT, OPT_FORCE),
+          "seconds to wait for QEMU to exit (default 30; negative: no limit)" },
+        { "kill", "NAME", "kill QEMU with SIGKILL", 1, 1, cmd_kill, NO_OPTS, NULL },
+        { "wait", "NAME [--timeout S]", "wait for QEMU to exit by itself (killed after the timeout)", 1, 1,
+          cmd_wait, OPTS(OPT_TIMEOUT), "seconds to wait (default 30; negative: no limit)" },
+        { "powerdown", "NAME [--timeout S]",
+          "press the ACPI power button and wait for the guest to power off", 1, 1, cmd_powerdown,
+          OPTS(OPT_TIMEOUT), "seconds to wait for the guest (default 30; negative: no limit)" },
+        { "pause", "NAME", "pause the guest's CPUs (QMP stop)", 1, 1, cmd_pause, NO_OPTS, NULL },
+        { "resume", "NAME", "resume the guest's CPUs (QMP cont)", 1, 1, cmd_resume, NO_OPTS, NULL },
+        { "reset", "NAME", "reset the guest (QMP system_reset)", 1, 1, cmd_reset, NO_OPTS, NULL },
+        { "qmp", "NAME COMMAND [JSON-ARGS]",
+          "send a QMP command and print the whole response (exit 1 for an error response)", 2, 3, cmd_qmp,
+          NO_OPTS, NULL },
+        { "command", "NAME COMMAND [JSON-ARGS]", "run a QMP command and print its return value", 2, 3,
+          cmd_command, NO_OPTS, NULL },
+        { "events", "NAME [--after N]", "print the retained events, one \"SEQ JSON\" line each", 1, 1,
+          cmd_events, OPTS(OPT_AFTER), NULL },
+        { "wait-event", "NAME EVENT [MATCH-JSON] [--after N] [--timeout S]",
+          "wait for an event (EVENT \"\" or \"*\": any) whose object contains MATCH-JSON; "
+          "prints \"SEQ JSON\"",
+          2, 3, cmd_wait_event, OPTS(OPT_AFTER, OPT_TIMEOUT),
+          "seconds to wait (default: no limit; 0: only search the retained events)" },
+        { "monitor", "[NAME]",
+          "print \"NAME SEQ EVENT DATA\" for every event (of all machines or one) until "
+          "Ctrl-C",
+          0, 1, cmd_monitor, NO_OPTS, NULL },
+        { "log", "NAME", "print QEMU's output of the current or last run", 1, 1, cmd_log, NO_OPTS, NULL },
+        { "console", "NAME [--drain S]",
+          "connect the terminal to the serial console (Ctrl-] leaves); without a terminal, "
+          "copy stdin to the console and the console to stdout",
+          1, 1, cmd_console, OPTS(OPT_DRAIN), NULL },
+        { "console-output", "NAME", "print the retained console output", 1, 1, cmd_console_output, NO_OPTS,
+          NULL },
+        { "send-key", "NAME COMBO... [--hold MS]", "press key combos such as ctrl-alt-delete or shift-a", 2,
+          -1, cmd_send_key, OPTS(OPT_HOLD), NULL },
+        { "images", "", "list the disk images (NAME FORMAT SIZE)", 0, 0, cmd_images, NO_OPTS, NULL },
+        { "image-create", "NAME FORMAT SIZE [--cluster-size N] [--backing B]",
+          "create a disk image; SIZE takes the suffixes K, M, G, T (powers of 1024); "
+          "prints its path",
+          3, 3, cmd_image_create, OPTS(OPT_CLUSTER_SIZE, OPT_BACKING), NULL },
+        { "image-check", "NAME",
+          "check an image; prints the verdict and qemu-img's report, exit 0 only when ok", 1, 1,
+          cmd_image_check, NO_OPTS, NULL },
+        { "image-remove", "NAME", "remove a disk image", 1, 1, cmd_image_remove, NO_OPTS, NULL },
+        { "migrate", "NAME URI [--timeout S] [--offline] [--cancel-after S]",
+          "migrate the VM and wait for the end", 2, 2, cmd_migrate,
+          OPTS(OPT_TIMEOUT, OPT_OFFLINE, OPT_CANCEL_AFTER),
+          "seconds until the migration is cancelled (default 3600; 0 or less: no limit)" },
+        { "version", "", "print the versions and the daemon's default QEMU binary", 0, 0, cmd_version,
+          NO_OPTS, NULL },
 };
 
-static const OptionInfo *find_option(int code)
-{
-    for (size_t i = 0; i < G_N_ELEMENTS(command_options); i++)
-        if (command_options[i].opt.val == code)
-            return &command_options[i];
-    return NULL;
+static const OptionInfo *find_option(int code) {
+        for (size_t i = 0; i < G_N_ELEMENTS(command_options); i++)
+                if (command_options[i].opt.val == code)
+                        return &command_options[i];
+        return NULL;
 }
 
-static const Command *find_command(const char *name)
-{
-    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return &commands[i];
-    return NULL;
+static const Command *find_command(const char *name) {
+        for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+                if (strcmp(commands[i].name, name) == 0)
+                        return &commands[i];
+        return NULL;
 }
 
-static void print_option(FILE *f, const OptionInfo *o, const char *help)
-{
-    g_autofree char *left = o->arg ? g_strdup_printf("--%s=%s", o->opt.name, o->arg)
-                                   : g_strdup_printf("--%s", o->opt.name);
-    fprintf(f, "  %-22s %s\n", left, help ? help : o->help);
+static void print_option(FILE *f, const OptionInfo *o, const char *help) {
+        g_autofree char *left = o->arg ? g_strdup_printf("--%s=%s", o->opt.name, o->arg)
+                                       : g_strdup_printf("--%s", o->opt.name);
+        fprintf(f, "  %-22s %s\n", left, help ? help : o->help);
 }
 
-static void print_global_options(FILE *f)
-{
-    fprintf(f, "\nOptions (before or after the command):\n");
-    for (size_t i = 0; i < G_N_ELEMENTS(global_options); i++)
-        print_option(f, &global_options[i], NULL);
+static void print_global_options(FILE *f) {
+        fprintf(f, "\nOptions (before or after the command):\n");
+        for (size_t i = 0; i < G_N_ELEMENTS(global_options); i++)
+                print_option(f, &global_options[i], NULL);
 }
 
-static void program_help(FILE *f)
-{
-    fprintf(f, "Usage: qmachinectl [OPTIONS] COMMAND [ARGS]\n\n"
-               "Control the QEMU machines of qmachined (%s).\n\nCommands:\n",
-            QM_BUS_NAME);
-    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
-        g_autofree char *left = g_strdup_printf("%s%s%s", commands[i].name,
-                                                commands[i].usage[0] ? " " : "",
-                                                commands[i].usage);
-        fprintf(f, "  %s\n      %s\n", left, commands[i].summary);
-    }
-    print_global_options(f);
-    fprintf(f, "\n\"qmachinectl COMMAND --help\" describes one command.\n"
-               "Errors exit with 1, usage errors with 2.\n");
-}
-
-static void command_help(FILE *f, const Command *cmd)
-{
-    fprintf(f, "Usage: qmachinectl %s%s%s\n\n%s.\n", cmd->name, cmd->usage[0] ? " " : "",
-            cmd->usage, cmd->summary);
-    if (cmd->options[0]) {
-        fprintf(f, "\nOptions:\n");
-        for (const int *o = cmd->options; *o; o++) {
-            const OptionInfo *info = find_option(*o);
-            print_option(f, info, *o == OPT_TIMEOUT ? cmd->timeout_help : NULL);
+static void program_help(FILE *f) {
+        fprintf(f,
+                "Usage: qmachinectl [OPTIONS] COMMAND [ARGS]\n\n"
+                "Control the QEMU machines of qmachined (%s).\n\nCommands:\n",
+                QM_BUS_NAME);
+        for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+                g_autofree char *left = g_strdup_printf("%s%s%s", commands[i].name,
+                                                        commands[i].usage[0] ? " " : "", commands[i].usage);
+                fprintf(f, "  %s\n      %s\n", left, commands[i].summary);
         }
-    }
-    print_global_options(f);
+        print_global_options(f);
+        fprintf(f,
+                "\n\"qmachinectl COMMAND --help\" describes one command.\n"
+                "Errors exit with 1, usage errors with 2.\n");
+}
+
+static void command_help(FILE *f, const Command *cmd) {
+        fprintf(f, "Usage: qmachinectl %s%s%s\n\n%s.\n", cmd->name, cmd->usage[0] ? " " : "", cmd->usage,
+                cmd->summary);
+        if (cmd->options[0]) {
+                fprintf(f, "\nOptions:\n");
+                for (const int *o = cmd->options; *o; o++) {
+                        const OptionInfo *info = find_option(*o);
+                        print_option(f, info, *o == OPT_TIMEOUT ? cmd->timeout_help : NULL);
+                }
+        }
+        print_global_options(f);
 }
 
 static int usage_error(const Command *cmd, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static int usage_error(const Command *cmd, const char *fmt, ...)
-{
-    va_list ap;
+static int usage_error(const Command *cmd, const char *fmt, ...) {
+        va_list ap;
 
-    fputs("qmachinectl: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    if (cmd)
-        fprintf(stderr, "Usage: qmachinectl %s%s%s\n", cmd->name, cmd->usage[0] ? " " : "",
-                cmd->usage);
-    else
-        fprintf(stderr, "Try \"qmachinectl --help\".\n");
-    return EXIT_USAGE;
+        fputs("qmachinectl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        if (cmd)
+                fprintf(stderr, "Usage: qmachinectl %s%s%s\n", cmd->name, cmd->usage[0] ? " " : "",
+                        cmd->usage);
+        else
+                fprintf(stderr, "Try \"qmachinectl --help\".\n");
+        return EXIT_USAGE;
 }
 
 /* One option of a command; EXIT_OK or EXIT_USAGE. */
-static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, bool *done)
-{
-    CtlOptions *o = &c->o;
-    const char *name = NULL;
-    int r = 0;
+static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, bool *done) {
+        CtlOptions *o = &c->o;
+        const char *name = NULL;
+        int r = 0;
 
-    switch (code) {
-    case OPT_HELP:
-        if (cmd)
-            command_help(stdout, cmd);
-        else
-            program_help(stdout);
-        *done = true;
+        switch (code) {
+        case OPT_HELP:
+                if (cmd)
+                        command_help(stdout, cmd);
+                else
+                        program_help(stdout);
+                *done = true;
+                return EXIT_OK;
+        case OPT_VERSION:
+                printf("qmachinectl %s\n", PACKAGE_VERSION);
+                *done = true;
+                return EXIT_OK;
+        case OPT_SESSION:
+                c->session = true;
+                c->address = NULL;
+                return EXIT_OK;
+        case OPT_ADDRESS:
+                c->address = arg;
+                c->session = false;
+                return EXIT_OK;
+        case OPT_NO_ASK_PASSWORD:
+                c->ask_password = false;
+                return EXIT_OK;
+        case OPT_TIMEOUT:
+                r = ctl_parse_double(arg, &o->timeout);
+                o->timeout_set = true;
+                name = "timeout";
+                break;
+        case OPT_FORCE:
+                o->force = true;
+                break;
+        case OPT_AFTER:
+                r = ctl_parse_u64(arg, &o->after);
+                name = "after";
+                break;
+        case OPT_HOLD:
+                r = ctl_parse_uint(arg, &o->hold_ms);
+                name = "hold";
+                break;
+        case OPT_MACHINE:
+                o->machine = arg;
+                break;
+        case OPT_ARG:
+                g_ptr_array_add(o->args, (gpointer)arg);
+                break;
+        case OPT_WRAPPER:
+                g_ptr_array_add(o->wrapper, (gpointer)arg);
+                break;
+        case OPT_BINARY:
+                o->binary = arg;
+                break;
+        case OPT_PERSISTENT:
+                o->persistent = true;
+                break;
+        case OPT_CONSOLE:
+                o->console = true;
+                break;
+        case OPT_CONSOLE_DEVICE:
+                o->console_device = arg;
+                break;
+        case OPT_CONSOLE_INDEX:
+                r = ctl_parse_uint(arg, &o->console_index);
+                o->console_index_set = true;
+                name = "console-index";
+                break;
+        case OPT_NICS:
+                r = ctl_parse_uint(arg, &o->nics);
+                o->nics_set = true;
+                name = "nics";
+                break;
+        case OPT_QMP_TIMEOUT:
+                r = ctl_parse_double(arg, &o->qmp_timeout);
+                o->qmp_timeout_set = true;
+                name = "qmp-timeout";
+                break;
+        case OPT_UUID:
+                o->uuid = arg;
+                break;
+        case OPT_INCOMING:
+                o->incoming = arg;
+                break;
+        case OPT_DESCRIPTION:
+                o->description = arg;
+                break;
+        case OPT_NO_QMP:
+                o->no_qmp = true;
+                break;
+        case OPT_CLUSTER_SIZE:
+                r = ctl_parse_size(arg, &o->cluster_size);
+                o->cluster_size_set = true;
+                name = "cluster-size";
+                break;
+        case OPT_BACKING:
+                o->backing = arg;
+                break;
+        case OPT_OFFLINE:
+                o->offline = true;
+                break;
+        case OPT_CANCEL_AFTER:
+                r = ctl_parse_double(arg, &o->cancel_after);
+                o->cancel_after_set = true;
+                name = "cancel-after";
+                break;
+        case OPT_DRAIN:
+                r = ctl_parse_double(arg, &o->drain);
+                name = "drain";
+                break;
+        case ':':
+                return usage_error(cmd, "option %s needs a value", arg);
+        default:
+                return usage_error(cmd, "unknown option %s", arg);
+        }
+        if (r < 0)
+                return usage_error(cmd, "invalid value for --%s: %s", name, arg);
         return EXIT_OK;
-    case OPT_VERSION:
-        printf("qmachinectl %s\n", PACKAGE_VERSION);
-        *done = true;
-        return EXIT_OK;
-    case OPT_SESSION: c->session = true; c->address = NULL; return EXIT_OK;
-    case OPT_ADDRESS: c->address = arg; c->session = false; return EXIT_OK;
-    case OPT_NO_ASK_PASSWORD: c->ask_password = false; return EXIT_OK;
-    case OPT_TIMEOUT: r = ctl_parse_double(arg, &o->timeout); o->timeout_set = true; name = "timeout"; break;
-    case OPT_FORCE: o->force = true; break;
-    case OPT_AFTER: r = ctl_parse_u64(arg, &o->after); name = "after"; break;
-    case OPT_HOLD: r = ctl_parse_uint(arg, &o->hold_ms); name = "hold"; break;
-    case OPT_MACHINE: o->machine = arg; break;
-    case OPT_ARG: g_ptr_array_add(o->args, (gpointer)arg); break;
-    case OPT_WRAPPER: g_ptr_array_add(o->wrapper, (gpointer)arg); break;
-    case OPT_BINARY: o->binary = arg; break;
-    case OPT_PERSISTENT: o->persistent = true; break;
-    case OPT_CONSOLE: o->console = true; break;
-    case OPT_CONSOLE_DEVICE: o->console_device = arg; break;
-    case OPT_CONSOLE_INDEX: r = ctl_parse_uint(arg, &o->console_index); o->console_index_set = true; name = "console-index"; break;
-    case OPT_NICS: r = ctl_parse_uint(arg, &o->nics); o->nics_set = true; name = "nics"; break;
-    case OPT_QMP_TIMEOUT: r = ctl_parse_double(arg, &o->qmp_timeout); o->qmp_timeout_set = true; name = "qmp-timeout"; break;
-    case OPT_UUID: o->uuid = arg; break;
-    case OPT_INCOMING: o->incoming = arg; break;
-    case OPT_DESCRIPTION: o->description = arg; break;
-    case OPT_NO_QMP: o->no_qmp = true; break;
-    case OPT_CLUSTER_SIZE: r = ctl_parse_size(arg, &o->cluster_size); o->cluster_size_set = true; name = "cluster-size"; break;
-    case OPT_BACKING: o->backing = arg; break;
-    case OPT_OFFLINE: o->offline = true; break;
-    case OPT_CANCEL_AFTER: r = ctl_parse_double(arg, &o->cancel_after); o->cancel_after_set = true; name = "cancel-after"; break;
-    case OPT_DRAIN: r = ctl_parse_double(arg, &o->drain); name = "drain"; break;
-    case ':':
-        return usage_error(cmd, "option %s needs a value", arg);
-    default:
-        return usage_error(cmd, "unknown option %s", arg);
-    }
-    if (r < 0)
-        return usage_error(cmd, "invalid value for --%s: %s", name, arg);
-    return EXIT_OK;
 }
 
 /* getopt_long's table: the global options plus those of the command. */
-static struct option *option_table(const Command *cmd)
-{
-    GArray *a = g_array_new(TRUE, TRUE, sizeof(struct option));
+static struct option *option_table(const Command *cmd) {
+        GArray *a = g_array_new(TRUE, TRUE, sizeof(struct option));
 
-    for (size_t i = 0; i < G_N_ELEMENTS(global_options); i++)
-        g_array_append_val(a, global_options[i].opt);
-    for (const int *o = cmd ? cmd->options : NO_OPTS; *o; o++)
-        g_array_append_val(a, find_option(*o)->opt);
-    return (struct option *)(void *)g_array_free(a, FALSE);
+        for (size_t i = 0; i < G_N_ELEMENTS(global_options); i++)
+                g_array_append_val(a, global_options[i].opt);
+        for (const int *o = cmd ? cmd->options : NO_OPTS; *o; o++)
+                g_array_append_val(a, find_option(*o)->opt);
+        return (struct option *)(void *)g_array_free(a, FALSE);
 }
 
 /* Parses argv[start..] (permuting options and arguments); returns the
  * exit code when done (help, error) or -1 to go on. */
-static int parse_options(Ctl *c, const Command *cmd, int argc, char **argv,
-                         const char *shortopts)
-{
-    g_autofree struct option *table = option_table(cmd);
-    bool done = false;
-    int code;
+static int parse_options(Ctl *c, const Command *cmd, int argc, char **argv, const char *shortopts) {
+        g_autofree struct option *table = option_table(cmd);
+        bool done = false;
+        int code;
 
-    opterr = 0;
-    while ((code = getopt_long(argc, argv, shortopts, table, NULL)) != -1) {
-        /* For errors, the word that was wrong. */
-        const char *arg = code == '?' || code == ':' ? argv[optind - 1] : optarg;
-        int r = handle_option(c, cmd, code, arg, &done);
-        if (r != EXIT_OK || done)
-            return r;
-    }
-    return -1;
+        opterr = 0;
+        while ((code = getopt_long(argc, argv, shortopts, table, NULL)) != -1) {
+                /* For errors, the word that was wrong. */
+                const char *arg = code == '?' || code == ':' ? argv[optind - 1] : optarg;
+                int r = handle_option(c, cmd, code, arg, &done);
+                if (r != EXIT_OK || done)
+                        return r;
+        }
+        return -1;
 }
 
-int main(int argc, char **argv)
-{
-    Ctl c = { .ask_password = true };
-    const Command *cmd;
-    int r;
+int main(int argc, char **argv) {
+        Ctl c = { .ask_password = true };
+        const Command *cmd;
+        int r;
 
-    setlocale(LC_ALL, "");
-    c.o.args = g_ptr_array_new();
-    c.o.wrapper = g_ptr_array_new();
-    c.o.drain = 1.0;
+        setlocale(LC_ALL, "");
+        c.o.args = g_ptr_array_new();
+        c.o.wrapper = g_ptr_array_new();
+        c.o.drain = 1.0;
 
-    /* Global options up to the command name. */
-    r = parse_options(&c, NULL, argc, argv, "+:h");
-    if (r >= 0)
-        return r;
-    if (optind >= argc)
-        return usage_error(NULL, "no command given");
-    if (strcmp(argv[optind], "help") == 0) {
-        if (optind + 1 >= argc) {
-            program_help(stdout);
-            return EXIT_OK;
+        /* Global options up to the command name. */
+        r = parse_options(&c, NULL, argc, argv, "+:h");
+        if (r >= 0)
+                return r;
+        if (optind >= argc)
+                return usage_error(NULL, "no command given");
+        if (strcmp(argv[optind], "help") == 0) {
+                if (optind + 1 >= argc) {
+                        program_help(stdout);
+                        return EXIT_OK;
+                }
+                cmd = find_command(argv[optind + 1]);
+                if (!cmd)
+                        return usage_error(NULL, "unknown command \"%s\"", argv[optind + 1]);
+                command_help(stdout, cmd);
+                return EXIT_OK;
         }
-        cmd = find_command(argv[optind + 1]);
+        cmd = find_command(argv[optind]);
         if (!cmd)
-            return usage_error(NULL, "unknown command \"%s\"", argv[optind + 1]);
-        command_help(stdout, cmd);
-        return EXIT_OK;
-    }
-    cmd = find_command(argv[optind]);
-    if (!cmd)
-        return usage_error(NULL, "unknown command \"%s\"", argv[optind]);
+                return usage_error(NULL, "unknown command \"%s\"", argv[optind]);
 
-    /* The command's arguments and options, in any order; "--" ends the
-     * options (for arguments that start with "-"). */
-    argc -= optind;
-    argv += optind;
-    optind = 0;
-    r = parse_options(&c, cmd, argc, argv, ":h");
-    if (r >= 0)
-        return r;
-    argc -= optind;
-    argv += optind;
-    if (argc < cmd->min_args || (cmd->max_args >= 0 && argc > cmd->max_args))
-        return usage_error(cmd, "%s arguments", argc < cmd->min_args ? "too few" : "too many");
+        /* The command's arguments and options, in any order; "--" ends the
+         * options (for arguments that start with "-"). */
+        argc -= optind;
+        argv += optind;
+        optind = 0;
+        r = parse_options(&c, cmd, argc, argv, ":h");
+        if (r >= 0)
+                return r;
+        argc -= optind;
+        argv += optind;
+        if (argc < cmd->min_args || (cmd->max_args >= 0 && argc > cmd->max_args))
+                return usage_error(cmd, "%s arguments", argc < cmd->min_args ? "too few" : "too many");
 
-    r = ctl_connect(&c);
-    if (r != EXIT_OK)
+        r = ctl_connect(&c);
+        if (r != EXIT_OK)
+                return r;
+        r = cmd->run(&c, argc, argv);
+        fflush(stdout);
+        ctl_disconnect(&c);
+        g_ptr_array_unref(c.o.args);
+        g_ptr_array_unref(c.o.wrapper);
         return r;
-    r = cmd->run(&c, argc, argv);
-    fflush(stdout);
-    ctl_disconnect(&c);
-    g_ptr_array_unref(c.o.args);
-    g_ptr_array_unref(c.o.wrapper);
-    return r;
 }
