@@ -10,6 +10,7 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
+from qmtest import Gio, GLib  # noqa: E402
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -28,7 +29,10 @@ CLIENT = textwrap.dedent("""
         except GLib.Error as e:
             print("ERR", Gio.DBusError.get_remote_error(e))
         sys.stdout.flush()
-    if what == "own":
+    if what == "hello":
+        print(conn.get_unique_name(), flush=True)
+        sys.stdin.read()
+    elif what == "own":
         call("org.freedesktop.DBus", "/org/freedesktop/DBus",
              "org.freedesktop.DBus", "RequestName",
              GLib.Variant("(su)", ("org.qmachine.QMachine1", 4)), "(u)")
@@ -65,9 +69,31 @@ class PolicyTest(qmtest.QMTestCase):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, cwd="/", **kw)
 
+    def unix_user(self, name):
+        """The uid of the connection that owns a bus name, as the bus saw
+        it connect."""
+        return self.call_bus("GetConnectionUnixUser", name)
+
+    def call_bus(self, method, name):
+        r = self.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                "org.freedesktop.DBus", method,
+                                GLib.Variant("(s)", (name,)),
+                                GLib.VariantType.new("(u)"),
+                                Gio.DBusCallFlags.NONE, 10000, None)
+        return r.unpack()[0]
+
     def test_root_owns_the_name(self):
         # The daemon runs as root and got the name (setUp waited for it).
-        self.assertTrue(self.env.daemon_unique_name.startswith(":"))
+        self.assertEqual(self.unix_user(qmtest.BUS_NAME), 0)
+        # The check tells owners apart: nobody's connection owns its unique
+        # name, and the same question gives nobody's uid, not 0.
+        p = self.as_nobody("hello", stdin=subprocess.PIPE)
+        try:
+            unique = p.stdout.readline().strip()
+            self.assertTrue(unique.startswith(":"), unique)
+            self.assertEqual(self.unix_user(unique), 65534)
+        finally:
+            p.communicate(timeout=30)  # closes its stdin: it exits
 
     def test_others_cannot_own_the_name(self):
         p = self.as_nobody("own")
