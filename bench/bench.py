@@ -13,74 +13,24 @@ Environment (bench/run sets them):
 """
 
 import argparse
-import ctypes
 import datetime
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-PR_SET_CHILD_SUBREAPER = 36
+# The bus configurations and the process helpers are the integration
+# tests' (tests/integration/qmtest), not copies of them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from qmtest import (SESSION_BUS_CONFIG, children_of, kvm_usable,  # noqa: E402
+                    reap_all_children, set_subreaper, start_dbus_daemon,
+                    stop_dbus_daemon, stop_process, system_bus_config)
+
 BUS_NAME = "org.qmachine.QMachine1"
 ECHO_NAME = "org.qmachine.Bench.Echo"
 NOBODY = 65534
-
-SYSTEM_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <!-- Debian's system bus defaults -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <!-- the echo service: the floor of a D-Bus call -->
-  <policy user="root">
-    <allow own="{echo}"/>
-  </policy>
-  <policy context="default">
-    <allow send_destination="{echo}"/>
-  </policy>
-  <!-- the policy we ship -->
-  <include>{policy}</include>
-  <limit name="max_replies_per_connection">50000</limit>
-  <limit name="reply_timeout">300000</limit>
-</busconfig>
-"""
-
-SESSION_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
 
 # Iterations per mode. "full" is the default, "quick" fits in 3 minutes on
 # 2 cores, "smoke" only proves that every figure runs.
@@ -98,23 +48,6 @@ PROFILES = {
                   queries=5, lv_starts=2, lv_calls=20, lv_domains=2,
                   flood_n=50, flood_count=20000, flood_cap=30),
 }
-
-
-def set_subreaper():
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "prctl(PR_SET_CHILD_SUBREAPER): " + os.strerror(e))
-
-
-def kvm_usable():
-    override = os.environ.get("QMACHINED_TEST_KVM")
-    if override in ("0", "1"):
-        return override == "1"
-    with open("/proc/cpuinfo") as f:
-        if not re.search(r"\b(vmx|svm)\b", f.read()):
-            return False
-    return os.path.exists("/dev/kvm")
 
 
 def cpu_model():
@@ -143,44 +76,10 @@ def proc_usage(pid):
     return rss, fds
 
 
-def children():
-    """PIDs whose parent is this process (orphans come to us: subreaper)."""
-    me = os.getpid()
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                data = f.read()
-        except OSError:
-            continue
-        rest = data[data.rfind(")") + 2:].split()
-        if int(rest[1]) == me:
-            out.append(int(d))
-    return out
-
-
-def reap_children():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def stop_process(proc, sig=signal.SIGTERM, timeout=10.0):
-    """Signal one process we started (a Popen) and wait for it."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def child_pids(pid=None):
+    """PIDs whose parent is pid (default: this process, to which orphans
+    come: it is a subreaper)."""
+    return [p for p, _state in children_of(os.getpid() if pid is None else pid)]
 
 
 def kill_pid(pid, timeout=5.0):
@@ -266,13 +165,9 @@ class Bench:
         for d in ("bus", "state", "run", "log"):
             os.mkdir(self.path(d))
         policy = os.path.join(self.root, "data", "org.qmachine.QMachine1.conf")
-        conf = self.path("bus", "system.conf")
-        with open(conf, "w") as f:
-            f.write(SYSTEM_BUS_CONFIG.format(socket=self.path("bus", "system_bus_socket"),
-                                             policy=policy, echo=ECHO_NAME))
-        self.bus = subprocess.Popen(["dbus-daemon", "--nofork", "--print-address=1", "--config-file=" + conf],
-                                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        address = self.bus.stdout.readline().decode().strip()
+        self.bus, address = start_dbus_daemon(
+            self.path("bus", "system.conf"),
+            system_bus_config(self.path("bus", "system_bus_socket"), policy, services=(ECHO_NAME,)))
         if not address:
             raise RuntimeError("dbus-daemon did not start")
         self.env["DBUS_SYSTEM_BUS_ADDRESS"] = address
@@ -311,18 +206,18 @@ class Bench:
     def stop_ours(self):
         qemus = []
         if self.daemon is not None and self.daemon.poll() is None:
-            qemus = children_of(self.daemon.pid)
+            qemus = child_pids(self.daemon.pid)
         stop_process(self.echo)
         stop_process(self.daemon)
         for p in qemus:  # VMs outlive the daemon; ours are shut down already
             kill_pid(p)
-        stop_process(self.bus)
+        stop_dbus_daemon(self.bus)
 
     def stop(self):
         self.stop_ours()
-        for p in children():  # whatever was orphaned to us
+        for p in child_pids():  # whatever was orphaned to us
             kill_pid(p)
-        reap_children()
+        reap_all_children()
         if getattr(self, "daemon_log", None):
             self.daemon_log.close()
         if self.tmp and not self.opts.keep:
@@ -627,22 +522,6 @@ class Bench:
             print("FAILED %s: %s" % (f, m))
 
 
-def children_of(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                data = f.read()
-        except OSError:
-            continue
-        rest = data[data.rfind(")") + 2:].split()
-        if int(rest[1]) == pid:
-            out.append(int(d))
-    return out
-
-
 def reaper_main(argv):
     """`bench.py --reaper CMD...`: run CMD under a subreaper that reaps
     every orphan at once. libvirtd double-forks QEMU and virtlogd, then
@@ -664,18 +543,18 @@ def reaper_main(argv):
             continue
         if p == pid:
             status = os.waitstatus_to_exitcode(st)
-            for left in children():
+            for left in child_pids():
                 try:
                     os.kill(left, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
             deadline = time.monotonic() + 5
-            while children() and time.monotonic() < deadline:
-                reap_children()
+            while child_pids() and time.monotonic() < deadline:
+                reap_all_children()
                 time.sleep(0.05)
-            for left in children():
+            for left in child_pids():
                 os.kill(left, signal.SIGKILL)
-            reap_children()
+            reap_all_children()
             break
     sys.exit(status if status >= 0 else 128 - status)
 
@@ -727,13 +606,9 @@ class Libvirt:
         if not os.path.exists("/usr/sbin/libvirt-dbus"):
             self.dbus_reason = "not installed (Debian package libvirt-dbus)"
             return None
-        conf = os.path.join(self.base, "session.conf")
         bsock = os.path.join(self.base, "session_bus_socket")
-        with open(conf, "w") as f:
-            f.write(SESSION_BUS_CONFIG.format(socket=bsock))
-        self.sbus = subprocess.Popen(["dbus-daemon", "--nofork", "--print-address=1", "--config-file=" + conf],
-                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        address = self.sbus.stdout.readline().decode().strip()
+        self.sbus, address = start_dbus_daemon(os.path.join(self.base, "session.conf"),
+                                               SESSION_BUS_CONFIG.format(socket=bsock))
         env = dict(self.env, DBUS_SESSION_BUS_ADDRESS=address)
         self.ldbus = subprocess.Popen(self.as_nobody() + ["libvirt-dbus", "--session"], env=env, cwd="/",
                                       stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
@@ -748,7 +623,7 @@ class Libvirt:
 
     def find_libvirtd(self):
         """libvirtd's PID: the child of the reaper."""
-        for p in children_of(self.libvirtd.pid):
+        for p in child_pids(self.libvirtd.pid):
             try:
                 with open("/proc/%d/comm" % p) as f:
                     if f.read().strip() == "libvirtd":
@@ -774,7 +649,7 @@ class Libvirt:
         except (OSError, ValueError):
             pass
         stop_process(self.ldbus)
-        stop_process(self.sbus)
+        stop_dbus_daemon(self.sbus)
         stop_process(self.libvirtd)  # the reaper: it stops libvirtd and its orphans
         if virtlogd:
             kill_pid(virtlogd)
