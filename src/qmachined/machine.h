@@ -92,6 +92,8 @@ struct Machine {
         QmEventRing *events;
         guint64 event_seq;
         guint64 event_mark; /* numbers up to here are reserved on disk */
+        guint64 reserve;      /* numbers reserved by the last reservation */
+        gint64 reserve_time;  /* when it was made (monotonic µs) */
         QmEventWaiters *waiters; /* WaitEvent callers */
 
         GArray *add_fds; /* QmHeldFd */
