@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "auth.h"
-#include "errors.h"
 #include "bus-util.h"
+#include "errors.h"
 
 #define POLKIT_NAME "org.freedesktop.PolicyKit1"
 #define POLKIT_PATH "/org/freedesktop/PolicyKit1/Authority"
@@ -156,7 +156,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         }
         if (sd_bus_message_enter_container(reply, 'r', "bba{ss}") < 0 ||
             sd_bus_message_read(reply, "bb", &authorized, &challenge) < 0) {
-                query_deny(q, SD_BUS_ERROR_ACCESS_DENIED, "Authorization failed: polkit sent an unreadable answer");
+                query_deny(q, SD_BUS_ERROR_ACCESS_DENIED,
+                           "Authorization failed: polkit sent an unreadable answer");
                 return 0;
         }
         if (authorized)
@@ -166,7 +167,8 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                            "Interactive authentication is required for %s; call with interaction allowed",
                            action_ids[q->action]);
         else
-                query_deny(q, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized: polkit denied %s", action_ids[q->action]);
+                query_deny(q, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized: polkit denied %s",
+                           action_ids[q->action]);
         return 0;
 }
 
@@ -243,8 +245,9 @@ static AuthQuery *query_new(QmAuth *a, sd_bus_message *call, QmAuthAction action
 
 /* Ask the bus daemon, which, unlike the message, knows the sender's uid. */
 static int ask_uid(AuthQuery *q) {
-        return sd_bus_call_method_async(q->auth->bus, &q->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                        "org.freedesktop.DBus", "GetConnectionUnixUser", on_uid_reply, q, "s",
+        return sd_bus_call_method_async(q->auth->bus, &q->slot, "org.freedesktop.DBus",
+                                        "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                        "GetConnectionUnixUser", on_uid_reply, q, "s",
                                         sd_bus_message_get_sender(q->call));
 }
 
@@ -289,7 +292,8 @@ int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const ch
                 g_hash_table_remove(a->queries, call);
                 if (known)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                                 "Authorization failed: cannot ask polkit (%s)", g_strerror(-r));
+                                                 "Authorization failed: cannot ask polkit (%s)",
+                                                 g_strerror(-r));
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Authorization failed: %s",
                                          g_strerror(-r));
         }

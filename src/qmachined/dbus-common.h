@@ -13,18 +13,23 @@
  * again from the start, so nothing may come before this but reading the
  * arguments. @machine and @command (may be NULL) become polkit details.
  */
-#define QM_AUTHORIZE(auth, msg, action, machine, command, error)                              \
-        do {                                                                                  \
-                int _r = qm_auth_check(auth, msg, action, machine, command, error);           \
-                if (_r <= 0)                                                                  \
-                        return _r < 0 ? _r : 1;                                               \
+#define QM_AUTHORIZE(auth, msg, action, machine, command, error) \
+        QM_RETURN_UNLESS_AUTHORIZED(qm_auth_check(auth, msg, action, machine, command, error))
+
+/* The same for @r, the result of qm_auth_check() or of a helper that
+ * returns it (1 allowed, 0 under way, < 0 an error). */
+#define QM_RETURN_UNLESS_AUTHORIZED(r)          \
+        do {                                    \
+                int _r = (r);                   \
+                if (_r <= 0)                    \
+                        return _r < 0 ? _r : 1; \
         } while (0)
 
 /* The same for a method of machine @m: its name is the "machine" detail. */
 #define AUTHORIZE(msg, m, action, command, error) \
         QM_AUTHORIZE((m)->daemon->auth, msg, action, (m)->name, command, error)
 
-#define PROPERTY_GETTER(fn) \
+#define PROPERTY_GETTER(fn)                                                                       \
         static int fn(sd_bus *bus, const char *path, const char *interface, const char *property, \
                       sd_bus_message *reply, void *userdata, sd_bus_error *error)
 

@@ -76,7 +76,23 @@ static char *recorded_format(Manager *mgr, const char *name, char **why) {
 }
 
 /* Every image method needs the images action; no polkit details. */
-#define AUTHORIZE_IMAGES(mgr, msg, error) QM_AUTHORIZE((mgr)->daemon->auth, msg, QM_AUTH_IMAGES, NULL, NULL, error)
+static int authorize(Manager *mgr, sd_bus_message *msg, sd_bus_error *error) {
+        return qm_auth_check(mgr->daemon->auth, msg, QM_AUTH_IMAGES, NULL, NULL, error);
+}
+
+/* The name argument of Check/RemoveImage, after authorization: as
+ * qm_auth_check(), 1 go on, 0 a check is under way, < 0 an error. */
+static int read_name_authorized(Manager *mgr, sd_bus_message *msg, const char **name, sd_bus_error *error) {
+        int r = sd_bus_message_read(msg, "s", name);
+
+        if (r < 0)
+                return r;
+        r = authorize(mgr, msg, error);
+        if (r <= 0)
+                return r;
+        r = check_name(*name, error);
+        return r < 0 ? r : 1;
+}
 
 /* A full, read-only or failing disk is StorageFailed with its reason;
  * anything else qemu-img reports stays a plain failure. */
@@ -164,7 +180,7 @@ int images_method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = sd_bus_message_read(msg, "sst", &name, &format, &size);
         if (r < 0)
                 return r;
-        AUTHORIZE_IMAGES(mgr, msg, error);
+        QM_RETURN_UNLESS_AUTHORIZED(authorize(mgr, msg, error));
         r = bus_message_read_gvariant(msg, &options);
         if (r < 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read options");
@@ -254,14 +270,8 @@ int images_method_check(sd_bus_message *msg, void *userdata, sd_bus_error *error
         g_autofree char *why = NULL;
         const char *name;
         ImageCall *ic;
-        int r;
 
-        r = sd_bus_message_read(msg, "s", &name);
-        if (r < 0)
-                return r;
-        AUTHORIZE_IMAGES(mgr, msg, error);
-        if ((r = check_name(name, error)) < 0)
-                return r;
+        QM_RETURN_UNLESS_AUTHORIZED(read_name_authorized(mgr, msg, &name, error));
         if (!image_exists(mgr, name) || image_in_progress(mgr, name))
                 return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", name);
         format = recorded_format(mgr, name, &why);
@@ -301,14 +311,8 @@ int images_method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         g_autofree char *path = NULL;
         const char *name;
         Machine *user;
-        int r;
 
-        r = sd_bus_message_read(msg, "s", &name);
-        if (r < 0)
-                return r;
-        AUTHORIZE_IMAGES(mgr, msg, error);
-        if ((r = check_name(name, error)) < 0)
-                return r;
+        QM_RETURN_UNLESS_AUTHORIZED(read_name_authorized(mgr, msg, &name, error));
         path = image_path(mgr, name);
         if (!g_file_test(path, G_FILE_TEST_EXISTS) || image_in_progress(mgr, name))
                 return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_IMAGE, "No image named '%s'", name);
