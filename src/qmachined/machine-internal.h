@@ -8,6 +8,25 @@
 void machine_set_state(Machine *m, QmState state);
 void machine_kill(Machine *m, int sig);
 void machine_launch_done(Machine *m);
+
+/* machine-launch.c */
+/* Start QEMU for a launch or its retry: sockets, command line, process,
+ * console, record, and the QMP handshake under way. */
+gboolean machine_spawn_qemu(Machine *m, QmError **error);
+void machine_stop_launch_timers(Machine *m);
+/* Answer the held Launch call with LaunchFailed (exit code, command, log). */
+void machine_reply_launch_failed(Machine *m);
+/* NULL if the daemon can spare the fds of a launch, else LimitExceeded. */
+QmError *machine_fd_headroom_error(Machine *m);
+
+/* machine.c */
+/* QEMU exited (the process watch): state, answers, a launch's retry. */
+void machine_on_process_exit(QemuProcess *p, int code, gpointer data);
+/* Write the runtime record, reserving event numbers ahead. */
+gboolean machine_write_record(Machine *m, GError **error);
+void machine_remove_runtime_files(Machine *m);
+/* The tail of qemu.log, valid UTF-8 without NUL. */
+char *machine_read_log_tail(Machine *m, gsize max);
 /* A client left the bus: drop its held exit calls (machine.c). */
 void machine_forget_exit_calls(Machine *m, const char *unique_name);
 /* The monitor of a taken-back QEMU closed while QEMU lives (machine.c). */
