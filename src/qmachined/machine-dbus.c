@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 
 #include "bus-gvariant.h"
+#include "dbus-common.h"
 #include "json-util.h"
 #include "keys.h"
 #include "machine-internal.h"
@@ -23,19 +24,6 @@ static Machine *M(void *userdata) {
 
 /* The model answers the call later, through a QmReply. */
 #define HOLD(msg, userdata) qm_reply_new(M(userdata)->daemon->calls, (msg))
-
-/* 1: go on; 0: return 1 (the handler runs again); < 0: return it. */
-static int authorize(sd_bus_message *msg, Machine *m, QmAuthAction action, const char *command,
-                     sd_bus_error *error) {
-        return qm_auth_check(m->daemon->auth, msg, action, m->name, command, error);
-}
-
-#define AUTHORIZE(msg, m, action, command, error)                              \
-        do {                                                                   \
-                int _r = authorize(msg, m, action, command, error);            \
-                if (_r <= 0)                                                   \
-                        return _r < 0 ? _r : 1;                                \
-        } while (0)
 
 static int check_timeout(double timeout, sd_bus_error *error) {
         if (isnan(timeout))
@@ -372,10 +360,6 @@ static int get_string(sd_bus_message *reply, const char *s) {
         return sd_bus_message_append(reply, "s", s ? s : "");
 }
 
-#define PROPERTY_GETTER(fn) \
-        static int fn(sd_bus *bus, const char *path, const char *interface, const char *property, \
-                      sd_bus_message *reply, void *userdata, sd_bus_error *error)
-
 PROPERTY_GETTER(prop_name) { return get_string(reply, M(userdata)->name); }
 PROPERTY_GETTER(prop_uuid) { return get_string(reply, M(userdata)->config->uuid); }
 PROPERTY_GETTER(prop_state) { return get_string(reply, qm_state_to_string(M(userdata)->state)); }
@@ -413,7 +397,6 @@ PROPERTY_GETTER(prop_mac_addresses) {
 
 #define CONST SD_BUS_VTABLE_PROPERTY_CONST
 #define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
-#define ANYONE SD_BUS_VTABLE_UNPRIVILEGED
 
 static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_VTABLE_START(0),
