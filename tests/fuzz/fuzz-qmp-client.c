@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "fuzz-common.h"
 #include "json-util.h"
 #include "qmp.h"
@@ -92,15 +93,19 @@ static void on_ready(QmpClient *c, JsonNode *greeting, gpointer data) {
         check_strings(greeting);
 }
 
+/* The event as the daemon keeps and sends it (events.c): QEMU's own
+ * text, compacted, and its "data" member's. */
 static void on_event(QmpClient *c, JsonNode *event, const char *text, gsize len, gpointer data) {
-        g_autofree char *serialized = NULL;
+        g_autoptr(QmEvent) e = NULL;
 
         fuzz_assert(fuzz_text_ok(text, len) && qm_json_check_len(text, len, NULL), "event text: %.200s", text);
         fuzz_assert(JSON_NODE_HOLDS_OBJECT(event), "event is not an object");
         fuzz_assert(qm_json_get_string(json_node_get_object(event), "event", NULL), "event without a name");
         check_strings(event);
-        serialized = qm_json_to_string(event);
-        check_json_text(serialized);
+        e = qm_event_new(event, text, len, 1);
+        check_json_text(e->json);
+        check_json_text(e->data_json);
+        fuzz_assert(*e->name && fuzz_text_ok(e->name, -1), "event name: %.200s", e->name);
 }
 
 static void on_closed(QmpClient *c, const char *reason, gpointer data) {
