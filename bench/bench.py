@@ -24,7 +24,7 @@ import time
 # The bus configurations and the process helpers are the integration
 # tests' (tests/integration/qmtest), not copies of them.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-from qmtest import (SESSION_BUS_CONFIG, children_of, kvm_usable,  # noqa: E402
+from qmtest import (children_of, kvm_usable, session_bus_config,  # noqa: E402
                     reap_all_children, set_subreaper, start_dbus_daemon,
                     stop_dbus_daemon, stop_process, system_bus_config)
 
@@ -608,7 +608,7 @@ class Libvirt:
             return None
         bsock = os.path.join(self.base, "session_bus_socket")
         self.sbus, address = start_dbus_daemon(os.path.join(self.base, "session.conf"),
-                                               SESSION_BUS_CONFIG.format(socket=bsock))
+                                               session_bus_config(bsock))
         env = dict(self.env, DBUS_SESSION_BUS_ADDRESS=address)
         self.ldbus = subprocess.Popen(self.as_nobody() + ["libvirt-dbus", "--session"], env=env, cwd="/",
                                       stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)

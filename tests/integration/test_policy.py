@@ -10,7 +10,6 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
-from qmtest import Gio, GLib  # noqa: E402
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -71,16 +70,8 @@ class PolicyTest(qmtest.QMTestCase):
 
     def unix_user(self, name):
         """The uid of the connection that owns a bus name, as the bus saw
-        it connect."""
-        return self.call_bus("GetConnectionUnixUser", name)
-
-    def call_bus(self, method, name):
-        r = self.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                "org.freedesktop.DBus", method,
-                                GLib.Variant("(s)", (name,)),
-                                GLib.VariantType.new("(u)"),
-                                Gio.DBusCallFlags.NONE, 10000, None)
-        return r.unpack()[0]
+        it connect (None if nobody owns it)."""
+        return qmtest.ask_bus(self.conn, "GetConnectionUnixUser", name, "(u)")
 
     def test_root_owns_the_name(self):
         # The daemon runs as root and got the name (setUp waited for it).

@@ -29,11 +29,11 @@ Environment:
 import shutil  # noqa: F401  (tests use qmtest.shutil)
 
 from .bus import (MOCK_IFACE, POLKIT_IFACE, POLKIT_NAME, POLKIT_PATH,
-                  SANITIZER_PATTERNS, SESSION_BUS_CONFIG, SYSTEM_BUS_CONFIG,
-                  Environment, PolkitMock, policy_file, qmachined_binary,
+                  SANITIZER_PATTERNS, Environment, PolkitMock, bus_config,
+                  policy_file, qmachined_binary, session_bus_config,
                   source_root, start_dbus_daemon, stop_dbus_daemon,
                   system_bus_config)
-from .calls import (AsyncCall, DBusCallError, Gio, GLib, SignalRecorder,
+from .calls import (AsyncCall, DBusCallError, Gio, GLib, SignalRecorder, ask_bus,
                     changed_values, config_variant, convert_error,
                     iterate_for, iterate_until, unpack_reply)
 from .names import (ACCESS_DENIED, BUS_NAME, CONFIG_TYPES, ERROR_PREFIX,
@@ -58,8 +58,8 @@ __all__ = [
     "MACHINE_IFACE", "MACHINE_PATH_PREFIX", "MANAGER_IFACE", "MANAGER_PATH",
     "MOCK_IFACE", "OM_IFACE", "POLKIT_IFACE", "POLKIT_NAME", "POLKIT_PATH",
     "PROPS_IFACE", "PR_SET_CHILD_SUBREAPER", "PolkitMock", "QMTestCase",
-    "SANITIZER_PATTERNS", "SESSION_BUS_CONFIG", "SYSTEM_BUS_CONFIG",
-    "SignalRecorder", "UNKNOWN_OBJECT", "accel", "accel_args", "all_pids",
+    "SANITIZER_PATTERNS", "bus_config", "session_bus_config",
+    "SignalRecorder", "UNKNOWN_OBJECT", "accel", "accel_args", "all_pids", "ask_bus",
     "changed_values", "children_of", "config_variant", "convert_error", "err",
     "is_qemu_process", "iterate_for", "iterate_until", "kvm_usable",
     "machine_path", "main", "none_args", "path_encode", "pc_args", "pid_alive",

@@ -18,7 +18,7 @@ gi.require_version("Gio", "2.0")
 gi.require_version("GLib", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
 
-from .calls import convert_error, unpack_reply  # noqa: E402
+from .calls import ask_bus, convert_error, unpack_reply  # noqa: E402
 from .names import BUS_NAME  # noqa: E402
 from .processes import (all_pids, children_of, is_qemu_process,  # noqa: E402
                         proc_cmdline, proc_read, reap, reap_all_children,
@@ -51,13 +51,27 @@ def policy_file():
     return os.path.join(source_root(), "data", "org.qmachine.QMachine1.conf")
 
 
-SYSTEM_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+# Every private bus: its type, its socket, EXTERNAL auth; then a policy;
+# then the limits (tests pipeline many calls on one connection).
+BUS_CONFIG_HEAD = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <type>system</type>
+  <type>{type}</type>
   <listen>unix:path={socket}</listen>
   <auth>EXTERNAL</auth>
+"""
+BUS_CONFIG_TAIL = """  <limit name="max_replies_per_connection">50000</limit>
+  <limit name="reply_timeout">300000</limit>
+</busconfig>
+"""
 
+
+def bus_config(bus_type, socket, policy_text):
+    return (BUS_CONFIG_HEAD.format(type=bus_type, socket=socket) + policy_text
+            + BUS_CONFIG_TAIL)
+
+
+SYSTEM_BUS_POLICY = """
   <!-- The default policy of Debian's system bus: nobody owns names and
        method calls are denied unless a service's policy punches a hole. -->
   <policy context="default">
@@ -91,10 +105,6 @@ SYSTEM_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus
   <!-- The policy we ship. -->
   <include>{policy}</include>
 
-  <!-- Tests pipeline many calls on one connection. -->
-  <limit name="max_replies_per_connection">50000</limit>
-  <limit name="reply_timeout">300000</limit>
-</busconfig>
 """
 
 # The hole a test double or helper service gets in the default policy:
@@ -112,7 +122,8 @@ def system_bus_config(socket, policy, services=(POLKIT_NAME,)):
     """A system bus listening on socket, with Debian's default policy, the
     policy file we ship and a hole for each of services."""
     holes = "".join(SERVICE_POLICY.format(name=n) for n in services)
-    return SYSTEM_BUS_CONFIG.format(socket=socket, policy=policy, services=holes)
+    return bus_config("system", socket,
+                      SYSTEM_BUS_POLICY.format(policy=policy, services=holes))
 
 
 def start_dbus_daemon(conf, text, log=None):
@@ -138,22 +149,28 @@ def stop_dbus_daemon(proc):
 # A session bus for `qmachined --session`: everybody may connect (a session
 # bus lets only its own user in by default), so that the daemon, not the bus,
 # has to turn other users away.
-SESSION_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
+SESSION_BUS_POLICY = """  <policy context="default">
     <allow user="*"/>
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
   </policy>
-  <limit name="max_replies_per_connection">50000</limit>
-  <limit name="reply_timeout">300000</limit>
-</busconfig>
 """
+
+
+def session_bus_config(socket):
+    return bus_config("session", socket, SESSION_BUS_POLICY)
+
+def read_log(path):
+    """A log file's text ("" when there is none yet)."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
 
 class PolkitMock:
     """python-dbusmock's polkitd template on the private system bus.
@@ -189,15 +206,7 @@ class PolkitMock:
             time.sleep(0.01)
 
     def owned(self):
-        try:
-            r = self.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                    "org.freedesktop.DBus", "NameHasOwner",
-                                    GLib.Variant("(s)", (POLKIT_NAME,)),
-                                    GLib.VariantType.new("(b)"),
-                                    Gio.DBusCallFlags.NONE, 5000, None)
-            return r.unpack()[0]
-        except GLib.Error:
-            return False
+        return bool(ask_bus(self.conn, "NameHasOwner", POLKIT_NAME, "(b)"))
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -223,11 +232,7 @@ class PolkitMock:
                 time.sleep(0.01)
 
     def output(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except (OSError, AttributeError):
-            return ""
+        return read_log(getattr(self, "log_path", None))
 
     def call(self, method, args=None, reply_type=None):
         try:
@@ -325,7 +330,7 @@ class Environment:
         with open(self.path("bus", "dbus-daemon-session.log"), "wb") as log:
             self.session_bus, address = start_dbus_daemon(
                 self.path("bus", "session.conf"),
-                SESSION_BUS_CONFIG.format(socket=socket), log)
+                session_bus_config(socket), log)
         if not address:
             raise RuntimeError("session dbus-daemon did not start (exit %s)"
                                % self.session_bus.poll())
@@ -386,15 +391,7 @@ class Environment:
             time.sleep(0.01)
 
     def name_owner(self, conn):
-        try:
-            r = conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
-                               "org.freedesktop.DBus", "GetNameOwner",
-                               GLib.Variant("(s)", (BUS_NAME,)),
-                               GLib.VariantType.new("(s)"),
-                               Gio.DBusCallFlags.NONE, 5000, None)
-            return r.unpack()[0]
-        except GLib.Error:
-            return None
+        return ask_bus(conn, "GetNameOwner", BUS_NAME, "(s)")
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
@@ -412,11 +409,7 @@ class Environment:
         return conn
 
     def daemon_output(self):
-        try:
-            with open(self.daemon_log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except (OSError, AttributeError):
-            return ""
+        return read_log(getattr(self, "daemon_log_path", None))
 
     # -- teardown
 

@@ -53,6 +53,21 @@ def unpack_reply(v):
     return r
 
 
+def ask_bus(conn, method, name, reply_type, timeout=5.0):
+    """Ask the bus daemon one question about a name (NameHasOwner,
+    GetNameOwner, GetConnectionUnixUser...): its answer, or None when the
+    call fails (no such name)."""
+    try:
+        r = conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
+                           "org.freedesktop.DBus", method,
+                           GLib.Variant("(s)", (name,)),
+                           GLib.VariantType.new(reply_type),
+                           Gio.DBusCallFlags.NONE, int(timeout * 1000), None)
+        return r.unpack()[0]
+    except GLib.Error:
+        return None
+
+
 class DBusCallError(Exception):
     """A D-Bus error reply: .name and .text (the message)."""
 
