@@ -5,7 +5,6 @@
  * refused with an errno, never a crash.
  */
 #include <errno.h>
-#include <float.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -70,67 +69,45 @@ static void assert_round_trip_text(const char *text) {
         assert_round_trip(g_variant_new_parsed(text));
 }
 
-static void test_basic_types(void) {
-        assert_round_trip(g_variant_new_byte(0));
-        assert_round_trip(g_variant_new_byte(255));
-        assert_round_trip(g_variant_new_boolean(TRUE));
-        assert_round_trip(g_variant_new_boolean(FALSE));
-        assert_round_trip(g_variant_new_int16(G_MININT16));
-        assert_round_trip(g_variant_new_uint16(G_MAXUINT16));
-        assert_round_trip(g_variant_new_int32(G_MININT32));
-        assert_round_trip(g_variant_new_uint32(G_MAXUINT32));
-        assert_round_trip(g_variant_new_int64(G_MININT64));
-        assert_round_trip(g_variant_new_int64(G_MAXINT64));
-        assert_round_trip(g_variant_new_uint64(G_MAXUINT64));
-        assert_round_trip(g_variant_new_double(-0.5));
-        assert_round_trip(g_variant_new_double(DBL_MAX));
-        assert_round_trip(g_variant_new_double(DBL_MIN));
-        assert_round_trip(g_variant_new_string(""));
-        assert_round_trip(g_variant_new_string("h\xc3\xa9llo \xf0\x9f\x90\xa7"));
-        assert_round_trip(g_variant_new_object_path("/"));
-        assert_round_trip(g_variant_new_object_path("/org/qmachine/QMachine1/machine/_31x"));
-        assert_round_trip(g_variant_new_signature(""));
-        assert_round_trip(g_variant_new_signature("a{sv}(iy)"));
+/* Every basic type at its limits, in GVariant text format. */
+static const char *const basic_values[] = {
+        "byte 0", "byte 255", "true", "false",
+        "int16 -32768", "uint16 65535", "int32 -2147483648", "uint32 4294967295",
+        "int64 -9223372036854775808", "int64 9223372036854775807", "uint64 18446744073709551615",
+        "-0.5", "1.7976931348623157e308", "2.2250738585072014e-308",
+        "''", "'h\u00e9llo \U0001f427'",
+        "objectpath '/'", "objectpath '/org/qmachine/QMachine1/machine/_31x'",
+        "signature ''", "signature 'a{sv}(iy)'", NULL,
+};
+
+/* Arrays, structs, dict entries and variants, nested in each other. */
+static const char *const container_values[] = {
+        "[byte 1, 2, 255]", "[true, false]", "[int16 -1, 2]", "[uint16 1, 2]", "[1, -2, 3]",
+        "[uint32 1, 2]", "[int64 -1, 2]", "[uint64 1, 2]", "[1.5, -2.25]", "['a', 'b', '']",
+        "[objectpath '/a', '/b']", "[signature 'as', 'v']",
+        "('a', 1, true, @ay [1, 2])",
+        "{'key': <'value'>}",
+        "{'binary': <'qemu'>, 'args': <['-S', '-m', '64']>, 'qmp-timeout': <5.0>}",
+        "{1: 'one', 2: 'two'}",
+        "{'outer': {'inner': <(1, 'x', [<true>, <@y 7>])>}}",
+        "[[[1, 2], [3]], [[4]]]",
+        "[('a', [<1>, <'b'>]), ('c', @av [])]",
+        "((1, (2, (3, 'deep'))), <<<'three variants'>>>)",
+        "<{'a': <[(uint64 1, objectpath '/x', signature 'g')]>}>", NULL,
+};
+
+static const char *const empty_array_values[] = {
+        "@as []", "@ay []", "@ad []", "@a{sv} {}", "@a(ii) []", "@aav []",
+        "@aas [[], ['x'], []]", "@a{sa{sv}} {'empty': {}}", "(@as [], @a{ss} {}, 1)", "<@a{sv} {}>", NULL,
+};
+
+static void test_round_trips(gconstpointer data) {
+        const char *const *values = data;
+
+        for (gsize i = 0; values[i]; i++)
+                assert_round_trip_text(values[i]);
 }
 
-static void test_containers(void) {
-        assert_round_trip_text("[byte 1, 2, 255]");
-        assert_round_trip_text("[true, false]");
-        assert_round_trip_text("[int16 -1, 2]");
-        assert_round_trip_text("[uint16 1, 2]");
-        assert_round_trip_text("[1, -2, 3]");
-        assert_round_trip_text("[uint32 1, 2]");
-        assert_round_trip_text("[int64 -1, 2]");
-        assert_round_trip_text("[uint64 1, 2]");
-        assert_round_trip_text("[1.5, -2.25]");
-        assert_round_trip_text("['a', 'b', '']");
-        assert_round_trip_text("[objectpath '/a', '/b']");
-        assert_round_trip_text("[signature 'as', 'v']");
-        assert_round_trip_text("('a', 1, true, @ay [1, 2])");
-        assert_round_trip_text("{'key': <'value'>}");
-        assert_round_trip_text("{'binary': <'qemu'>, 'args': <['-S', '-m', '64']>, 'qmp-timeout': <5.0>}");
-        assert_round_trip_text("{1: 'one', 2: 'two'}");
-        assert_round_trip_text("{'outer': {'inner': <(1, 'x', [<true>, <@y 7>])>}}");
-        assert_round_trip_text("[[[1, 2], [3]], [[4]]]");
-        assert_round_trip_text("[('a', [<1>, <'b'>]), ('c', @av [])]");
-        assert_round_trip_text("((1, (2, (3, 'deep'))), <<<'three variants'>>>)");
-        assert_round_trip_text("<{'a': <[(uint64 1, objectpath '/x', signature 'g')]>}>");
-}
-
-static void test_empty_arrays(void) {
-        assert_round_trip_text("@as []");
-        assert_round_trip_text("@ay []");
-        assert_round_trip_text("@ad []");
-        assert_round_trip_text("@a{sv} {}");
-        assert_round_trip_text("@a(ii) []");
-        assert_round_trip_text("@aav []");
-        assert_round_trip_text("@aas [[], ['x'], []]");
-        assert_round_trip_text("@a{sa{sv}} {'empty': {}}");
-        assert_round_trip_text("(@as [], @a{ss} {}, 1)");
-        assert_round_trip_text("<@a{sv} {}>");
-}
-
-/* sd-bus writes, bus-gvariant reads. */
 static void test_read_what_sd_bus_wrote(void) {
         sd_bus_message *m = new_message();
         g_autoptr(GVariant) v = NULL, expected = NULL;
@@ -319,9 +296,9 @@ int main(int argc, char **argv) {
 
         g_test_init(&argc, &argv, NULL);
         bus_setup();
-        g_test_add_func("/bus-gvariant/basic-types", test_basic_types);
-        g_test_add_func("/bus-gvariant/containers", test_containers);
-        g_test_add_func("/bus-gvariant/empty-arrays", test_empty_arrays);
+        g_test_add_data_func("/bus-gvariant/basic-types", basic_values, test_round_trips);
+        g_test_add_data_func("/bus-gvariant/containers", container_values, test_round_trips);
+        g_test_add_data_func("/bus-gvariant/empty-arrays", empty_array_values, test_round_trips);
         g_test_add_func("/bus-gvariant/read-what-sd-bus-wrote", test_read_what_sd_bus_wrote);
         g_test_add_func("/bus-gvariant/sd-bus-reads-what-was-written", test_sd_bus_reads_what_was_written);
         g_test_add_func("/bus-gvariant/refused-types", test_refused_types);
