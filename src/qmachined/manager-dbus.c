@@ -197,20 +197,75 @@ static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_err
         return 0;
 }
 
+/* The Manager's bus objects: its vtable, the object manager, the match
+ * on clients leaving. */
+typedef struct {
+        sd_bus_slot *vtable;
+        sd_bus_slot *object_manager;
+        sd_bus_slot *name_owner;
+} ManagerSlots;
+
+static void notify_count_changed(Manager *mgr) {
+        sd_bus_emit_properties_changed(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineCount",
+                                       NULL);
+}
+
+static int notify_added(Manager *mgr, Machine *m) {
+        int r = machine_export(m);
+
+        if (r < 0)
+                return r;
+        sd_bus_emit_object_added(mgr->daemon->bus, m->path);
+        sd_bus_emit_signal(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineNew", "so", m->name,
+                           m->path);
+        return r;
+}
+
+/* InterfacesRemoved needs the object still registered. */
+static void notify_removing(Manager *mgr, Machine *m) {
+        sd_bus_emit_object_removed(mgr->daemon->bus, m->path);
+}
+
+static void notify_removed(Manager *mgr, const char *name, const char *path) {
+        sd_bus_emit_signal(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineRemoved", "so", name,
+                           path);
+}
+
+static void notify_freed(Manager *mgr) {
+        ManagerSlots *slots = mgr->front;
+
+        sd_bus_slot_unref(slots->vtable);
+        sd_bus_slot_unref(slots->object_manager);
+        sd_bus_slot_unref(slots->name_owner);
+        g_free(slots);
+        mgr->front = NULL;
+}
+
+static const ManagerNotify dbus_notify = {
+        .added = notify_added,
+        .removing = notify_removing,
+        .removed = notify_removed,
+        .count_changed = notify_count_changed,
+        .freed = notify_freed,
+};
+
 int manager_export(Manager *mgr) {
+        ManagerSlots *slots = g_new0(ManagerSlots, 1);
         int r;
 
+        mgr->front = slots;
+        mgr->notify = &dbus_notify;
         /* arg2='': only names that lost their owner wake us. */
-        r = sd_bus_add_match_async(mgr->daemon->bus, &mgr->name_owner_slot,
+        r = sd_bus_add_match_async(mgr->daemon->bus, &slots->name_owner,
                                    "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
                                    "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg2=''",
                                    on_name_owner_changed, NULL, mgr);
         if (r < 0)
                 return r;
 
-        r = sd_bus_add_object_vtable(mgr->daemon->bus, &mgr->vtable_slot, QM_MANAGER_PATH, QM_MANAGER_IFACE,
+        r = sd_bus_add_object_vtable(mgr->daemon->bus, &slots->vtable, QM_MANAGER_PATH, QM_MANAGER_IFACE,
                                      manager_vtable, mgr);
         if (r < 0)
                 return r;
-        return sd_bus_add_object_manager(mgr->daemon->bus, &mgr->object_manager_slot, QM_MANAGER_PATH);
+        return sd_bus_add_object_manager(mgr->daemon->bus, &slots->object_manager, QM_MANAGER_PATH);
 }

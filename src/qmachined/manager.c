@@ -21,15 +21,9 @@ void manager_free(Manager *mgr) {
         g_hash_table_unref(mgr->machines);
         g_rand_free(mgr->rand);
         g_hash_table_unref(mgr->images_in_progress);
-        sd_bus_slot_unref(mgr->vtable_slot);
-        sd_bus_slot_unref(mgr->object_manager_slot);
-        sd_bus_slot_unref(mgr->name_owner_slot);
+        if (mgr->notify && mgr->notify->freed)
+                mgr->notify->freed(mgr);
         g_free(mgr);
-}
-
-static void emit_count_changed(Manager *mgr) {
-        sd_bus_emit_properties_changed(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineCount",
-                                       NULL);
 }
 
 static void forget_definition(Manager *mgr, const char *name) {
@@ -78,7 +72,7 @@ Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config
                 }
         }
         m = machine_new(mgr->daemon, name, g_steal_pointer(&owned));
-        r = machine_export(m);
+        r = mgr->notify && mgr->notify->added ? mgr->notify->added(mgr, m) : 0;
         if (r < 0) {
                 *error = qm_error_new(SD_BUS_ERROR_FAILED, "cannot export machine '%s': %s", name, g_strerror(-r));
                 /* No machine, so no definition either: it would come back. */
@@ -88,10 +82,8 @@ Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config
                 return NULL;
         }
         g_hash_table_insert(mgr->machines, m->name, m);
-        sd_bus_emit_object_added(mgr->daemon->bus, m->path);
-        sd_bus_emit_signal(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineNew", "so", m->name,
-                           m->path);
-        emit_count_changed(mgr);
+        if (mgr->notify && mgr->notify->count_changed)
+                mgr->notify->count_changed(mgr);
         return m;
 }
 
@@ -121,12 +113,13 @@ gboolean manager_remove_machine(Manager *mgr, const char *name, QmError **error)
         }
         path = g_strdup(m->path);
         key = g_strdup(m->name);
-        /* InterfacesRemoved needs the object still registered. */
-        sd_bus_emit_object_removed(mgr->daemon->bus, path);
+        if (mgr->notify && mgr->notify->removing)
+                mgr->notify->removing(mgr, m);
         g_hash_table_remove(mgr->machines, key);
-        sd_bus_emit_signal(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineRemoved", "so", key,
-                           path);
-        emit_count_changed(mgr);
+        if (mgr->notify && mgr->notify->removed)
+                mgr->notify->removed(mgr, key, path);
+        if (mgr->notify && mgr->notify->count_changed)
+                mgr->notify->count_changed(mgr);
         return TRUE;
 }
 

@@ -6,15 +6,29 @@
 
 typedef struct Manager Manager;
 
+/* How the registry reports up, to whatever serves it (manager-dbus.c
+ * installs one); every member optional. */
+typedef struct {
+        /* A new machine: serve it. < 0 (an errno) refuses it. */
+        int (*added)(Manager *mgr, Machine *m);
+        /* @m is about to go (still served). */
+        void (*removing)(Manager *mgr, Machine *m);
+        /* It went; @name and @path were its own. */
+        void (*removed)(Manager *mgr, const char *name, const char *path);
+        /* The number of machines changed (after added or removed). */
+        void (*count_changed)(Manager *mgr);
+        /* The registry is freed. */
+        void (*freed)(Manager *mgr);
+} ManagerNotify;
+
 struct Manager {
         QmDaemon *daemon;
         GHashTable *machines; /* name -> Machine */
         GRand *rand;
         gboolean restoring; /* creating machines from disk: no saving */
         GHashTable *images_in_progress; /* names qemu-img is creating */
-        sd_bus_slot *vtable_slot;
-        sd_bus_slot *object_manager_slot;
-        sd_bus_slot *name_owner_slot;
+        const ManagerNotify *notify;
+        gpointer front; /* the front end's own data */
 };
 
 Manager *manager_new(QmDaemon *d);
@@ -22,6 +36,7 @@ Manager *manager_new(QmDaemon *d);
 void manager_free(Manager *mgr);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)
 
+/* D-Bus export (manager-dbus.c): installs its ManagerNotify. */
 int manager_export(Manager *mgr);
 
 /* Registry operations behind the D-Bus methods (manager-dbus.c). */
