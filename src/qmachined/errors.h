@@ -44,18 +44,3 @@ QmError *qm_error_new(const char *name, const char *fmt, ...) G_GNUC_PRINTF(2, 3
 const char *qm_error_name_for_errno(int e);
 void qm_error_free(QmError *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmError, qm_error_free)
-
-/*
- * Answers to method calls. None of them fails silently: an answer that
- * cannot be built or sent (a string D-Bus refuses, a message over the
- * size limit) is logged and replaced by an error answer, so a caller
- * never waits for an answer that never comes.
- */
-/* Answer with the values of @types (NULL: none). */
-int qm_reply_return(sd_bus_message *call, const char *types, ...);
-int qm_reply_errorf(sd_bus_message *call, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-/* Answer a held method call with success (no out args) or with @e. */
-int qm_reply_error(sd_bus_message *call, const QmError *e);
-int qm_reply_empty_or_error(sd_bus_message *call, const QmError *e);
-/* For a reply the caller built itself: send it, or an error instead. */
-int qm_reply_send(sd_bus_message *call, sd_bus_message *reply, int build_result);
