@@ -147,7 +147,10 @@ int bus_message_append_gvariant(sd_bus_message *m, GVariant *v) {
                 r = sd_bus_message_open_container(m, 'a', sig + 1);
                 break;
         case G_VARIANT_CLASS_TUPLE: {
-                g_autofree char *inner = g_strndup(sig + 1, strlen(sig) - 2);
+                g_autofree char *inner = NULL;
+                if (g_variant_n_children(v) == 0)
+                        return -EINVAL; /* D-Bus has no empty struct */
+                inner = g_strndup(sig + 1, strlen(sig) - 2);
                 r = sd_bus_message_open_container(m, 'r', inner);
                 break;
         }
