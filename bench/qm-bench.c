@@ -11,10 +11,11 @@
  *
  *   launch --n N --label L [--binary B] -- QEMU ARGS
  *       Launch() call to reply vs a bare QEMU spawned and handshaken here
- *   rtt --n N [--echo NAME] -- QEMU ARGS
+ *   rtt --n N [--cpu-n M] [--echo NAME] -- QEMU ARGS
  *       Qmp(query-status) vs query-status on a QMP socket directly,
  *       Peer.Ping to the daemon, Properties.Get(State), and Echo() on the
- *       echo service NAME (plain sd-bus: the bus's own cost)
+ *       echo service NAME (plain sd-bus: the bus's own cost); then the
+ *       daemon's CPU time (utime + stime) per call over M Qmp and M Ping
  *   throughput --clients 1,8,64 --vms 1,8 --seconds S [--echo NAME] -- ARGS
  *       threads with a connection each, synchronous Qmp calls in a loop
  *   events --binary FAKE --rates R1,R2,.. --seconds S
@@ -219,6 +220,32 @@ static void proc_usage(pid_t pid, double *rss_kib, double *fds) {
                         (*fds)++;
                 g_dir_close(d);
         }
+}
+
+/* utime + stime of a process in µs (/proc/PID/stat, fields 14 and 15:
+ * clock ticks; the kernel derives them from its precise runtime, so the
+ * error is under one tick per reading); -1 if unreadable. */
+static double proc_cpu_us(pid_t pid) {
+        char path[64], buf[1024];
+        unsigned long utime, stime;
+        const char *p;
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return -1;
+        buf[n] = '\0';
+        /* the command name may hold spaces and parentheses: skip to the last ')' */
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+                return -1;
+        return (double)(utime + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -449,10 +476,46 @@ static void get_state(sd_bus *bus, const char *path) {
         free(state);
 }
 
+/* The daemon's own CPU per call: its utime + stime over n sequential
+ * calls of one kind, divided by n. Peer.Ping is the floor: what sd-bus
+ * costs to receive a call and send its answer, without the daemon's own
+ * work. One block of each kind: the tick rounding is then at most
+ * 2 ticks / n per call (20 ms / 5,000 = 4 µs). */
+static void daemon_cpu_per_call(sd_bus *bus, const char *path, int n) {
+        pid_t dpid = daemon_pid(bus);
+        double c0, c1, t0;
+
+        for (int kind = 0; kind < 2; kind++) {
+                const char *what = kind == 0 ? "qmp" : "ping";
+                char key[64];
+
+                c0 = proc_cpu_us(dpid);
+                t0 = now_us();
+                for (int i = 0; i < n; i++) {
+                        if (kind == 0)
+                                qmp_call(bus, path, "query-status", "");
+                        else
+                                ping_call(bus, SERVICE);
+                }
+                c1 = proc_cpu_us(dpid);
+                if (c0 < 0 || c1 < 0) {
+                        printf("E cannot read /proc/%d/stat of qmachined\n", (int)dpid);
+                        failures++;
+                        return;
+                }
+                snprintf(key, sizeof(key), "rtt.cpu.%s_us", what);
+                value(key, (c1 - c0) / n);
+                snprintf(key, sizeof(key), "rtt.cpu.%s_wall_us", what);
+                value(key, (now_us() - t0) / n);
+        }
+        value("rtt.cpu.n", n);
+        value("rtt.cpu.tick_us", 1e6 / (double)sysconf(_SC_CLK_TCK));
+}
+
 enum { K_QMP, K_DIRECT, K_PING, K_GET, K_ECHO, K_ECHO_PING, K_N };
 static const char *rtt_keys[K_N] = { "rtt.qmp", "rtt.direct", "rtt.ping", "rtt.get_state", "rtt.echo", "rtt.echo_ping" };
 
-static int cmd_rtt(int n, const char *echo, const char *binary, char **args) {
+static int cmd_rtt(int n, int cpu_n, const char *echo, const char *binary, char **args) {
         sd_bus *bus = connect_system();
         g_autofree char *name = g_strdup_printf("bench-rtt-%d", (int)getpid());
         g_autofree char *path = create_machine(bus, name, binary, args);
@@ -493,6 +556,7 @@ static int cmd_rtt(int n, const char *echo, const char *binary, char **args) {
         for (int k = 0; k < K_N; k++)
                 if ((k != K_ECHO && k != K_ECHO_PING) || echo)
                         report(rtt_keys[k], v[k], n);
+        daemon_cpu_per_call(bus, path, cpu_n);
         bare_stop_many(&b, 1);
         mcall(bus, path, "Shutdown", "bd", 0, 10.0);
         mcall(bus, MGR_PATH, "RemoveMachine", "s", name);
@@ -1227,7 +1291,7 @@ int main(int argc, char **argv) {
         const char *clients = "1,8,64", *vms = "1,8", *rates = "1000,20000";
         char *default_args[] = { "-machine", "none", "-nodefaults", "-accel", "tcg", NULL };
         char **args = default_args;
-        int n = 20, rounds = 3, queries = 50, r = 0;
+        int n = 20, cpu_n = 2000, rounds = 3, queries = 50, r = 0;
         double seconds = 1.0, cap = 120.0;
         long count = 100000;
         const char *cmd;
@@ -1241,6 +1305,8 @@ int main(int argc, char **argv) {
 #define OPT(s) (strcmp(argv[i], s) == 0 && i + 1 < argc)
                 if (OPT("--n"))
                         n = atoi(argv[++i]);
+                else if (OPT("--cpu-n"))
+                        cpu_n = atoi(argv[++i]);
                 else if (OPT("--rounds"))
                         rounds = atoi(argv[++i]);
                 else if (OPT("--queries"))
@@ -1274,7 +1340,7 @@ int main(int argc, char **argv) {
                         usage();
 #undef OPT
         }
-        if (n < 1 || rounds < 1 || queries < 1 || count < 1 || cap <= 0)
+        if (n < 1 || cpu_n < 1 || rounds < 1 || queries < 1 || count < 1 || cap <= 0)
                 usage();
         if (strcmp(cmd, "echo-service") == 0) {
                 if (!echo)
@@ -1289,7 +1355,7 @@ int main(int argc, char **argv) {
         if (strcmp(cmd, "launch") == 0)
                 r = cmd_launch(n, label, binary, args);
         else if (strcmp(cmd, "rtt") == 0)
-                r = cmd_rtt(n, echo, binary, args);
+                r = cmd_rtt(n, cpu_n, echo, binary, args);
         else if (strcmp(cmd, "throughput") == 0)
                 r = cmd_throughput(clients, vms, seconds, echo, binary, args);
         else if (strcmp(cmd, "events") == 0)
