@@ -359,11 +359,48 @@ gboolean qm_json_text_is_object(const char *text) {
         return *text == '{';
 }
 
-char *qm_json_to_string(JsonNode *node) {
+/*
+ * json-glib 1.6 writes some control characters (0x1f among them) into
+ * strings as they are, which is not JSON: our own strict check would then
+ * refuse a definition we wrote. Escape every one left inside a string.
+ */
+static char *escape_controls(char *text) {
+        GString *out;
+        gboolean in_string = FALSE;
+
+        for (const char *p = text; *p; p++)
+                if ((unsigned char)*p < 0x20 && *p != '\n' && *p != ' ')
+                        goto fix;
+        return text; /* the usual case: nothing to do */
+fix:
+        out = g_string_sized_new(strlen(text) + 16);
+        for (const char *p = text; *p; p++) {
+                if (in_string && *p == '\\' && p[1]) {
+                        g_string_append_c(out, *p++);
+                        g_string_append_c(out, *p);
+                        continue;
+                }
+                if (*p == '"')
+                        in_string = !in_string;
+                if (in_string && (unsigned char)*p < 0x20)
+                        g_string_append_printf(out, "\\u%04x", (unsigned char)*p);
+                else
+                        g_string_append_c(out, *p);
+        }
+        g_free(text);
+        return g_string_free(out, FALSE);
+}
+
+char *qm_json_generate(JsonNode *node, gboolean pretty) {
         g_autoptr(JsonGenerator) gen = json_generator_new();
 
         json_generator_set_root(gen, node);
-        return json_generator_to_data(gen, NULL);
+        json_generator_set_pretty(gen, pretty);
+        return escape_controls(json_generator_to_data(gen, NULL));
+}
+
+char *qm_json_to_string(JsonNode *node) {
+        return qm_json_generate(node, FALSE);
 }
 
 gint64 qm_json_get_int(JsonObject *obj, const char *key, gint64 fallback) {

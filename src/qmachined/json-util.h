@@ -32,8 +32,11 @@ char *qm_json_remove_member(const char *text, gsize len, const char *key);
 /* Whitespace outside strings removed, everything else unchanged. */
 char *qm_json_compact(const char *text, gsize len);
 
-/* Compact serialization; never NULL. */
+/* Compact serialization; never NULL. Always strict JSON (control
+ * characters escaped, which json-glib 1.6 leaves out for some). */
 char *qm_json_to_string(JsonNode *node);
+/* The same, indented when @pretty. */
+char *qm_json_generate(JsonNode *node, gboolean pretty);
 
 /* Member accessors that never warn on untrusted input of the wrong type. */
 gint64 qm_json_get_int(JsonObject *obj, const char *key, gint64 fallback);

@@ -59,14 +59,9 @@ fail:
 }
 
 gboolean qm_json_file_write(const char *path, JsonNode *node, gboolean durable, GError **error) {
-        g_autoptr(JsonGenerator) gen = json_generator_new();
-        g_autofree char *text = NULL;
-        gsize len;
+        g_autofree char *text = qm_json_generate(node, TRUE);
 
-        json_generator_set_root(gen, node);
-        json_generator_set_pretty(gen, TRUE);
-        text = json_generator_to_data(gen, &len);
-        return qm_file_write_atomic(path, text, len, durable, error);
+        return qm_file_write_atomic(path, text, strlen(text), durable, error);
 }
 
 /* Reads at most MAX_STATE_FILE bytes: one more is an error. */

@@ -214,6 +214,17 @@ class RestartTest(FakeMixin, qmtest.QMTestCase):
         self.shutdown(path)
 
 
+    def test_definition_with_control_characters_survives_a_restart(self):
+        # json-glib wrote 0x1f raw into the definition; the strict reader
+        # then set the machine aside as corrupt at the next start.
+        args = ["-name", "a\x1fb\x01c", "-S"]
+        path = self.create_machine("ctl", args=args, persistent=True)
+        self.restart_daemon()
+        self.assertEqual(self.manager("GetMachine", GLib.Variant("(s)", ("ctl",)), "(o)"), path)
+        self.assertEqual(self.mprop(path, "Config")["args"], args)
+        self.assertNotIn("corrupt", self.env.daemon_output())
+
+
 class BusLossTest(qmtest.QMTestCase):
 
     def tearDown(self):

@@ -87,6 +87,17 @@ static void test_compact(void) {
         g_assert_true(ok(out));
 }
 
+static void test_generated_text_is_strict(void) {
+        g_autoptr(JsonNode) n = json_node_init_string(json_node_alloc(), "a\x1f\x01\tb\"");
+        g_autofree char *compact = qm_json_to_string(n);
+        g_autofree char *pretty = qm_json_generate(n, TRUE);
+
+        /* json-glib 1.6 leaves 0x1f as it is */
+        g_assert_true(ok(compact));
+        g_assert_true(ok(pretty));
+        g_assert_cmpstr(compact, ==, "\"a\\u001f\\u0001\\tb\\\"\"");
+}
+
 static void test_event_keeps_number_text(void) {
         const char *text = "{\"event\": \"X_NUM\", \"data\": {\"big\": 18446744073709551615, \"inf\": 1e400}, "
                            "\"timestamp\": {\"seconds\": 9223372036854775807, \"microseconds\": 5}}";
@@ -131,6 +142,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/json/member-text", test_member_text);
         g_test_add_func("/json/remove-member", test_remove_member);
         g_test_add_func("/json/compact", test_compact);
+        g_test_add_func("/json/generated-text-is-strict", test_generated_text_is_strict);
         g_test_add_func("/events/keeps-number-text", test_event_keeps_number_text);
         g_test_add_func("/events/ring-byte-budget", test_ring_byte_budget);
         return g_test_run();
