@@ -35,6 +35,8 @@ void machine_qmp_lost(Machine *m);
 void machine_save_record(Machine *m);
 
 /* machine-qmp.c */
+/* Send a command on the machine's monitor with its QMP timeout. */
+void machine_qmp_call(Machine *m, const char *command, JsonNode *arguments, QmpReplyFunc func, gpointer data);
 QmpClient *machine_qmp_connect(Machine *m, int fd);
 /* FALSE when there is no usable monitor to send quit on. */
 gboolean machine_qmp_send_quit(Machine *m);

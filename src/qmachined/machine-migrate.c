@@ -55,13 +55,9 @@ static void finish(QmMigration *mg, const char *name, const char *fmt, ...) {
         machine_refresh_run_state(m);
 }
 
-static void on_ignore(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
-}
-
 static void cancel(QmMigration *mg) {
         if (qmp_client_is_ready(mg->machine->qmp))
-                qmp_client_execute(mg->machine->qmp, "migrate_cancel", NULL, mg->machine->config->qmp_timeout,
-                                   on_ignore, NULL);
+                machine_qmp_call(mg->machine, "migrate_cancel", NULL, qmp_reply_ignore, NULL);
 }
 
 static gboolean on_timeout(gpointer data) {
@@ -82,16 +78,16 @@ static gboolean on_cancel_after(gpointer data) {
 
 static gboolean on_poll(gpointer data);
 
-static void on_status(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void on_status(const QmpResponse *r, const QmError *failure, gpointer data) {
         QmMigration *mg = data;
         JsonObject *ret;
         const char *status;
 
-        if (error) {
-                finish(mg, QM_ERROR_MIGRATE_FAILED, "lost QEMU during the migration: %s", error->message);
+        if (failure) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "lost QEMU during the migration: %s", failure->message);
                 return;
         }
-        ret = qm_json_get_object(json_node_get_object(reply), "return");
+        ret = qm_json_get_object(json_node_get_object(r->node), "return");
         status = qm_json_get_string(ret, "status", "");
         if (strcmp(status, "completed") == 0) {
                 finish(mg, NULL, NULL);
@@ -117,22 +113,19 @@ static gboolean on_poll(gpointer data) {
                 finish(mg, QM_ERROR_MIGRATE_FAILED, "lost the QMP connection during the migration");
                 return G_SOURCE_REMOVE;
         }
-        qmp_client_execute(mg->machine->qmp, "query-migrate", NULL, mg->machine->config->qmp_timeout, on_status, mg);
+        machine_qmp_call(mg->machine, "query-migrate", NULL, on_status, mg);
         return G_SOURCE_REMOVE;
 }
 
-static void on_migrate(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void on_migrate(const QmpResponse *r, const QmError *failure, gpointer data) {
         QmMigration *mg = data;
-        JsonObject *err;
 
-        if (error) {
-                finish(mg, QM_ERROR_MIGRATE_FAILED, "migrate: %s", error->message);
+        if (failure) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "migrate: %s", failure->message);
                 return;
         }
-        err = qm_json_get_object(json_node_get_object(reply), "error");
-        if (err) {
-                finish(mg, QM_ERROR_MIGRATE_FAILED, "%s: %s", qm_json_get_string(err, "class", "GenericError"),
-                       qm_json_get_string(err, "desc", "(no description)"));
+        if (r->error) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "%s", r->error->message);
                 return;
         }
         on_poll(mg);
@@ -147,13 +140,13 @@ static void start_migrate(QmMigration *mg) {
         json_builder_add_string_value(b, mg->uri);
         json_builder_end_object(b);
         args = json_builder_get_root(b);
-        qmp_client_execute(mg->machine->qmp, "migrate", args, mg->machine->config->qmp_timeout, on_migrate, mg);
+        machine_qmp_call(mg->machine, "migrate", args, on_migrate, mg);
 }
 
-static void on_stopped(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void on_stopped(const QmpResponse *r, const QmError *failure, gpointer data) {
         QmMigration *mg = data;
 
-        if (error || json_object_has_member(json_node_get_object(reply), "error")) {
+        if (failure || r->error) {
                 finish(mg, QM_ERROR_MIGRATE_FAILED, "cannot pause the guest before an offline migration");
                 return;
         }
@@ -184,7 +177,7 @@ void machine_migrate(Machine *m, QmReply *call, const char *uri, double timeout,
                 mg->cancel_timer = g_timeout_add((guint)MIN(cancel_after * 1000.0, (double)G_MAXUINT),
                                                  on_cancel_after, mg);
         if (offline)
-                qmp_client_execute(m->qmp, "stop", NULL, m->config->qmp_timeout, on_stopped, mg);
+                machine_qmp_call(m, "stop", NULL, on_stopped, mg);
         else
                 start_migrate(mg);
 }

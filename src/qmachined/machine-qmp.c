@@ -33,20 +33,26 @@ static void set_run_state(Machine *m, const char *rs) {
                 machine_notify_changed(m, props);
 }
 
-static const char *status_of(JsonNode *reply) {
-        JsonObject *ret = qm_json_get_object(json_node_get_object(reply), "return");
+/* query-status's "status", or NULL. */
+static const char *status_of(const QmpResponse *r) {
+        JsonObject *ret = r->node ? qm_json_get_object(json_node_get_object(r->node), "return") : NULL;
         return qm_json_get_string(ret, "status", NULL);
 }
 
+void machine_qmp_call(Machine *m, const char *command, JsonNode *arguments, QmpReplyFunc func, gpointer data) {
+        QmpCallOptions o = { .arguments_node = arguments, .timeout = m->config->qmp_timeout };
 
-static void on_run_state(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+        qmp_client_call(m->qmp, command, &o, func, data);
+}
+
+static void on_run_state(const QmpResponse *r, const QmError *failure, gpointer data) {
         Machine *m = data;
         const char *status;
 
         m->runstate_query_busy = FALSE;
-        if (error)
+        if (failure)
                 return;
-        status = status_of(reply);
+        status = status_of(r);
         if (status && m->state != QM_STATE_STARTING)
                 set_run_state(m, status);
         if (m->runstate_query_again) {
@@ -64,7 +70,7 @@ void machine_refresh_run_state(Machine *m) {
                 return;
         }
         m->runstate_query_busy = TRUE;
-        qmp_client_execute(m->qmp, "query-status", NULL, m->config->qmp_timeout, on_run_state, m);
+        machine_qmp_call(m, "query-status", NULL, on_run_state, m);
 }
 
 /* RunState follows events at once; STOP and RESET have many meanings, so
@@ -129,20 +135,20 @@ static void on_event(QmpClient *c, JsonNode *node, const char *text, gsize len, 
         qm_event_waiters_wake(m->waiters, e);
 }
 
-static void on_launch_status(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void on_launch_status(const QmpResponse *r, const QmError *failure, gpointer data) {
         Machine *m = data;
         const char *status;
 
-        if (error) {
+        if (failure) {
                 /* The exit handler answers the Launch caller. */
                 if (m->state == QM_STATE_STARTING) {
                         if (!m->launch_error)
-                                m->launch_error = g_strdup(error->message);
+                                m->launch_error = g_strdup(failure->message);
                         machine_kill(m, SIGKILL);
                 }
                 return;
         }
-        status = status_of(reply);
+        status = status_of(r);
         if (m->state != QM_STATE_STARTING) {
                 /* a VM taken back after a daemon restart */
                 set_run_state(m, status ? status : "");
@@ -151,10 +157,6 @@ static void on_launch_status(JsonNode *reply, const char *text, const QmError *e
         g_free(m->run_state);
         m->run_state = g_strdup(status ? status : "");
         machine_launch_done(m);
-}
-
-static void on_ignored(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
-        /* best effort: the outcome shows elsewhere */
 }
 
 static void on_ready(QmpClient *c, JsonNode *greeting, gpointer data) {
@@ -172,10 +174,10 @@ static void on_ready(QmpClient *c, JsonNode *greeting, gpointer data) {
         if (m->config->incoming) {
                 g_autoptr(JsonNode) args = json_from_string(
                         "{\"capabilities\": [{\"capability\": \"events\", \"state\": true}]}", NULL);
-                qmp_client_execute(c, "migrate-set-capabilities", args, m->config->qmp_timeout, on_ignored, NULL);
+                machine_qmp_call(m, "migrate-set-capabilities", args, qmp_reply_ignore, NULL);
         }
         /* RunState must be right when Launch returns (-S: prelaunch). */
-        qmp_client_execute(c, "query-status", NULL, m->config->qmp_timeout, on_launch_status, m);
+        machine_qmp_call(m, "query-status", NULL, on_launch_status, m);
 }
 
 static void on_closed(QmpClient *c, const char *reason, gpointer data) {
@@ -210,55 +212,32 @@ QmpClient *machine_qmp_connect(Machine *m, int fd) {
                 .closed = on_closed,
                 .may_read = may_read,
         };
-        return qmp_client_new(fd, m->config->qmp_timeout, &callbacks, m);
-}
+        const QmpClientOptions options = { .timeout = m->config->qmp_timeout, .greeting = TRUE };
 
-static void on_quit(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
-        /* The outcome shows in the exit; an error here changes nothing. */
+        return qmp_client_new(fd, &options, &callbacks, m);
 }
 
 gboolean machine_qmp_send_quit(Machine *m) {
         if (!qmp_client_is_open(m->qmp))
                 return FALSE;
-        qmp_client_execute(m->qmp, "quit", NULL, m->config->qmp_timeout, on_quit, NULL);
+        /* The outcome shows in the exit; an error here changes nothing. */
+        machine_qmp_call(m, "quit", NULL, qmp_reply_ignore, NULL);
         return TRUE;
 }
 
-/* The JSON of "return", cut from QEMU's text: a tree serialized again
- * would print 1e17 as "1e+17.0" and a uint64 above 2^63 as -1. */
-static void reply_return_member(QmReply *call, const char *text) {
-        g_autofree char *value = NULL;
-        gsize start, len;
-
-        if (qm_json_member_text(text, strlen(text), "return", &start, &len))
-                value = g_strndup(text + start, len);
-        qm_reply_value(call, "s", value ? value : "null");
-}
-
-static void on_qmp_reply(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void on_qmp_reply(const QmpResponse *r, const QmError *failure, gpointer data) {
         QmpCall *qc = data;
-        JsonObject *obj;
 
-        if (error) {
-                qm_reply_fail(qc->call, error);
-                goto out;
-        }
-        if (qc->kind == QMP_REPLY_RAW) {
-                qm_reply_value(qc->call, "s", text); /* @reply may be NULL here */
-                goto out;
-        }
-        obj = json_node_get_object(reply);
-        if (json_object_has_member(obj, "error")) {
-                JsonObject *err = qm_json_get_object(obj, "error");
-                qm_reply_failf(qc->call, QM_ERROR_QMP_ERROR, "%s: %s",
-                                           qm_json_get_string(err, "class", "GenericError"),
-                                           qm_json_get_string(err, "desc", "(no description)"));
-        } else if (qc->kind == QMP_REPLY_RETURN) {
-                reply_return_member(qc->call, text);
-        } else {
+        if (failure)
+                qm_reply_fail(qc->call, failure);
+        else if (qc->kind == QMP_REPLY_RAW)
+                qm_reply_value(qc->call, "s", r->text);
+        else if (r->error)
+                qm_reply_fail(qc->call, r->error);
+        else if (qc->kind == QMP_REPLY_RETURN)
+                qm_reply_value(qc->call, "s", r->value ? r->value : "null");
+        else
                 qm_reply_ok(qc->call);
-        }
-out:
         g_free(qc);
 }
 
@@ -293,10 +272,10 @@ void machine_qmp(Machine *m, QmReply *call, const char *command, const char *arg
         /* Remembered at once: QEMU may exit before its answer is read. */
         if (strcmp(command, "quit") == 0)
                 m->quit_issued = TRUE;
-        if (kind == QMP_REPLY_RAW)
-                qmp_client_execute_text_only(m->qmp, command, arguments, m->config->qmp_timeout, on_qmp_reply, qc);
-        else
-                qmp_client_execute_text(m->qmp, command, arguments, m->config->qmp_timeout, on_qmp_reply, qc);
+        qmp_client_call(m->qmp, command,
+                        &(QmpCallOptions){ .arguments = arguments, .timeout = m->config->qmp_timeout,
+                                           .text_only = kind == QMP_REPLY_RAW },
+                        on_qmp_reply, qc);
 }
 
 /* A WaitEvent caller: the machine (for messages) and its held call. */
@@ -374,11 +353,11 @@ void machine_forget_client(Machine *m, const char *unique_name) {
         qm_event_waiters_drop_if(m->waiters, wait_call_of, (gpointer)unique_name);
 }
 
-static void on_powerdown_sent(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void on_powerdown_sent(const QmpResponse *r, const QmError *failure, gpointer data) {
         /* An error shows as the guest not powering off: Powerdown's timer
          * then quits and reports AbnormalShutdown. */
-        if (error)
-                g_message("system_powerdown was not delivered: %s", error->message);
+        if (failure || r->error)
+                g_message("system_powerdown was not delivered: %s", (failure ? failure : r->error)->message);
 }
 
 gboolean machine_qmp_send_powerdown(Machine *m, QmReply *call) {
@@ -388,7 +367,7 @@ gboolean machine_qmp_send_powerdown(Machine *m, QmReply *call) {
                 qm_reply_fail(call, e);
                 return FALSE;
         }
-        qmp_client_execute(m->qmp, "system_powerdown", NULL, m->config->qmp_timeout, on_powerdown_sent, NULL);
+        machine_qmp_call(m, "system_powerdown", NULL, on_powerdown_sent, NULL);
         return TRUE;
 }
 
@@ -398,18 +377,12 @@ typedef struct {
         QmError *error;
 } KeysCall;
 
-static void on_key_sent(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void on_key_sent(const QmpResponse *r, const QmError *failure, gpointer data) {
         KeysCall *k = data;
+        const QmError *e = failure ? failure : r->error;
 
-        if (!k->error) {
-                JsonObject *err = reply ? qm_json_get_object(json_node_get_object(reply), "error") : NULL;
-                if (error)
-                        k->error = qm_error_new(error->name, "%s", error->message);
-                else if (err)
-                        k->error = qm_error_new(QM_ERROR_QMP_ERROR, "%s: %s",
-                                                qm_json_get_string(err, "class", "GenericError"),
-                                                qm_json_get_string(err, "desc", "(no description)"));
-        }
+        if (!k->error && e)
+                k->error = qm_error_new(e->name, "%s", e->message);
         if (--k->remaining > 0)
                 return;
         qm_reply_ok_or_fail(k->call, k->error);
@@ -444,8 +417,7 @@ void machine_send_keys(Machine *m, QmReply *call, char **keys, guint hold_ms) {
         k->remaining = args->len;
         /* QEMU runs them in order: one combo after the other. */
         for (guint i = 0; i < args->len; i++)
-                qmp_client_execute(m->qmp, "send-key", g_ptr_array_index(args, i), m->config->qmp_timeout,
-                                   on_key_sent, k);
+                machine_qmp_call(m, "send-key", g_ptr_array_index(args, i), on_key_sent, k);
 }
 
 void machine_send_fd(Machine *m, QmReply *call, const char *fdname, int fd) {
@@ -474,16 +446,19 @@ void machine_send_fd(Machine *m, QmReply *call, const char *fdname, int fd) {
         qc->machine = m;
         qc->call = call;
         qc->kind = QMP_REPLY_EMPTY;
-        qmp_client_execute_with_fd(m->qmp, "getfd", args, copy, m->config->qmp_timeout, on_qmp_reply, qc);
+        qmp_client_call(m->qmp, "getfd",
+                        &(QmpCallOptions){ .arguments_node = args, .timeout = m->config->qmp_timeout,
+                                           .with_fd = TRUE, .fd = copy },
+                        on_qmp_reply, qc);
 }
 
-static void on_alive(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void on_alive(const QmpResponse *r, const QmError *failure, gpointer data) {
         QmpCall *qc = data;
         Machine *m = qc->machine;
 
-        if (error)
+        if (failure)
                 qm_reply_failf(qc->call, QM_ERROR_DEAD, "QEMU of '%s' does not answer: %s", m->name,
-                                           error->message);
+                               failure->message);
         else
                 qm_reply_ok(qc->call);
         g_free(qc);
@@ -508,5 +483,5 @@ void machine_verify_alive(Machine *m, QmReply *call) {
         qc = g_new0(QmpCall, 1);
         qc->machine = m;
         qc->call = call;
-        qmp_client_execute(m->qmp, "query-status", NULL, m->config->qmp_timeout, on_alive, qc);
+        machine_qmp_call(m, "query-status", NULL, on_alive, qc);
 }

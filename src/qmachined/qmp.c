@@ -80,6 +80,7 @@ struct QmpClient {
         gboolean ready;
         gboolean closed;
         gboolean handshaking; /* sending qmp_capabilities, which is not held */
+        guint ready_id;       /* a peer without greeting: ready from the loop */
         double timeout;
         JsonNode *greeting;
         GQueue early_events; /* EarlyEvent: QEMU sent them before the handshake ended */
@@ -132,13 +133,38 @@ static void pending_free(gpointer p) {
         g_free(q);
 }
 
-static void pending_complete(QmpPending *q, JsonNode *reply, const char *text, const QmError *err) {
+void qmp_reply_ignore(const QmpResponse *response, const QmError *failure, gpointer userdata) {
+}
+
+static void pending_complete(QmpPending *q, const QmpResponse *response, const QmError *failure) {
         QmpReplyFunc func = q->func;
         gpointer ud = q->userdata;
 
         /* Removing frees q; call the callback after, with copies. */
         g_hash_table_remove(q->client->pending, &q->id);
-        func(reply, text, err, ud);
+        func(response, failure, ud);
+}
+
+/*
+ * The one place a response is taken apart: @text is the object without
+ * our id; the "return" member's text is cut from it, an "error" member
+ * becomes a QmpError "CLASS: desc".
+ */
+static void complete_response(QmpPending *q, JsonNode *node, const char *text) {
+        g_autoptr(QmError) error = NULL;
+        g_autofree char *value = NULL;
+        JsonObject *err = node ? qm_json_get_object(json_node_get_object(node), "error") : NULL;
+        QmpResponse r = { .node = node, .text = text };
+        gsize start, len;
+
+        if (err)
+                error = qm_error_new(QM_ERROR_QMP_ERROR, "%s: %s", qm_json_get_string(err, "class", "GenericError"),
+                                     qm_json_get_string(err, "desc", "(no description)"));
+        else if (qm_json_member_text(text, strlen(text), "return", &start, &len))
+                value = g_strndup(text + start, len);
+        r.value = value;
+        r.error = error;
+        pending_complete(q, &r, NULL);
 }
 
 /* Tear down the transport and fail every pending command. Callbacks may
@@ -157,7 +183,9 @@ static void qmp_shutdown(QmpClient *c, const char *reason, gboolean notify) {
                 g_source_remove(c->write_id);
         if (c->tick_id)
                 g_source_remove(c->tick_id);
-        c->write_id = c->tick_id = 0;
+        if (c->ready_id)
+                g_source_remove(c->ready_id);
+        c->write_id = c->tick_id = c->ready_id = 0;
         if (c->fd >= 0)
                 close(c->fd);
         c->fd = -1;
@@ -169,7 +197,7 @@ static void qmp_shutdown(QmpClient *c, const char *reason, gboolean notify) {
                 g_autoptr(QmError) e = qm_error_new(QM_ERROR_QMP_DISCONNECTED,
                                                     "QMP connection lost before '%s' was answered: %s",
                                                     q->command, reason);
-                q->func(NULL, NULL, e, q->userdata);
+                q->func(NULL, e, q->userdata);
                 pending_free(q);
         }
         g_list_free(list);
@@ -318,7 +346,7 @@ static gboolean on_tick(gpointer data) {
                                                             "QEMU did not answer '%s' within the QMP timeout",
                                                             q->command);
                         /* A late answer to this id is dropped in handle_reply(). */
-                        pending_complete(q, NULL, NULL, e);
+                        pending_complete(q, NULL, e);
                 }
         }
         /* The callbacks may have sent new commands: look again. */
@@ -335,15 +363,21 @@ static gboolean on_tick(gpointer data) {
 
 static void send_held(QmpClient *c);
 
-static void on_capabilities(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void become_ready(QmpClient *c);
+
+static void on_capabilities(const QmpResponse *response, const QmError *failure, gpointer data) {
         QmpClient *c = data;
 
-        if (error)
+        if (failure)
                 return; /* the connection is already closing or closed */
-        if (!json_object_has_member(json_node_get_object(reply), "return")) {
+        if (response->error) {
                 qmp_shutdown(c, "QEMU refused qmp_capabilities", TRUE);
                 return;
         }
+        become_ready(c);
+}
+
+static void become_ready(QmpClient *c) {
         c->ready = TRUE;
         /* The owner's own queries (run state) first: QEMU answers in
          * order, so held callers find the state updated. */
@@ -362,7 +396,7 @@ static gboolean reply_now_closed(gpointer data) {
         QmpPending *q = data;
         g_autoptr(QmError) e = qm_error_new(QM_ERROR_QMP_DISCONNECTED,
                                             "the QMP connection is closed; '%s' was not sent", q->command);
-        q->func(NULL, NULL, e, q->userdata);
+        q->func(NULL, e, q->userdata);
         pending_free(q);
         return G_SOURCE_REMOVE;
 }
@@ -370,30 +404,14 @@ static gboolean reply_now_closed(gpointer data) {
 static QmpPending *execute(QmpClient *c, const char *command, const char *arguments, int fd, double timeout,
                            QmpReplyFunc func, gpointer userdata);
 
-void qmp_client_execute_with_fd(QmpClient *c, const char *command, JsonNode *arguments, int fd,
-                                double timeout, QmpReplyFunc func, gpointer userdata) {
-        g_autofree char *text = arguments ? qm_json_to_string(arguments) : NULL;
+void qmp_client_call(QmpClient *c, const char *command, const QmpCallOptions *options, QmpReplyFunc func,
+                     gpointer userdata) {
+        g_autofree char *tree_text = options->arguments_node ? qm_json_to_string(options->arguments_node) : NULL;
+        QmpPending *q = execute(c, command, tree_text ? tree_text : options->arguments,
+                                options->with_fd ? options->fd : -1, options->timeout, func, userdata);
 
-        execute(c, command, text, fd, timeout, func, userdata);
-}
-
-void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
-                        double timeout, QmpReplyFunc func, gpointer userdata) {
-        g_autofree char *text = arguments ? qm_json_to_string(arguments) : NULL;
-
-        execute(c, command, text, -1, timeout, func, userdata);
-}
-
-void qmp_client_execute_text(QmpClient *c, const char *command, const char *arguments,
-                             double timeout, QmpReplyFunc func, gpointer userdata) {
-        execute(c, command, arguments, -1, timeout, func, userdata);
-}
-
-void qmp_client_execute_text_only(QmpClient *c, const char *command, const char *arguments,
-                                  double timeout, QmpReplyFunc func, gpointer userdata) {
-        QmpPending *q = execute(c, command, arguments, -1, timeout, func, userdata);
         if (q)
-                q->text_only = TRUE;
+                q->text_only = options->text_only;
 }
 
 static void arm_deadline(QmpClient *c, QmpPending *q, double timeout) {
@@ -501,7 +519,7 @@ static void handle_reply(QmpClient *c, JsonObject *obj, JsonNode *msg, const cha
         } else {
                 text = qm_json_remove_member(line, len, "id");
         }
-        pending_complete(q, msg, text, NULL);
+        complete_response(q, msg, text);
 }
 
 /* Returns FALSE when the line broke the protocol. */
@@ -535,7 +553,7 @@ static gboolean handle_text_reply(QmpClient *c, const char *line, gsize len) {
         end = p - klen; /* where ', "id"' starts */
         text = g_strndup(line, end - line + 1);
         text[end - line] = '}';
-        pending_complete(q, NULL, text, NULL);
+        complete_response(q, NULL, text);
         return TRUE;
 }
 
@@ -709,7 +727,17 @@ void qmp_client_drain(QmpClient *c) {
         qmp_unref(c);
 }
 
-QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpointer userdata) {
+/* A peer without a greeting is ready at once, from the loop (never
+ * from inside qmp_client_new()). */
+static gboolean on_ready_now(gpointer data) {
+        QmpClient *c = data;
+
+        c->ready_id = 0;
+        become_ready(c);
+        return G_SOURCE_REMOVE;
+}
+
+QmpClient *qmp_client_new(int fd, const QmpClientOptions *options, const QmpCallbacks *cb, gpointer userdata) {
         QmpClient *c = g_new0(QmpClient, 1);
 
         c->refcount = 1;
@@ -719,7 +747,7 @@ QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpoint
         c->parser = json_parser_new_immutable();
         c->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, pending_free);
         c->next_id = 1;
-        c->timeout = timeout;
+        c->timeout = options->timeout;
         c->cb = *cb;
         c->userdata = userdata;
         /* can_recurse: no block/unblock wakeups around every dispatch (see
@@ -729,6 +757,10 @@ QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpoint
         g_source_set_callback(c->read_source, on_readable, c, NULL);
         g_source_set_can_recurse(c->read_source, TRUE);
         g_source_attach(c->read_source, NULL);
+        if (!options->greeting) {
+                c->greeted = TRUE;
+                c->ready_id = g_idle_add(on_ready_now, c);
+        }
         return c;
 }
 

@@ -9,13 +9,46 @@
 
 typedef struct QmpClient QmpClient;
 
-/* @reply is the whole response object ({"return": …} or {"error": …});
- * @text is that object as JSON without our "id". Both NULL when @error is
- * set (Timeout, QmpDisconnected). */
-typedef void (*QmpReplyFunc)(JsonNode *reply, const char *text, const QmError *error, gpointer userdata);
+/* A response, as QEMU wrote it: numbers and strings are never re-printed. */
+typedef struct {
+        /* The whole object, {"return": …} or {"error": …}; NULL for a
+         * text_only command whose answer was a plain return. */
+        JsonNode *node;
+        /* The whole object without our "id". */
+        const char *text;
+        /* The "return" member's text; NULL for an error response. */
+        const char *value;
+        /* An error response as QmpError "CLASS: desc"; NULL otherwise. */
+        const QmError *error;
+} QmpResponse;
+
+/* @response, or @failure (Timeout, QmpDisconnected) and NULL. */
+typedef void (*QmpReplyFunc)(const QmpResponse *response, const QmError *failure, gpointer userdata);
+
+/* For a command whose outcome shows elsewhere. */
+void qmp_reply_ignore(const QmpResponse *response, const QmError *failure, gpointer userdata);
+
+/* How one command is sent. */
+typedef struct {
+        const char *arguments;     /* a JSON object's text, or NULL */
+        JsonNode *arguments_node;  /* or the object as a tree */
+        double timeout;            /* seconds; <= 0: none */
+        gboolean text_only;        /* the caller reads text/value only: no tree is built */
+        gboolean with_fd;          /* pass @fd (taken over) by SCM_RIGHTS with the command */
+        int fd;
+} QmpCallOptions;
+
+/* What differs between the peers that speak QMP. */
+typedef struct {
+        double timeout; /* of the handshake's commands */
+        /* QEMU's monitor greets and wants qmp_capabilities before anything
+         * else; a peer without (the guest agent) is ready at once. */
+        gboolean greeting;
+} QmpClientOptions;
 
 typedef struct {
-        /* Greeting seen and qmp_capabilities answered: commands may flow. */
+        /* Greeting seen and qmp_capabilities answered: commands may flow.
+         * @greeting is NULL for a peer without one. */
         void (*ready)(QmpClient *c, JsonNode *greeting, gpointer userdata);
         /* A QMP event object ({"event", "data"?, "timestamp"}), parsed
          * from @text (@len bytes, strict JSON, valid UTF-8, no NUL). */
@@ -29,7 +62,7 @@ typedef struct {
 } QmpCallbacks;
 
 /* Takes ownership of @fd (a connected, nonblocking socket). */
-QmpClient *qmp_client_new(int fd, double timeout, const QmpCallbacks *cb, gpointer userdata);
+QmpClient *qmp_client_new(int fd, const QmpClientOptions *options, const QmpCallbacks *cb, gpointer userdata);
 
 /* Closes the connection without calling any callback; pending replies are
  * failed with QmpDisconnected. */
@@ -45,29 +78,12 @@ int qmp_client_unread_by_peer(QmpClient *c);
 /* How far the handshake got, for error messages. */
 const char *qmp_client_progress(QmpClient *c);
 
-/* Send @command with @arguments (a JSON object or NULL). The reply callback
- * runs exactly once, never from inside this call. @timeout <= 0: none.
- * Before the handshake has completed the command waits for it (its
- * timeout running). */
-void qmp_client_execute(QmpClient *c, const char *command, JsonNode *arguments,
-                        double timeout, QmpReplyFunc func, gpointer userdata);
-/* The same with the arguments as JSON text, a valid JSON object or NULL
- * (the passthrough path: no tree is built). */
-void qmp_client_execute_text(QmpClient *c, const char *command, const char *arguments,
-                             double timeout, QmpReplyFunc func, gpointer userdata);
+/* Send @command. The reply callback runs exactly once, never from inside
+ * this call. Before the handshake has completed the command waits for it
+ * (its timeout running). */
+void qmp_client_call(QmpClient *c, const char *command, const QmpCallOptions *options, QmpReplyFunc func,
+                     gpointer userdata);
 
 /* Handle everything already in the socket now (its peer has exited and
  * its last words, e.g. a SHUTDOWN event, must not be lost). */
 void qmp_client_drain(QmpClient *c);
-
-/* The same, for a caller that reads only @text: a plain
- * '{"return": ..., "id": N}' answer is then passed on without building a
- * tree (@reply NULL). */
-void qmp_client_execute_text_only(QmpClient *c, const char *command, const char *arguments,
-                                  double timeout, QmpReplyFunc func, gpointer userdata);
-
-/* The same, with @fd (taken over, closed after sending) passed along by
- * SCM_RIGHTS with the command's bytes, as getfd and add-fd expect. */
-void qmp_client_execute_with_fd(QmpClient *c, const char *command, JsonNode *arguments, int fd,
-                                double timeout, QmpReplyFunc func, gpointer userdata);
-

@@ -61,21 +61,35 @@ static void check_json_text(const char *text) {
         fuzz_assert(qm_json_check(text, NULL), "not valid JSON: %.200s", text);
 }
 
-static void on_reply(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void check_error(const QmError *error) {
+        fuzz_assert(g_str_has_prefix(error->name, QM_ERROR_PREFIX), "error %s", error->name);
+        fuzz_assert(fuzz_text_ok(error->message, -1), "error message not valid UTF-8: %.200s", error->message);
+}
+
+static void on_reply(const QmpResponse *response, const QmError *failure, gpointer data) {
         Command *cmd = data;
+        JsonNode *reply;
+        const char *text;
 
         fuzz_assert(!in_execute, "a reply callback ran from inside execute()");
         fuzz_assert(++cmd->calls == 1, "a reply callback ran %d times", cmd->calls);
-        if (error) {
-                fuzz_assert(!reply && !text, "an error came with a reply");
-                fuzz_assert(g_str_has_prefix(error->name, QM_ERROR_PREFIX), "error %s", error->name);
-                fuzz_assert(fuzz_text_ok(error->message, -1), "error message not valid UTF-8: %.200s",
-                            error->message);
+        if (failure) {
+                fuzz_assert(!response, "a failure came with a response");
+                check_error(failure);
                 return;
         }
+        reply = response->node;
+        text = response->text;
         fuzz_assert(text, "a reply without text");
         check_json_text(text);
         fuzz_assert(qm_json_text_is_object(text), "reply text is not an object: %.200s", text);
+        /* exactly one of: the return value's text, an error */
+        fuzz_assert((response->value != NULL) != (response->error != NULL), "value %p, error %p",
+                    (void *)response->value, (void *)response->error);
+        if (response->value)
+                check_json_text(response->value);
+        else
+                check_error(response->error);
         if (reply) {
                 JsonObject *obj;
                 fuzz_assert(JSON_NODE_HOLDS_OBJECT(reply), "reply is not an object");
@@ -158,20 +172,24 @@ static void issue(QmpClient *c, Command *cmd, guint kind) {
         in_execute = TRUE;
         switch (kind % 4) {
         case 0:
-                qmp_client_execute(c, "query-status", NULL, 0, on_reply, cmd);
+                qmp_client_call(c, "query-status", &(QmpCallOptions){ 0 }, on_reply, cmd);
                 break;
         case 1:
-                qmp_client_execute_text(c, "human-monitor-command", "{\"command-line\": \"info version\"}",
-                                        1000, on_reply, cmd);
+                qmp_client_call(c, "human-monitor-command",
+                                &(QmpCallOptions){ .arguments = "{\"command-line\": \"info version\"}",
+                                                   .timeout = 1000 },
+                                on_reply, cmd);
                 break;
         case 2:
                 cmd->text_only = TRUE;
-                qmp_client_execute_text_only(c, "query-version", NULL, 0, on_reply, cmd);
+                qmp_client_call(c, "query-version", &(QmpCallOptions){ .text_only = TRUE }, on_reply, cmd);
                 break;
         default: {
                 g_autoptr(JsonNode) args = json_from_string("{\"fdname\": \"fuzz\"}", NULL);
-                qmp_client_execute_with_fd(c, "getfd", args, open("/dev/null", O_RDONLY | O_CLOEXEC), 0,
-                                           on_reply, cmd);
+                qmp_client_call(c, "getfd",
+                                &(QmpCallOptions){ .arguments_node = args, .with_fd = TRUE,
+                                                   .fd = open("/dev/null", O_RDONLY | O_CLOEXEC) },
+                                on_reply, cmd);
                 break;
         }
         }
@@ -199,7 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         hang_up = split.state & 1;
         fuzz_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
-        c = qmp_client_new(sv[0], 0, &cb, &closed);
+        c = qmp_client_new(sv[0], &(QmpClientOptions){ .greeting = TRUE }, &cb, &closed);
         while (off < size) {
                 gsize n = fuzz_split_next(&split, size - off);
                 gboolean open = write_all(sv[1], data + off, n, sent);

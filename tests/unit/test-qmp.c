@@ -15,7 +15,9 @@
 
 typedef struct {
         char *text;
-        char *error; /* the error name, or NULL */
+        char *value;     /* the "return" member's text, or NULL */
+        char *qmp_error; /* an error response's "CLASS: desc", or NULL */
+        char *error;     /* a failure's error name, or NULL */
 } Reply;
 
 typedef struct {
@@ -31,6 +33,8 @@ typedef struct {
 static void reply_free(gpointer p) {
         Reply *r = p;
         g_free(r->text);
+        g_free(r->value);
+        g_free(r->qmp_error);
         g_free(r->error);
         g_free(r);
 }
@@ -52,14 +56,25 @@ static void on_closed(QmpClient *c, const char *reason, gpointer data) {
         f->closed = g_strdup(reason);
 }
 
-static void on_reply(JsonNode *reply, const char *text, const QmError *error, gpointer data) {
+static void on_reply(const QmpResponse *response, const QmError *failure, gpointer data) {
         Fixture *f = data;
         Reply *r = g_new0(Reply, 1);
 
-        g_assert_true((error == NULL) == (text != NULL));
-        r->text = g_strdup(text);
-        r->error = error ? g_strdup(error->name) : NULL;
+        g_assert_true((failure == NULL) == (response != NULL));
+        if (response) {
+                g_assert_true((response->value == NULL) == (response->error != NULL));
+                r->text = g_strdup(response->text);
+                r->value = g_strdup(response->value);
+                r->qmp_error = response->error ? g_strdup(response->error->message) : NULL;
+        }
+        r->error = failure ? g_strdup(failure->name) : NULL;
         g_ptr_array_add(f->replies, r);
+}
+
+/* Send @command with @arguments (JSON text or NULL). */
+static void execute(Fixture *f, const char *command, const char *arguments, double timeout) {
+        qmp_client_call(f->client, command, &(QmpCallOptions){ .arguments = arguments, .timeout = timeout },
+                        on_reply, f);
 }
 
 static const QmpCallbacks callbacks = {
@@ -69,6 +84,7 @@ static const QmpCallbacks callbacks = {
 };
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
+        gboolean greeting = data == NULL; /* NULL: QEMU's monitor; else a peer without greeting */
         int sv[2];
 
         g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), ==, 0);
@@ -76,7 +92,8 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         f->from_client = g_string_new(NULL);
         f->events = g_ptr_array_new_with_free_func(g_free);
         f->replies = g_ptr_array_new_with_free_func(reply_free);
-        f->client = qmp_client_new(sv[0], 5.0, &callbacks, f);
+        f->client = qmp_client_new(sv[0], &(QmpClientOptions){ .timeout = 5.0, .greeting = greeting }, &callbacks,
+                                   f);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
@@ -184,21 +201,21 @@ static Reply *reply_at(Fixture *f, guint i) {
 
 static void test_command_and_reply(Fixture *f, gconstpointer data) {
         handshake(f, 1);
-        qmp_client_execute_text(f->client, "query-status", NULL, 5.0, on_reply, f);
+        execute(f, "query-status", NULL, 5.0);
         g_assert_cmpuint(f->replies->len, ==, 0); /* never from inside execute() */
         peer_expect_line(f, "{\"execute\":\"query-status\",\"id\":2}");
         peer_write(f, "{\"return\": {\"status\": \"running\", \"n\": 1.50}, \"id\": 2}\n");
         run_until_more(&f->replies->len, 0);
         /* our id cut, QEMU's number text kept */
         g_assert_cmpstr(reply_at(f, 0)->text, ==, "{\"return\": {\"status\": \"running\", \"n\": 1.50}}");
+        g_assert_cmpstr(reply_at(f, 0)->value, ==, "{\"status\": \"running\", \"n\": 1.50}");
         g_assert_null(reply_at(f, 0)->error);
         g_assert_null(f->closed);
 }
 
 static void test_arguments_and_error_reply(Fixture *f, gconstpointer data) {
         handshake(f, 1);
-        qmp_client_execute_text(f->client, "human-monitor-command", "{\"command-line\": \"info \\\"x\\\"\"}",
-                                5.0, on_reply, f);
+        execute(f, "human-monitor-command", "{\"command-line\": \"info \\\"x\\\"\"}", 5.0);
         peer_expect_line(f, "{\"execute\":\"human-monitor-command\","
                             "\"arguments\":{\"command-line\": \"info \\\"x\\\"\"},\"id\":2}");
         /* the id anywhere in the object, not only last */
@@ -206,6 +223,9 @@ static void test_arguments_and_error_reply(Fixture *f, gconstpointer data) {
         run_until_more(&f->replies->len, 0);
         g_assert_nonnull(strstr(reply_at(f, 0)->text, "\"GenericError\""));
         g_assert_null(strstr(reply_at(f, 0)->text, "\"id\""));
+        g_assert_nonnull(reply_at(f, 0)->qmp_error);
+        g_assert_true(g_str_has_prefix(reply_at(f, 0)->qmp_error, "GenericError: "));
+        g_assert_null(reply_at(f, 0)->value);
 }
 
 /* A line split at every byte, then several lines in one write, answered
@@ -225,9 +245,9 @@ static void test_split_and_batched_lines(Fixture *f, gconstpointer data) {
         peer_write(f, "{\"return\": {}, \"id\": 1}\n");
         run_until_more(&f->ready, 0);
 
-        qmp_client_execute_text(f->client, "a", NULL, 5.0, on_reply, f);
-        qmp_client_execute_text(f->client, "b", NULL, 5.0, on_reply, f);
-        qmp_client_execute_text(f->client, "c", NULL, 5.0, on_reply, f);
+        execute(f, "a", NULL, 5.0);
+        execute(f, "b", NULL, 5.0);
+        execute(f, "c", NULL, 5.0);
         peer_expect_line(f, "{\"execute\":\"a\",\"id\":2}");
         peer_expect_line(f, "{\"execute\":\"b\",\"id\":3}");
         peer_expect_line(f, "{\"execute\":\"c\",\"id\":4}");
@@ -247,8 +267,8 @@ static void test_split_and_batched_lines(Fixture *f, gconstpointer data) {
  * its id is dropped, and the connection goes on. */
 static void test_timeout_and_late_reply(Fixture *f, gconstpointer data) {
         handshake(f, 1);
-        qmp_client_execute_text(f->client, "slow", NULL, 0.1, on_reply, f);
-        qmp_client_execute_text(f->client, "patient", NULL, 0, on_reply, f);
+        execute(f, "slow", NULL, 0.1);
+        execute(f, "patient", NULL, 0);
         peer_expect_line(f, "{\"execute\":\"slow\",\"id\":2}");
         peer_expect_line(f, "{\"execute\":\"patient\",\"id\":3}");
         run_until_more(&f->replies->len, 0);
@@ -285,8 +305,8 @@ static void test_early_events(Fixture *f, gconstpointer data) {
 /* Commands issued before the handshake are held (QEMU refuses anything
  * but qmp_capabilities until then) and sent after it, in order. */
 static void test_held_commands(Fixture *f, gconstpointer data) {
-        qmp_client_execute_text(f->client, "first", "{\"a\": 1}", 5.0, on_reply, f);
-        qmp_client_execute_text(f->client, "second", NULL, 5.0, on_reply, f);
+        execute(f, "first", "{\"a\": 1}", 5.0);
+        execute(f, "second", NULL, 5.0);
         peer_expect_nothing(f);
 
         peer_write(f, GREETING);
@@ -305,7 +325,7 @@ static void test_held_commands(Fixture *f, gconstpointer data) {
 /* A held command whose timeout passes before the handshake is failed and
  * never sent. */
 static void test_held_command_times_out(Fixture *f, gconstpointer data) {
-        qmp_client_execute_text(f->client, "never", NULL, 0.05, on_reply, f);
+        execute(f, "never", NULL, 0.05);
         run_until_more(&f->replies->len, 0);
         g_assert_cmpstr(reply_at(f, 0)->error, ==, QM_ERROR_TIMEOUT);
         handshake(f, 2);
@@ -335,7 +355,9 @@ static void test_execute_with_fd(Fixture *f, gconstpointer data) {
 
         handshake(f, 1);
         g_assert_cmpint(pipe(pipefd), ==, 0);
-        qmp_client_execute_with_fd(f->client, "getfd", args, pipefd[1], 5.0, on_reply, f);
+        qmp_client_call(f->client, "getfd",
+                        &(QmpCallOptions){ .arguments_node = args, .timeout = 5.0, .with_fd = TRUE, .fd = pipefd[1] },
+                        on_reply, f);
         while ((n = recvmsg(f->peer, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EAGAIN) {
                 g_assert_cmpint(g_get_monotonic_time(), <, deadline);
                 g_main_context_iteration(NULL, FALSE);
@@ -362,8 +384,8 @@ static void test_execute_with_fd(Fixture *f, gconstpointer data) {
  * runs; a command issued after that is answered the same way, later. */
 static void test_disconnect_fails_pending(Fixture *f, gconstpointer data) {
         handshake(f, 1);
-        qmp_client_execute_text(f->client, "a", NULL, 5.0, on_reply, f);
-        qmp_client_execute_text(f->client, "b", NULL, 0, on_reply, f);
+        execute(f, "a", NULL, 5.0);
+        execute(f, "b", NULL, 0);
         peer_expect_line(f, "{\"execute\":\"a\",\"id\":2}");
         close(f->peer);
         f->peer = -1;
@@ -373,7 +395,7 @@ static void test_disconnect_fails_pending(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(reply_at(f, 1)->error, ==, QM_ERROR_QMP_DISCONNECTED);
         g_assert_false(qmp_client_is_open(f->client));
 
-        qmp_client_execute_text(f->client, "c", NULL, 5.0, on_reply, f);
+        execute(f, "c", NULL, 5.0);
         g_assert_cmpuint(f->replies->len, ==, 2);
         run_until_more(&f->replies->len, 2);
         g_assert_cmpstr(reply_at(f, 2)->error, ==, QM_ERROR_QMP_DISCONNECTED);
@@ -384,7 +406,7 @@ static void expect_closed_by(Fixture *f, const char *line, const char *why) {
         g_autofree char *pattern = g_strdup_printf("*%s*", why);
 
         handshake(f, 1);
-        qmp_client_execute_text(f->client, "pending", NULL, 5.0, on_reply, f);
+        execute(f, "pending", NULL, 5.0);
         peer_expect_line(f, "{\"execute\":\"pending\",\"id\":2}");
         g_test_expect_message(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, pattern);
         peer_write(f, line);
@@ -420,9 +442,23 @@ static void test_first_message_not_a_greeting(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(f->ready, ==, 0);
 }
 
+/* A peer that does not greet (the guest agent): ready from the loop,
+ * commands go out at once, no qmp_capabilities. */
+static void test_peer_without_greeting(Fixture *f, gconstpointer data) {
+        g_assert_cmpuint(f->ready, ==, 0); /* never from inside qmp_client_new() */
+        run_until_more(&f->ready, 0);
+        execute(f, "guest-ping", NULL, 5.0);
+        peer_expect_line(f, "{\"execute\":\"guest-ping\",\"id\":1}");
+        peer_write(f, "{\"return\": {}, \"id\": 1}\n");
+        run_until_more(&f->replies->len, 0);
+        g_assert_cmpstr(reply_at(f, 0)->value, ==, "{}");
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+        g_test_add("/qmp/peer-without-greeting", Fixture, "no greeting", fixture_setup, test_peer_without_greeting,
+                   fixture_teardown);
         ADD("/qmp/command-and-reply", test_command_and_reply);
         ADD("/qmp/arguments-and-error-reply", test_arguments_and_error_reply);
         ADD("/qmp/split-and-batched-lines", test_split_and_batched_lines);
