@@ -104,16 +104,20 @@ int qm_reply_return(sd_bus_message *call, const char *types, ...) {
         return qm_reply_send(call, reply, r);
 }
 
+static int reply_errorv(sd_bus_message *call, const char *name, const char *fmt, va_list ap) {
+        g_autoptr(QmError) e = qm_error_newv(name, fmt, ap);
+
+        return qm_reply_error(call, e);
+}
+
 int qm_reply_errorf(sd_bus_message *call, const char *name, const char *fmt, ...) {
-        g_autoptr(QmError) e = NULL;
-        g_autofree char *text = NULL;
         va_list ap;
+        int r;
 
         va_start(ap, fmt);
-        text = g_strdup_vprintf(fmt, ap);
+        r = reply_errorv(call, name, fmt, ap);
         va_end(ap);
-        e = qm_error_new(name, "%s", text);
-        return qm_reply_error(call, e);
+        return r;
 }
 
 int qm_reply_error(sd_bus_message *call, const QmError *e) {
@@ -186,15 +190,12 @@ void qm_reply_fail(QmReply *r, const QmError *e) {
 }
 
 void qm_reply_failf(QmReply *r, const char *name, const char *fmt, ...) {
-        g_autoptr(QmError) e = NULL;
-        g_autofree char *text = NULL;
         va_list ap;
 
         va_start(ap, fmt);
-        text = g_strdup_vprintf(fmt, ap);
+        reply_errorv(r->call, name, fmt, ap);
         va_end(ap);
-        e = qm_error_new(name, "%s", text);
-        qm_reply_fail(r, e);
+        reply_free(r);
 }
 
 void qm_reply_ok_or_fail(QmReply *r, const QmError *e) {

@@ -6,13 +6,20 @@
 #include "errors.h"
 
 QmError *qm_error_new(const char *name, const char *fmt, ...) {
-        QmError *e = g_new0(QmError, 1);
+        QmError *e;
         va_list ap;
 
         va_start(ap, fmt);
+        e = qm_error_newv(name, fmt, ap);
+        va_end(ap);
+        return e;
+}
+
+QmError *qm_error_newv(const char *name, const char *fmt, va_list ap) {
+        QmError *e = g_new0(QmError, 1);
+
         e->name = g_strdup(name);
         e->message = g_strdup_vprintf(fmt, ap);
-        va_end(ap);
         /* D-Bus strings must be valid UTF-8; QEMU output may not be. */
         if (!g_utf8_validate(e->message, -1, NULL)) {
                 char *valid = g_utf8_make_valid(e->message, -1);

@@ -1,5 +1,6 @@
 /* D-Bus error names of the qmachined contract and helpers to raise them. */
 #include <glib.h>
+#include <stdarg.h>
 #pragma once
 
 #include <systemd/sd-bus.h>
@@ -39,6 +40,7 @@ typedef struct {
 } QmError;
 
 QmError *qm_error_new(const char *name, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+QmError *qm_error_newv(const char *name, const char *fmt, va_list ap) G_GNUC_PRINTF(2, 0);
 /* The error name for a failed system call: LimitExceeded when the daemon
  * is out of fds (EMFILE, ENFILE), else org.freedesktop.DBus.Error.Failed. */
 const char *qm_error_name_for_errno(int e);
