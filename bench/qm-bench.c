@@ -222,10 +222,10 @@ static void proc_usage(pid_t pid, double *rss_kib, double *fds) {
         }
 }
 
-/* utime + stime of a process in µs (/proc/PID/stat, fields 14 and 15:
+/* utime + stime of a process in µs (utime alone in *user_us) (/proc/PID/stat, fields 14 and 15:
  * clock ticks; the kernel derives them from its precise runtime, so the
  * error is under one tick per reading); -1 if unreadable. */
-static double proc_cpu_us(pid_t pid) {
+static double proc_cpu_split_us(pid_t pid, double *user_us) {
         char path[64], buf[1024];
         unsigned long utime, stime;
         const char *p;
@@ -245,7 +245,27 @@ static double proc_cpu_us(pid_t pid) {
         p = strrchr(buf, ')');
         if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
                 return -1;
+        if (user_us)
+                *user_us = (double)utime * 1e6 / (double)sysconf(_SC_CLK_TCK);
         return (double)(utime + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Voluntary context switches of a process's main thread: how often it
+ * went to sleep waiting (/proc/PID/status); -1 if unreadable. */
+static double proc_sleeps(pid_t pid) {
+        char path[64], line[256];
+        double v = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+                        v = atof(line + 24);
+        fclose(f);
+        return v;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -522,20 +542,22 @@ static void daemon_cpu_per_call(sd_bus *bus, const char *path, int n) {
         int chunk = MIN(n, CPU_CHUNK), nchunks = (n + chunk - 1) / chunk;
         g_autofree double *qmp = g_new(double, nchunks), *ping = g_new(double, nchunks);
         double *per_call[2] = { qmp, ping };
-        double ticks_us[2] = { 0, 0 }, wall_us[2] = { 0, 0 };
+        double ticks_us[2] = { 0, 0 }, user_us[2] = { 0, 0 }, sleeps[2] = { 0, 0 }, wall_us[2] = { 0, 0 };
         int calls[2] = { 0, 0 }, samples = 0;
 
         for (int c = 0; c < nchunks; c++) {
                 int m = MIN(chunk, n - c * chunk);
                 for (int kind = 0; kind < 2; kind++) {
-                        double c0 = proc_cpu_us(dpid), r0 = proc_runtime_ns(dpid), t0 = now_us();
+                        double u0, u1, s0 = proc_sleeps(dpid), c0 = proc_cpu_split_us(dpid, &u0);
+                        double r0 = proc_runtime_ns(dpid), t0 = now_us();
                         for (int i = 0; i < m; i++) {
                                 if (kind == 0)
                                         qmp_call(bus, path, "query-status", "");
                                 else
                                         ping_call(bus, SERVICE);
                         }
-                        double t1 = now_us(), r1 = proc_runtime_ns(dpid), c1 = proc_cpu_us(dpid);
+                        double t1 = now_us(), r1 = proc_runtime_ns(dpid), c1 = proc_cpu_split_us(dpid, &u1);
+                        double s1 = proc_sleeps(dpid);
                         if (c0 < 0 || c1 < 0 || r0 < 0 || r1 < 0) {
                                 printf("E cannot read the CPU time of qmachined (/proc/%d)\n", (int)dpid);
                                 failures++;
@@ -543,6 +565,8 @@ static void daemon_cpu_per_call(sd_bus *bus, const char *path, int n) {
                         }
                         per_call[kind][c] = (r1 - r0) / 1e3 / m;
                         ticks_us[kind] += c1 - c0;
+                        user_us[kind] += u1 - u0;
+                        sleeps[kind] += s1 - s0;
                         wall_us[kind] += t1 - t0;
                         calls[kind] += m;
                 }
@@ -552,6 +576,10 @@ static void daemon_cpu_per_call(sd_bus *bus, const char *path, int n) {
         report("rtt.cpu.ping", per_call[1], samples);
         value("rtt.cpu.qmp_us", ticks_us[0] / calls[0]);
         value("rtt.cpu.ping_us", ticks_us[1] / calls[1]);
+        value("rtt.cpu.qmp_user_us", user_us[0] / calls[0]);
+        value("rtt.cpu.ping_user_us", user_us[1] / calls[1]);
+        value("rtt.cpu.qmp_sleeps", sleeps[0] / calls[0]);
+        value("rtt.cpu.ping_sleeps", sleeps[1] / calls[1]);
         value("rtt.cpu.qmp_wall_us", wall_us[0] / calls[0]);
         value("rtt.cpu.ping_wall_us", wall_us[1] / calls[1]);
         value("rtt.cpu.n", n);
