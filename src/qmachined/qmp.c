@@ -88,6 +88,7 @@ struct QmpClient {
         GSource *read_source;
         gpointer read_tag;  /* the socket's tag in read_source */
         gboolean throttled; /* the owner said may_read() no: not polled */
+        gboolean busy;      /* the last slice was full: more is coming */
         JsonParser *parser;  /* reused for every line */
         QmpCallbacks cb;
         gpointer userdata;
@@ -153,15 +154,19 @@ static void pending_complete(QmpPending *q, const QmpResponse *response, const Q
 static void complete_response(QmpPending *q, JsonNode *node, const char *text) {
         g_autoptr(QmError) error = NULL;
         g_autofree char *value = NULL;
-        JsonObject *err = node ? qm_json_get_object(json_node_get_object(node), "error") : NULL;
+        JsonObject *obj = node ? json_node_get_object(node) : NULL;
         QmpResponse r = { .node = node, .text = text };
         gsize start, len;
 
-        if (err)
+        if (obj && json_object_has_member(obj, "error")) {
+                JsonObject *err = qm_json_get_object(obj, "error"); /* NULL if not an object */
                 error = qm_error_new(QM_ERROR_QMP_ERROR, "%s: %s", qm_json_get_string(err, "class", "GenericError"),
                                      qm_json_get_string(err, "desc", "(no description)"));
-        else if (qm_json_member_text(text, strlen(text), "return", &start, &len))
+        } else if (qm_json_member_text(text, strlen(text), "return", &start, &len)) {
                 value = g_strndup(text + start, len);
+        } else { /* not reached: only objects with either get here */
+                error = qm_error_new(QM_ERROR_QMP_ERROR, "GenericError: QEMU's answer has no \"return\"");
+        }
         r.value = value;
         r.error = error;
         pending_complete(q, &r, NULL);
@@ -630,7 +635,7 @@ static gboolean handle_line(QmpClient *c, const char *line, gsize len, char **wh
         return TRUE;
 }
 
-/* Read once: > 0 bytes were buffered, 0 the socket is empty for now, -1
+/* Read once: the bytes buffered (> 0), 0 the socket is empty for now, -1
  * the connection is closed. */
 static int read_once(QmpClient *c) {
         char buf[QMP_READ_CHUNK];
@@ -648,13 +653,14 @@ static int read_once(QmpClient *c) {
                 return -1;
         }
         qmp_stream_push(c->in, buf, n);
-        return 1;
+        return (int)n;
 }
 
 /* Handle buffered lines, reading only when none is complete (so at most
  * one partial line and one read are buffered), until @max_lines were
  * handled. TRUE if it stopped there: more lines may be waiting. */
 static gboolean handle_input(QmpClient *c, guint max_lines) {
+        gboolean socket_empty = FALSE;
         guint handled = 0;
 
         while (!c->closed && handled < max_lines) {
@@ -669,8 +675,12 @@ static gboolean handle_input(QmpClient *c, guint max_lines) {
                         return FALSE;
                 }
                 if (r == 0) {
-                        if (read_once(c) <= 0)
+                        /* A short read emptied the socket: no read that
+                         * would only say EAGAIN (one syscall per reply). */
+                        int n = socket_empty ? 0 : read_once(c);
+                        if (n <= 0)
                                 return FALSE;
+                        socket_empty = n < QMP_READ_CHUNK;
                         continue;
                 }
                 if (!handle_line(c, line, len, &why)) {
@@ -686,7 +696,9 @@ static gboolean handle_input(QmpClient *c, guint max_lines) {
 /* The owner's output is backed up (the bus): stop polling the socket for
  * a moment, so QEMU's output waits in the socket, not in our queues. */
 static gboolean throttle(QmpClient *c) {
-        if (!c->cb.may_read || c->cb.may_read(c, c->userdata)) {
+        /* Only a connection that keeps us busy (its last slice was full)
+         * asks: a reply now and then costs no look at the bus. */
+        if (!c->busy || !c->cb.may_read || c->cb.may_read(c, c->userdata)) {
                 if (c->throttled) {
                         g_source_modify_unix_fd(c->read_source, c->read_tag, G_IO_IN | G_IO_HUP | G_IO_ERR);
                         c->throttled = FALSE;
@@ -709,6 +721,7 @@ static gboolean on_readable(gpointer data) {
                 return G_SOURCE_CONTINUE;
         qmp_ref(c);
         more = handle_input(c, QMP_LINES_PER_SLICE);
+        c->busy = more;
         keep = !c->closed;
         /* Lines left in our buffer do not make the fd readable: come back
          * in the next iteration, after the other sources had their turn. */
