@@ -298,7 +298,7 @@ static Machine *image_user(Manager *mgr, const char *path) {
         while (g_hash_table_iter_next(&it, NULL, (gpointer *)&m)) {
                 if (!machine_is_active(m))
                         continue;
-                for (char **a = m->command_line; a && *a; a++)
+                for (char *const *a = machine_get_command_line(m); a && *a; a++)
                         if (strstr(*a, path))
                                 return m;
         }
@@ -319,7 +319,7 @@ int images_method_remove(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         user = image_user(mgr, path);
         if (user)
                 return sd_bus_error_setf(error, QM_ERROR_BUSY, "Image '%s' is used by running machine '%s'", name,
-                                         user->name);
+                                         machine_get_name(user));
         if (!qm_image_remove(mgr->daemon->image_dir, name, &err))
                 return sd_bus_error_setf(error, QM_ERROR_STORAGE_FAILED, "%s", err->message);
         return sd_bus_reply_method_return(msg, NULL);

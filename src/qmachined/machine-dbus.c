@@ -1,7 +1,8 @@
 /*
- * org.qmachine.QMachine1.Machine: argument checks, then machine.c does the
- * work. Every method that waits for QEMU holds its message and is answered
- * later; the handler returns 1 without replying.
+ * org.qmachine.QMachine1.Machine: argument checks, then the model does the
+ * work and answers through a QmReply made here (HOLD), later or at once;
+ * the handler returns 1 without replying. The model reports up through the
+ * MachineNotify installed by machine_export().
  */
 #include <linux/sockios.h>
 #include <math.h>

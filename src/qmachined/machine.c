@@ -1,8 +1,9 @@
 /*
- * One machine's lifecycle: launch, exit, shutdown, and the bookkeeping of
- * every held method call. Nothing here blocks: every long operation keeps
- * the D-Bus message and answers it from a later callback. The QMP traffic
- * and events are in machine-qmp.c, the D-Bus surface in machine-dbus.c.
+ * One machine's lifecycle: exit, shutdown, the runtime record, and the
+ * calls held until QEMU exits. Nothing here blocks: every long operation
+ * keeps its QmReply and answers it from a later callback. Launching is in
+ * machine-launch.c, the QMP traffic and events in machine-qmp.c, the
+ * D-Bus surface in machine-dbus.c (reached only through MachineNotify).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -178,6 +179,30 @@ void machine_free(Machine *m) {
         g_free(m->qmp_socket);
         g_free(m->console_socket);
         g_free(m);
+}
+
+const char *machine_get_name(const Machine *m) {
+        return m->name;
+}
+
+const char *machine_get_path(const Machine *m) {
+        return m->path;
+}
+
+QmState machine_get_state(const Machine *m) {
+        return m->state;
+}
+
+const QmConfig *machine_get_config(const Machine *m) {
+        return m->config;
+}
+
+char *const *machine_get_command_line(const Machine *m) {
+        return m->command_line;
+}
+
+void machine_set_event_sequence(Machine *m, guint64 seq) {
+        m->event_seq = seq;
 }
 
 gboolean machine_is_active(Machine *m) {

@@ -54,70 +54,17 @@ typedef struct {
         void (*freed)(Machine *m);
 } MachineNotify;
 
-/* An fd given with AddFd, kept for the next launch. */
-typedef struct {
-        int fd;
-        guint32 fdset;
-        char *opaque;
-        char *opts;
-} QmHeldFd;
+/* What the rest of the daemon reads of a machine (the struct is private
+ * to the machine*.c files: machine-internal.h). */
+const char *machine_get_name(const Machine *m);
+const char *machine_get_path(const Machine *m);
+QmState machine_get_state(const Machine *m);
+const QmConfig *machine_get_config(const Machine *m);
+/* The QEMU command line of the current or last run. */
+char *const *machine_get_command_line(const Machine *m);
+/* Event numbers continue from @seq (a restored definition's). */
+void machine_set_event_sequence(Machine *m, guint64 seq);
 
-struct Machine {
-        QmDaemon *daemon;
-        char *name;
-        char *path;
-        QmConfig *config;
-        GVariant *config_variant; /* the Config property, built once */
-        const MachineNotify *notify;
-        gpointer front; /* the front end's own data */
-
-        QmState state;
-        char *run_state;
-        int exit_code;
-        char **command_line;
-        char *qemu_version;
-        guint64 launch_timestamp;
-        char *runtime_dir;
-        char *log_dir;
-        char *qmp_socket;
-        char *console_socket;
-
-        QemuProcess *process;
-        QmpClient *qmp;
-        QmConsole *console;
-        QmByteRing *console_output; /* this run's, kept after exit */
-        QmCrashScan *crash_scan;
-        char *kernel_crash;
-
-        QmEventRing *events;
-        guint64 event_seq;
-        guint64 event_mark; /* numbers up to here are reserved on disk */
-        guint64 reserve;      /* numbers reserved by the last reservation */
-        gint64 reserve_time;  /* when it was made (monotonic µs) */
-        QmEventWaiters *waiters; /* WaitEvent callers */
-
-        GArray *add_fds; /* QmHeldFd */
-        QmMigration *migration;
-        QmReply *launch_call;
-        guint launch_timer;
-        guint announce_seq_id;  /* EventSequence change to announce */
-        guint reconnect_timer;  /* QMP of a taken-back QEMU, again */
-        guint reconnect_attempts;
-        gboolean taken_back;    /* this QEMU was started by an earlier daemon */
-        guint handshake_timer; /* reconnects a stalled QMP handshake */
-        gboolean launch_retried;  /* this Launch started QEMU a second time */
-        gboolean relaunching;     /* the exit being waited for is a retry's */
-        guint handshake_delay_ms;
-        GPtrArray *exit_calls; /* ExitCall: Shutdown/Kill/Wait waiting for exit */
-        char *launch_error;     /* why the launch is failing, if known */
-        gboolean quit_issued;   /* quit was sent (by us or a client) */
-        gboolean exit_expected; /* a Wait caller expects QEMU to exit */
-        gboolean guest_shutdown;/* QEMU announced SHUTDOWN */
-        gboolean abnormal;      /* we had to SIGKILL after a timeout */
-        gboolean killed_by_us;
-        gboolean runstate_query_busy;
-        gboolean runstate_query_again;
-};
 
 Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config);
 /* Only for a machine that is not running (see machine_is_active()). */

@@ -37,7 +37,7 @@ static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         m = manager_create_machine(mgr, name, config, &e);
         if (!m)
                 return reply_error(error, e);
-        return sd_bus_reply_method_return(msg, "o", m->path);
+        return sd_bus_reply_method_return(msg, "o", machine_get_path(m));
 }
 
 static int method_clone_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -60,13 +60,13 @@ static int method_clone_machine(sd_bus_message *msg, void *userdata, sd_bus_erro
         src = g_hash_table_lookup(mgr->machines, name);
         if (!src)
                 return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_MACHINE, "No machine named '%s'", name);
-        config = qm_config_clone(src->config, overrides, &e);
+        config = qm_config_clone(machine_get_config(src), overrides, &e);
         if (!config)
                 return reply_error(error, e);
         m = manager_create_machine(mgr, new_name, config, &e);
         if (!m)
                 return reply_error(error, e);
-        return sd_bus_reply_method_return(msg, "o", m->path);
+        return sd_bus_reply_method_return(msg, "o", machine_get_path(m));
 }
 
 static int method_list_machines(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -84,8 +84,8 @@ static int method_list_machines(sd_bus_message *msg, void *userdata, sd_bus_erro
         names = g_list_sort(g_hash_table_get_keys(mgr->machines), (GCompareFunc)g_strcmp0);
         for (GList *l = names; l; l = l->next) {
                 Machine *m = g_hash_table_lookup(mgr->machines, l->data);
-                r = sd_bus_message_append(reply, "(ssuo)", m->name, qm_state_to_string(m->state),
-                                          (uint32_t)machine_pid(m), m->path);
+                r = sd_bus_message_append(reply, "(ssuo)", machine_get_name(m), qm_state_to_string(machine_get_state(m)),
+                                          (uint32_t)machine_pid(m), machine_get_path(m));
                 if (r < 0)
                         return r;
         }
@@ -106,7 +106,7 @@ static int method_get_machine(sd_bus_message *msg, void *userdata, sd_bus_error 
         m = g_hash_table_lookup(MGR(userdata)->machines, name);
         if (!m)
                 return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_MACHINE, "No machine named '%s'", name);
-        return sd_bus_reply_method_return(msg, "o", m->path);
+        return sd_bus_reply_method_return(msg, "o", machine_get_path(m));
 }
 
 static int method_get_machine_by_pid(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -120,7 +120,7 @@ static int method_get_machine_by_pid(sd_bus_message *msg, void *userdata, sd_bus
         m = pid <= G_MAXINT ? manager_find_by_pid(MGR(userdata), (pid_t)pid) : NULL;
         if (!m)
                 return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_MACHINE, "No machine runs as PID %u", pid);
-        return sd_bus_reply_method_return(msg, "o", m->path);
+        return sd_bus_reply_method_return(msg, "o", machine_get_path(m));
 }
 
 static int method_remove_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -215,15 +215,15 @@ static int notify_added(Manager *mgr, Machine *m) {
 
         if (r < 0)
                 return r;
-        sd_bus_emit_object_added(mgr->daemon->bus, m->path);
-        sd_bus_emit_signal(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineNew", "so", m->name,
-                           m->path);
+        sd_bus_emit_object_added(mgr->daemon->bus, machine_get_path(m));
+        sd_bus_emit_signal(mgr->daemon->bus, QM_MANAGER_PATH, QM_MANAGER_IFACE, "MachineNew", "so", machine_get_name(m),
+                           machine_get_path(m));
         return r;
 }
 
 /* InterfacesRemoved needs the object still registered. */
 static void notify_removing(Manager *mgr, Machine *m) {
-        sd_bus_emit_object_removed(mgr->daemon->bus, m->path);
+        sd_bus_emit_object_removed(mgr->daemon->bus, machine_get_path(m));
 }
 
 static void notify_removed(Manager *mgr, const char *name, const char *path) {

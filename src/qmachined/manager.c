@@ -76,12 +76,12 @@ Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config
         if (r < 0) {
                 *error = qm_error_new(SD_BUS_ERROR_FAILED, "cannot export machine '%s': %s", name, g_strerror(-r));
                 /* No machine, so no definition either: it would come back. */
-                if (m->config->persistent && !mgr->restoring)
+                if (machine_get_config(m)->persistent && !mgr->restoring)
                         forget_definition(mgr, name);
                 machine_free(m);
                 return NULL;
         }
-        g_hash_table_insert(mgr->machines, m->name, m);
+        g_hash_table_insert(mgr->machines, (char *)machine_get_name(m), m); /* the machine owns its name */
         if (mgr->notify && mgr->notify->count_changed)
                 mgr->notify->count_changed(mgr);
         return m;
@@ -98,12 +98,12 @@ gboolean manager_remove_machine(Manager *mgr, const char *name, QmError **error)
         }
         if (machine_is_active(m)) {
                 *error = qm_error_new(QM_ERROR_BUSY, "Machine '%s' is %s; shut it down first", name,
-                                      qm_state_to_string(m->state));
+                                      qm_state_to_string(machine_get_state(m)));
                 return FALSE;
         }
         /* First the definition: if it stays, so must the machine, or it
          * would come back after a restart. */
-        if (m->config->persistent) {
+        if (machine_get_config(m)->persistent) {
                 g_autoptr(GError) err = NULL;
                 if (!qm_definition_remove(mgr->daemon->definitions_dir, name, &err)) {
                         *error = qm_error_new(QM_ERROR_STORAGE_FAILED, "Machine '%s' is kept: %s", name,
@@ -111,8 +111,8 @@ gboolean manager_remove_machine(Manager *mgr, const char *name, QmError **error)
                         return FALSE;
                 }
         }
-        path = g_strdup(m->path);
-        key = g_strdup(m->name);
+        path = g_strdup(machine_get_path(m));
+        key = g_strdup(machine_get_name(m));
         if (mgr->notify && mgr->notify->removing)
                 mgr->notify->removing(mgr, m);
         g_hash_table_remove(mgr->machines, key);
@@ -188,7 +188,7 @@ void manager_restore(Manager *mgr) {
                         g_warning("cannot restore machine %s: %s", d->name, e->message);
                         continue;
                 }
-                m->event_seq = d->event_sequence;
+                machine_set_event_sequence(m, d->event_sequence);
         }
         dir = g_dir_open(mgr->daemon->runtime_dir, 0, NULL);
         while (dir && (entry = g_dir_read_name(dir))) {
