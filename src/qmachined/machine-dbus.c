@@ -13,6 +13,7 @@
 #include "dbus-common.h"
 #include "json-util.h"
 #include "keys.h"
+#include "machine-dbus.h"
 #include "machine-internal.h"
 #include "names.h"
 

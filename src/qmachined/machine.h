@@ -78,8 +78,6 @@ pid_t machine_pid(Machine *m);
  * unknown. */
 void machine_reattach(Machine *m, const QmRunRecord *r);
 
-/* D-Bus export (machine-dbus.c): installs its MachineNotify. */
-int machine_export(Machine *m);
 
 /* Lifecycle; each takes the held method call and answers it later. */
 void machine_launch(Machine *m, QmReply *call);

@@ -7,7 +7,7 @@
 
 #include "bus-glib.h"
 #include "daemon.h"
-#include "manager.h"
+#include "manager-dbus.h"
 #include "names.h"
 
 typedef struct {

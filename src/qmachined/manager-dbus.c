@@ -3,7 +3,8 @@
 #include "bus-gvariant.h"
 #include "dbus-common.h"
 #include "images-dbus.h"
-#include "manager.h"
+#include "machine-dbus.h"
+#include "manager-dbus.h"
 #include "names.h"
 
 static Manager *MGR(void *userdata) {

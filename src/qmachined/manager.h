@@ -36,8 +36,6 @@ Manager *manager_new(QmDaemon *d);
 void manager_free(Manager *mgr);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)
 
-/* D-Bus export (manager-dbus.c): installs its ManagerNotify. */
-int manager_export(Manager *mgr);
 
 /* Registry operations behind the D-Bus methods (manager-dbus.c). */
 Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config, QmError **error);
