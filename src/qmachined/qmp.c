@@ -89,6 +89,7 @@ struct QmpClient {
         gpointer read_tag;  /* the socket's tag in read_source */
         gboolean throttled; /* the owner said may_read() no: not polled */
         gboolean busy;      /* the last slice was full: more is coming */
+        gint64 ready_time;  /* read_source's, as last set (-1: none) */
         JsonParser *parser;  /* reused for every line */
         QmpCallbacks cb;
         gpointer userdata;
@@ -693,6 +694,15 @@ static gboolean handle_input(QmpClient *c, guint max_lines) {
         return !c->closed;
 }
 
+/* g_source_set_ready_time() wakes the main context (an eventfd write and
+ * an extra loop iteration) every time: call it only for a change. */
+static void set_ready_time(QmpClient *c, gint64 t) {
+        if (c->ready_time == t)
+                return;
+        c->ready_time = t;
+        g_source_set_ready_time(c->read_source, t);
+}
+
 /* The owner's output is backed up (the bus): stop polling the socket for
  * a moment, so QEMU's output waits in the socket, not in our queues. */
 static gboolean throttle(QmpClient *c) {
@@ -709,7 +719,7 @@ static gboolean throttle(QmpClient *c) {
                 g_source_modify_unix_fd(c->read_source, c->read_tag, 0);
                 c->throttled = TRUE;
         }
-        g_source_set_ready_time(c->read_source, g_get_monotonic_time() + QMP_THROTTLE_US);
+        set_ready_time(c, g_get_monotonic_time() + QMP_THROTTLE_US);
         return TRUE;
 }
 
@@ -726,7 +736,7 @@ static gboolean on_readable(gpointer data) {
         /* Lines left in our buffer do not make the fd readable: come back
          * in the next iteration, after the other sources had their turn. */
         if (keep)
-                g_source_set_ready_time(c->read_source, more ? 0 : -1);
+                set_ready_time(c, more ? 0 : -1);
         qmp_unref(c);
         return keep ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
@@ -755,6 +765,7 @@ QmpClient *qmp_client_new(int fd, const QmpClientOptions *options, const QmpCall
 
         c->refcount = 1;
         c->fd = fd;
+        c->ready_time = -1;
         c->out = g_string_new(NULL);
         c->in = qmp_stream_new(QMP_MAX_LINE);
         c->parser = json_parser_new_immutable();
