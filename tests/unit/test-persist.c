@@ -12,24 +12,7 @@
 #include "json-util.h"
 #include "persist.h"
 #include "state-file.h"
-
-static char *tmp_dir(void) {
-        g_autoptr(GError) err = NULL;
-        char *dir = g_dir_make_tmp("qm-persist-XXXXXX", &err);
-        g_assert_no_error(err);
-        return dir;
-}
-
-static void remove_tree(const char *dir) {
-        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
-        g_assert_cmpint(system(cmd), ==, 0);
-}
-
-static void write_file(const char *path, const char *text) {
-        g_autoptr(GError) err = NULL;
-        g_file_set_contents(path, text, -1, &err);
-        g_assert_no_error(err);
-}
+#include "test-files.h"
 
 static char *config_json(void) {
         g_autoptr(GVariant) v = g_variant_ref_sink(g_variant_new_parsed("@a{sv} {}"));
@@ -43,7 +26,7 @@ static char *config_json(void) {
 }
 
 static void test_file_read_refuses(void) {
-        g_autofree char *dir = tmp_dir();
+        g_autofree char *dir = test_tmp_dir("qm-persist");
         g_autofree char *fifo = g_build_filename(dir, "fifo.json", NULL);
         g_autofree char *zero = g_build_filename(dir, "zero.json", NULL);
         g_autofree char *good = g_build_filename(dir, "good.json", NULL);
@@ -60,7 +43,7 @@ static void test_file_read_refuses(void) {
 
         g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
         g_assert_cmpint(symlink("/dev/zero", zero), ==, 0);
-        write_file(good, "{\"a\": [9223372036854775807, -9223372036854775808, 0.12345678901234567890123, "
+        test_write_file(good, "{\"a\": [9223372036854775807, -9223372036854775808, 0.12345678901234567890123, "
                          "\"99999999999999999999\", 1e300]}");
         g_assert_cmpint(symlink(good, link), ==, 0);
         n = qm_json_file_read(good, &err);
@@ -77,18 +60,18 @@ static void test_file_read_refuses(void) {
         while (text->len <= 4 * 1024 * 1024)
                 g_string_append(text, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
         g_string_append(text, "\"}");
-        write_file(big, text->str);
+        test_write_file(big, text->str);
         g_assert_null(qm_json_file_read(big, &err));
         g_assert_nonnull(strstr(err->message, "larger than"));
         g_clear_error(&err);
 
         for (guint i = 0; i < G_N_ELEMENTS(wide_numbers); i++) {
-                write_file(wide, wide_numbers[i]);
+                test_write_file(wide, wide_numbers[i]);
                 g_assert_null(qm_json_file_read(wide, &err));
                 g_assert_nonnull(err);
                 g_clear_error(&err);
         }
-        remove_tree(dir);
+        test_remove_tree(dir);
 }
 
 static void write_definition(const char *dir, const char *name, const char *event_sequence) {
@@ -98,7 +81,7 @@ static void write_definition(const char *dir, const char *name, const char *even
         g_autofree char *text = g_strdup_printf("{\"name\": \"%s\", \"config\": %s%s%s}", name, config,
                                                 event_sequence ? ", \"event-sequence\": " : "",
                                                 event_sequence ? event_sequence : "");
-        write_file(path, text);
+        test_write_file(path, text);
 }
 
 static gboolean set_aside(const char *dir, const char *name) {
@@ -115,7 +98,7 @@ static void count_set_aside(const char *domain, GLogLevelFlags level, const char
 }
 
 static void test_definitions_strict(void) {
-        g_autofree char *dir = tmp_dir();
+        g_autofree char *dir = test_tmp_dir("qm-persist");
         g_autofree char *fifo = g_build_filename(dir, "fifo.json", NULL);
         g_autofree char *zero = g_build_filename(dir, "zero.json", NULL);
         g_autoptr(GPtrArray) defs = NULL;
@@ -153,11 +136,11 @@ static void test_definitions_strict(void) {
                         g_error("%s (event-sequence %s) was not set aside", bad[i][0], bad[i][1]);
         g_assert_true(set_aside(dir, "fifo"));
         g_assert_true(set_aside(dir, "zero"));
-        remove_tree(dir);
+        test_remove_tree(dir);
 }
 
 static void test_records_strict(void) {
-        g_autofree char *dir = tmp_dir();
+        g_autofree char *dir = test_tmp_dir("qm-persist");
         g_autofree char *path = g_build_filename(dir, "record.json", NULL);
         g_autofree char *config = config_json();
         g_autoptr(GError) err = NULL;
@@ -175,7 +158,7 @@ static void test_records_strict(void) {
         g_autofree char *text = g_strdup_printf("{\"name\": \"vm\", \"config\": %s, %s}", config, good);
         g_autoptr(QmRunRecord) r = NULL;
 
-        write_file(path, text);
+        test_write_file(path, text);
         r = qm_run_record_load(path, &err);
         g_assert_no_error(err);
         g_assert_cmpint(r->pid, ==, 123);
@@ -192,13 +175,13 @@ static void test_records_strict(void) {
                 g_autofree char *t = g_strdup_printf("{\"name\": \"vm\", \"config\": %s, %s, %s}", config, good,
                                                      bad[i]);
                 g_autoptr(QmRunRecord) b = NULL;
-                write_file(path, t);
+                test_write_file(path, t);
                 b = qm_run_record_load(path, &err);
                 if (b)
                         g_error("a record with %s was accepted", bad[i]);
                 g_clear_error(&err);
         }
-        remove_tree(dir);
+        test_remove_tree(dir);
 }
 
 int main(int argc, char **argv) {

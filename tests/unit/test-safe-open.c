@@ -9,19 +9,7 @@
 #include <unistd.h>
 
 #include "safe-open.h"
-
-static char *tmp_dir(void) {
-        g_autoptr(GError) err = NULL;
-        char *dir = g_dir_make_tmp("qm-safe-open-XXXXXX", &err);
-        g_assert_no_error(err);
-        return dir;
-}
-
-static void write_file(const char *path, const char *text) {
-        g_autoptr(GError) err = NULL;
-        g_file_set_contents(path, text, -1, &err);
-        g_assert_no_error(err);
-}
+#include "test-files.h"
 
 static char *read_file(const char *path) {
         char *text = NULL;
@@ -31,13 +19,8 @@ static char *read_file(const char *path) {
         return text;
 }
 
-static void remove_tree(const char *dir) {
-        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
-        g_assert_cmpint(system(cmd), ==, 0);
-}
-
 static void test_open_regular(void) {
-        g_autofree char *dir = tmp_dir();
+        g_autofree char *dir = test_tmp_dir("qm-safe-open");
         g_autofree char *file = g_build_filename(dir, "file", NULL);
         g_autofree char *link = g_build_filename(dir, "link", NULL);
         g_autofree char *zero = g_build_filename(dir, "zero", NULL);
@@ -46,7 +29,7 @@ static void test_open_regular(void) {
         gint64 start;
         int fd;
 
-        write_file(file, "x");
+        test_write_file(file, "x");
         g_assert_cmpint(symlink(file, link), ==, 0);
         g_assert_cmpint(symlink("/dev/zero", zero), ==, 0);
         g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
@@ -71,11 +54,11 @@ static void test_open_regular(void) {
         g_clear_error(&err);
         g_assert_cmpint(qm_open_regular(AT_FDCWD, "/dev/null", &err), ==, -1);
         g_clear_error(&err);
-        remove_tree(dir);
+        test_remove_tree(dir);
 }
 
 static void test_private_dir(void) {
-        g_autofree char *dir = tmp_dir();
+        g_autofree char *dir = test_tmp_dir("qm-safe-open");
         g_autofree char *made = g_build_filename(dir, "a", "b", NULL);
         g_autofree char *elsewhere = g_build_filename(dir, "elsewhere", NULL);
         g_autofree char *link = g_build_filename(dir, "link", NULL);
@@ -106,7 +89,7 @@ static void test_private_dir(void) {
         g_assert_cmpint(stat(elsewhere, &st), ==, 0);
         g_assert_cmpint(st.st_mode & 07777, ==, 0755);
 
-        write_file(file, "");
+        test_write_file(file, "");
         g_assert_false(qm_private_dir_ensure(file, 0700, &err));
         g_clear_error(&err);
 
@@ -119,11 +102,11 @@ static void test_private_dir(void) {
                 g_assert_cmpint(qm_log_open(foreign_log, FALSE, &err), ==, -1);
                 g_clear_error(&err);
         }
-        remove_tree(dir);
+        test_remove_tree(dir);
 }
 
 static void test_log_open(void) {
-        g_autofree char *dir = tmp_dir();
+        g_autofree char *dir = test_tmp_dir("qm-safe-open");
         g_autofree char *victim = g_build_filename(dir, "victim", NULL);
         g_autofree char *logs = g_build_filename(dir, "logs", NULL);
         g_autofree char *log = g_build_filename(logs, "qemu.log", NULL);
@@ -135,7 +118,7 @@ static void test_log_open(void) {
         struct stat st;
         int fd;
 
-        write_file(victim, "precious");
+        test_write_file(victim, "precious");
         g_assert_true(qm_private_dir_ensure(logs, 0750, &err));
 
         /* new file, then truncated on the next open, appended to with append */
@@ -193,7 +176,7 @@ static void test_log_open(void) {
         g_assert_nonnull(strstr(err->message, "symbolic link"));
         g_clear_error(&err);
         g_assert_false(g_file_test(beside, G_FILE_TEST_EXISTS));
-        remove_tree(dir);
+        test_remove_tree(dir);
 }
 
 int main(int argc, char **argv) {
