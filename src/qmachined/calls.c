@@ -88,20 +88,26 @@ int qm_reply_send(sd_bus_message *call, sd_bus_message *reply, int build_result)
         return r >= 0 ? r : reply_failed(call, r);
 }
 
-int qm_reply_return(sd_bus_message *call, const char *types, ...) {
+static int reply_returnv(sd_bus_message *call, const char *types, va_list ap) {
         g_autoptr(sd_bus_message) reply = NULL;
-        va_list ap;
         int r;
 
         if (!reply_wanted(call))
                 return 0;
         r = sd_bus_message_new_method_return(call, &reply);
-        if (r >= 0 && types) {
-                va_start(ap, types);
+        if (r >= 0 && types)
                 r = sd_bus_message_appendv(reply, types, ap);
-                va_end(ap);
-        }
         return qm_reply_send(call, reply, r);
+}
+
+int qm_reply_return(sd_bus_message *call, const char *types, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = reply_returnv(call, types, ap);
+        va_end(ap);
+        return r;
 }
 
 static int reply_errorv(sd_bus_message *call, const char *name, const char *fmt, va_list ap) {
@@ -129,12 +135,6 @@ int qm_reply_error(sd_bus_message *call, const QmError *e) {
         return r >= 0 ? r : reply_failed(call, r);
 }
 
-int qm_reply_empty_or_error(sd_bus_message *call, const QmError *e) {
-        if (e)
-                return qm_reply_error(call, e);
-        return qm_reply_return(call, NULL);
-}
-
 struct QmReply {
         QmCalls *calls;
         sd_bus_message *call;
@@ -159,17 +159,11 @@ void qm_reply_ok(QmReply *r) {
 }
 
 void qm_reply_value(QmReply *r, const char *types, ...) {
-        g_autoptr(sd_bus_message) m = NULL;
         va_list ap;
-        int e;
 
-        e = sd_bus_message_new_method_return(r->call, &m);
-        if (e >= 0) {
-                va_start(ap, types);
-                e = sd_bus_message_appendv(m, types, ap);
-                va_end(ap);
-        }
-        qm_reply_send(r->call, m, e);
+        va_start(ap, types);
+        reply_returnv(r->call, types, ap);
+        va_end(ap);
         reply_free(r);
 }
 

@@ -31,9 +31,8 @@ guint qm_calls_held(QmCalls *c, const char *sender);
 /* Answer with the values of @types (NULL: none). */
 int qm_reply_return(sd_bus_message *call, const char *types, ...);
 int qm_reply_errorf(sd_bus_message *call, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-/* Answer a held method call with success (no out args) or with @e. */
+/* Answer with the error @e. */
 int qm_reply_error(sd_bus_message *call, const QmError *e);
-int qm_reply_empty_or_error(sd_bus_message *call, const QmError *e);
 /* For a reply the caller built itself: send it, or an error instead. */
 int qm_reply_send(sd_bus_message *call, sd_bus_message *reply, int build_result);
 
