@@ -100,6 +100,8 @@ void machine_qmp_lost(Machine *m);
 void machine_save_record(Machine *m);
 
 /* machine-qmp.c */
+/* Connect to QEMU's monitor socket again, dropping the old connection. */
+gboolean machine_qmp_reconnect(Machine *m, GError **error);
 /* Send a command on the machine's monitor with its QMP timeout. */
 void machine_qmp_call(Machine *m, const char *command, JsonNode *arguments, QmpReplyFunc func, gpointer data);
 QmpClient *machine_qmp_connect(Machine *m, int fd);

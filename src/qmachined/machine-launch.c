@@ -82,7 +82,6 @@ void machine_stop_launch_timers(Machine *m) {
 static gboolean on_handshake_stall(gpointer data) {
         Machine *m = data;
         g_autoptr(GError) err = NULL;
-        int fd;
 
         m->handshake_timer = 0;
         if (m->state != QM_STATE_STARTING || !m->process || qmp_client_is_ready(m->qmp))
@@ -93,13 +92,10 @@ static gboolean on_handshake_stall(gpointer data) {
         }
         g_message("machine %s: QMP handshake stalled (%s, %d bytes unread by QEMU); connecting again", m->name,
                   qmp_client_progress(m->qmp), qmp_client_unread_by_peer(m->qmp));
-        g_clear_pointer(&m->qmp, qmp_client_free);
-        fd = qm_unix_connect(m->qmp_socket, &err);
-        if (fd < 0) {
+        if (!machine_qmp_reconnect(m, &err)) {
                 g_message("machine %s: %s", m->name, err->message);
                 return G_SOURCE_REMOVE;
         }
-        m->qmp = machine_qmp_connect(m, fd);
         m->handshake_delay_ms *= 2;
         m->handshake_timer = g_timeout_add(m->handshake_delay_ms, on_handshake_stall, m);
         return G_SOURCE_REMOVE;

@@ -10,6 +10,7 @@
 #include "json-util.h"
 #include "keys.h"
 #include "machine-internal.h"
+#include "unix-socket.h"
 
 typedef struct {
         Machine *machine;
@@ -205,6 +206,19 @@ static gboolean may_read(QmpClient *c, gpointer data) {
         return !machine_notify_congested(data);
 }
 
+/* Drop the monitor connection, if any, and connect to QEMU's monitor
+ * socket again (a fresh monitor session). */
+gboolean machine_qmp_reconnect(Machine *m, GError **error) {
+        int fd;
+
+        g_clear_pointer(&m->qmp, qmp_client_free);
+        fd = qm_unix_connect(m->qmp_socket, error);
+        if (fd < 0)
+                return FALSE;
+        m->qmp = machine_qmp_connect(m, fd);
+        return TRUE;
+}
+
 QmpClient *machine_qmp_connect(Machine *m, int fd) {
         static const QmpCallbacks callbacks = {
                 .ready = on_ready,
@@ -395,7 +409,7 @@ void machine_send_keys(Machine *m, QmReply *call, char **keys, guint hold_ms) {
         g_autoptr(QmError) e = NULL;
         KeysCall *k;
 
-        if (!keys || !keys[0]) {
+        if (!keys[0]) {
                 qm_reply_failf(call, QM_ERROR_INVALID_ARGS, "keys must name at least one combo");
                 return;
         }

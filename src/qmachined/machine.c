@@ -298,7 +298,7 @@ gboolean machine_write_record(Machine *m, GError **error) {
 void machine_save_record(Machine *m) {
         g_autoptr(GError) err = NULL;
 
-        if (!save_record(m, event_reserve(m), &err))
+        if (!machine_write_record(m, &err))
                 g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
 }
 
@@ -533,20 +533,24 @@ void machine_powerdown(Machine *m, QmReply *call, double timeout) {
  * (without a call) when no other call's timer would do it.
  */
 void machine_forget_exit_calls(Machine *m, const char *unique_name) {
+        guint escalations = 0; /* escalating timers among the calls */
+
+        for (guint i = 0; i < m->exit_calls->len; i++) {
+                ExitCall *ec = g_ptr_array_index(m->exit_calls, i);
+                escalations += ec->escalates && ec->timer;
+        }
         for (guint i = m->exit_calls->len; i-- > 0;) {
                 ExitCall *ec = g_ptr_array_index(m->exit_calls, i);
-                gboolean other_timer = FALSE;
 
                 if (!ec->call || g_strcmp0(qm_reply_sender(ec->call), unique_name) != 0)
                         continue;
                 qm_reply_drop(g_steal_pointer(&ec->call));
-                for (guint j = 0; j < m->exit_calls->len; j++) {
-                        ExitCall *other = g_ptr_array_index(m->exit_calls, j);
-                        if (other != ec && other->timer && other->escalates)
-                                other_timer = TRUE;
+                if (ec->escalates && ec->timer) {
+                        if (escalations == 1)
+                                continue; /* the last one that would stop QEMU: kept */
+                        escalations--;
                 }
-                if (!ec->escalates || !ec->timer || other_timer)
-                        g_ptr_array_remove_index(m->exit_calls, i);
+                g_ptr_array_remove_index(m->exit_calls, i);
         }
 }
 
@@ -564,17 +568,13 @@ static void reattach_failed(Machine *m, const char *why) {
 static gboolean on_reconnect(gpointer data) {
         Machine *m = data;
         g_autoptr(GError) err = NULL;
-        int fd;
 
         m->reconnect_timer = 0;
         if (!m->process || (m->state != QM_STATE_RUNNING && m->state != QM_STATE_STOPPING))
                 return G_SOURCE_REMOVE;
-        g_clear_pointer(&m->qmp, qmp_client_free);
         m->reconnect_attempts++;
-        fd = qm_unix_connect(m->qmp_socket, &err);
-        if (fd >= 0) {
+        if (machine_qmp_reconnect(m, &err)) {
                 g_message("machine %s: QMP connected again", m->name);
-                m->qmp = machine_qmp_connect(m, fd);
                 return G_SOURCE_REMOVE;
         }
         if (m->reconnect_attempts >= RECONNECT_ATTEMPTS) {
@@ -622,10 +622,7 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
         if (m->config->qmp) {
                 /* QEMU listens on the socket again since our predecessor's
                  * connection closed. */
-                fd = qm_unix_connect(m->qmp_socket, &err);
-                if (fd >= 0)
-                        m->qmp = machine_qmp_connect(m, fd);
-                else
+                if (!machine_qmp_reconnect(m, &err))
                         g_warning("machine %s: no QMP after restart: %s", m->name, err->message);
                 g_clear_error(&err);
         }
