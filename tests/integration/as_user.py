@@ -34,7 +34,7 @@ Exit status: 0 after a reply or an error reply, 2 on bad usage.
 
 import argparse
 import json
-import re
+import os
 import sys
 import time
 
@@ -43,6 +43,9 @@ import gi
 gi.require_version("Gio", "2.0")
 gi.require_version("GLib", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmtest.calls import convert_error  # noqa: E402
 
 
 def emit(obj):
@@ -112,15 +115,8 @@ def call(conn, o, params, flags):
                            flags, int(o.timeout * 1000), None)
     except GLib.Error as e:
         elapsed = time.monotonic() - t0
-        name = Gio.DBusError.get_remote_error(e)
-        msg = e.message
-        m = re.match(r"GDBus\.Error:([^ ]+?): (.*)\Z", msg, re.S)
-        if m:
-            name = name or m.group(1)
-            msg = m.group(2)
-        if not name:
-            name = "(local) %s:%d" % (e.domain, e.code)
-        emit({"error": name, "message": msg, "elapsed": elapsed})
+        err = convert_error(e)
+        emit({"error": err.name, "message": err.text, "elapsed": elapsed})
         return
     elapsed = time.monotonic() - t0
     values = r.unpack() if r is not None else ()
