@@ -15,8 +15,8 @@ QmEvent *qm_event_new(JsonNode *node, const char *text, gsize len, guint64 seq) 
         e->name = g_strdup(qm_json_get_string(obj, "event", ""));
         /* QEMU's own tokens, compacted: numbers are never re-printed. */
         e->json = qm_json_compact(text, len);
-        if (qm_json_member_text(text, len, "data", &start, &data_len))
-                e->data_json = qm_json_compact(text + start, data_len);
+        if (qm_json_member_text(e->json, strlen(e->json), "data", &start, &data_len))
+                e->data_json = g_strndup(e->json + start, data_len);
         else
                 e->data_json = g_strdup("{}");
         if (ts) {
