@@ -31,6 +31,27 @@ int cmd_list(Ctl *c, int argc, char **argv) {
         return EXIT_OK;
 }
 
+/* CommandLine is not in GetAll (it may hold secrets): asked for by name,
+ * and only root and the machine's owner get it. */
+static char *read_command_line(Ctl *c, const char *path) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char **strv = NULL;
+        char *joined;
+        int r;
+
+        r = sd_bus_get_property_strv(c->bus, QM_BUS_NAME, path, QM_MACHINE_IFACE, "CommandLine", &error, &strv);
+        if (r < 0) {
+                char *why = g_strdup(sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED)
+                                             ? "(only root and the owner may read it)"
+                                             : "(cannot be read)");
+                sd_bus_error_free(&error);
+                return why;
+        }
+        joined = strv && strv[0] ? g_strjoinv(" ", strv) : g_strdup("-");
+        g_strfreev(strv); /* malloc()ed by sd-bus: GLib's allocator is malloc */
+        return joined;
+}
+
 /* Reads the value of one property of GetAll into a printable string;
  * NULL for types that are not shown. */
 static int read_value(sd_bus_message *m, const char *sig, char **out) {
@@ -94,6 +115,7 @@ int cmd_status(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) reply = NULL;
         g_autoptr(GHashTable) props = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         g_autofree char *path = NULL;
+        g_autofree char *command_line = NULL;
         const char *key, *sig;
         const char *v;
         int r;
@@ -147,8 +169,9 @@ int cmd_status(Ctl *c, int argc, char **argv) {
         ROW("KernelCrash", v[0] ? v : "none");
         v = lookup(props, "MacAddresses");
         ROW("MacAddresses", v[0] ? v : "-");
-        v = lookup(props, "CommandLine");
-        ROW("CommandLine", v[0] ? v : "-");
+        ROW("Owner", lookup(props, "Owner"));
+        command_line = read_command_line(c, path);
+        ROW("CommandLine", command_line);
         ROW("RuntimeDirectory", lookup(props, "RuntimeDirectory"));
         ROW("LogDirectory", lookup(props, "LogDirectory"));
 #undef ROW

@@ -34,6 +34,10 @@ struct QmAuth {
         uid_t own_uid;
         GHashTable *uids;    /* unique name -> uid + 1 */
         GHashTable *queries; /* sd_bus_message* -> AuthQuery */
+        /* The call last allowed, and its sender's uid: what
+         * qm_auth_sender_uid() answers while that call is handled. */
+        sd_bus_message *allowed_call;
+        uid_t allowed_uid;
 };
 
 typedef struct {
@@ -43,6 +47,12 @@ typedef struct {
         gboolean done;
         sd_bus_error error; /* set: denied */
         QmAuthAction action;
+        QmAuthAction owner_action;
+        QmAuthAction asked; /* the action polkit is asked about */
+        uid_t owner;
+        uid_t uid;
+        gboolean uid_known;
+        gboolean uid_only; /* qm_auth_resolve_sender(): no verdict wanted */
         char *machine;
         char *command;
 } AuthQuery;
@@ -53,6 +63,8 @@ static const char *const action_ids[] = {
         [QM_AUTH_CONSOLE] = "org.qmachine.QMachine1.console",
         [QM_AUTH_MONITOR] = "org.qmachine.QMachine1.monitor",
         [QM_AUTH_IMAGES] = "org.qmachine.QMachine1.images",
+        [QM_AUTH_CREATE] = "org.qmachine.QMachine1.create",
+        [QM_AUTH_NONE] = NULL,
 };
 
 static void query_free(gpointer p) {
@@ -81,14 +93,16 @@ void qm_auth_free(QmAuth *a) {
                 return;
         g_hash_table_unref(a->queries);
         g_hash_table_unref(a->uids);
+        sd_bus_message_unref(a->allowed_call);
         g_free(a);
 }
 
 /*
- * The one decision from a caller's uid: 1 allowed, 0 polkit must be asked,
- * < 0 denied (@error set).
+ * The one decision from a caller's uid: 1 allowed, 0 polkit must be asked
+ * about *@asked, < 0 denied (@error set).
  */
-static int decide_for_uid(QmAuth *a, uid_t uid, sd_bus_error *error) {
+static int decide_for_uid(QmAuth *a, uid_t uid, QmAuthAction action, uid_t owner, QmAuthAction owner_action,
+                          QmAuthAction *asked, sd_bus_error *error) {
         if (a->mode == QM_AUTH_SESSION) {
                 /* the session's owner only; root is no exception here */
                 if (uid == a->own_uid)
@@ -96,7 +110,14 @@ static int decide_for_uid(QmAuth *a, uid_t uid, sd_bus_error *error) {
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Only uid %u may use this session service", (unsigned)a->own_uid);
         }
-        return uid == 0 ? 1 : 0;
+        if (uid == 0)
+                return 1;
+        *asked = owner != QM_NO_OWNER && uid == owner ? owner_action : action;
+        return *asked == QM_AUTH_NONE ? 1 : 0;
+}
+
+static int decide_query(AuthQuery *q, sd_bus_error *error) {
+        return decide_for_uid(q->auth, q->uid, q->action, q->owner, q->owner_action, &q->asked, error);
 }
 
 /* The caller's uid if this daemon learned it already. */
@@ -165,10 +186,10 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         else if (challenge && !sd_bus_message_get_allow_interactive_authorization(q->call))
                 query_deny(q, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
                            "Interactive authentication is required for %s; call with interaction allowed",
-                           action_ids[q->action]);
+                           action_ids[q->asked]);
         else
                 query_deny(q, SD_BUS_ERROR_ACCESS_DENIED, "Not authorized: polkit denied %s",
-                           action_ids[q->action]);
+                           action_ids[q->asked]);
         return 0;
 }
 
@@ -183,7 +204,7 @@ static int ask_polkit(AuthQuery *q) {
         if (r < 0)
                 return r;
         r = sd_bus_message_append(m, "(sa{sv})s", "system-bus-name", 1, "name", "s",
-                                  sd_bus_message_get_sender(q->call), action_ids[q->action]);
+                                  sd_bus_message_get_sender(q->call), action_ids[q->asked]);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(m, 'a', "{ss}");
@@ -217,7 +238,13 @@ static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret
                 return 0;
         }
         remember_uid(q->auth, sd_bus_message_get_sender(q->call), uid);
-        r = decide_for_uid(q->auth, uid, &denial);
+        q->uid = uid;
+        q->uid_known = TRUE;
+        if (q->uid_only) {
+                query_finish(q, NULL);
+                return 0;
+        }
+        r = decide_query(q, &denial);
         if (r > 0)
                 query_finish(q, NULL);
         else if (r < 0) {
@@ -229,18 +256,27 @@ static int on_uid_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret
         return 0;
 }
 
-static AuthQuery *query_new(QmAuth *a, sd_bus_message *call, QmAuthAction action, const char *machine,
-                            const char *command) {
+static AuthQuery *query_new(QmAuth *a, sd_bus_message *call, const QmAuthRequest *req) {
         AuthQuery *q = g_new0(AuthQuery, 1);
 
         q->auth = a;
         q->call = qm_calls_hold(a->calls, call);
         q->error = SD_BUS_ERROR_NULL;
-        q->action = action;
-        q->machine = g_strdup(machine);
-        q->command = g_strdup(command);
+        q->action = req->action;
+        q->owner = req->owner;
+        q->owner_action = req->owner_action;
+        q->asked = req->action;
+        q->machine = g_strdup(req->machine);
+        q->command = g_strdup(req->command);
         g_hash_table_insert(a->queries, call, q);
         return q;
+}
+
+static void note_allowed(QmAuth *a, sd_bus_message *call, uid_t uid) {
+        /* a reference, so that no later message can have its address */
+        sd_bus_message_unref(a->allowed_call);
+        a->allowed_call = sd_bus_message_ref(call);
+        a->allowed_uid = uid;
 }
 
 /* Ask the bus daemon, which, unlike the message, knows the sender's uid. */
@@ -259,12 +295,26 @@ static int take_verdict(QmAuth *a, AuthQuery *q, sd_bus_error *error) {
                 return 0;
         if (sd_bus_error_is_set(&q->error))
                 r = sd_bus_error_copy(error, &q->error);
+        else if (q->uid_known)
+                note_allowed(a, q->call, q->uid);
         g_hash_table_remove(a->queries, q->call);
         return r;
 }
 
 int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const char *machine,
                   const char *command, sd_bus_error *error) {
+        QmAuthRequest req = {
+                .action = action,
+                .owner = QM_NO_OWNER,
+                .owner_action = action,
+                .machine = machine,
+                .command = command,
+        };
+
+        return qm_auth_check_request(a, call, &req, error);
+}
+
+int qm_auth_check_request(QmAuth *a, sd_bus_message *call, const QmAuthRequest *req, sd_bus_error *error) {
         const char *sender = sd_bus_message_get_sender(call);
         AuthQuery *q = g_hash_table_lookup(a->queries, call);
         gboolean known;
@@ -282,11 +332,18 @@ int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const ch
 
         known = lookup_uid(a, sender, &uid);
         if (known) {
-                r = decide_for_uid(a, uid, error);
+                QmAuthAction asked = req->action;
+                r = decide_for_uid(a, uid, req->action, req->owner, req->owner_action, &asked, error);
+                if (r > 0)
+                        note_allowed(a, call, uid);
                 if (r != 0)
                         return r;
-        }
-        q = query_new(a, call, action, machine, command);
+                q = query_new(a, call, req);
+                q->uid = uid;
+                q->uid_known = TRUE;
+                q->asked = asked;
+        } else
+                q = query_new(a, call, req);
         r = known ? ask_polkit(q) : ask_uid(q);
         if (r < 0) {
                 g_hash_table_remove(a->queries, call);
@@ -295,6 +352,43 @@ int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const ch
                                                  "Authorization failed: cannot ask polkit (%s)",
                                                  g_strerror(-r));
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Authorization failed: %s",
+                                         g_strerror(-r));
+        }
+        return 0;
+}
+
+gboolean qm_auth_sender_uid(QmAuth *a, sd_bus_message *call, uid_t *uid) {
+        const char *sender = sd_bus_message_get_sender(call);
+
+        if (call == a->allowed_call) {
+                *uid = a->allowed_uid;
+                return TRUE;
+        }
+        return sender && lookup_uid(a, sender, uid);
+}
+
+int qm_auth_resolve_sender(QmAuth *a, sd_bus_message *call, sd_bus_error *error) {
+        static const QmAuthRequest uid_only = { .action = QM_AUTH_NONE, .owner = QM_NO_OWNER };
+        const char *sender = sd_bus_message_get_sender(call);
+        AuthQuery *q = g_hash_table_lookup(a->queries, call);
+        uid_t uid;
+        int r;
+
+        if (q)
+                return take_verdict(a, q, error);
+        if (!sender)
+                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller without a bus name");
+        if (lookup_uid(a, sender, &uid))
+                return 1;
+        r = qm_calls_admit(a->calls, call, error);
+        if (r < 0)
+                return r;
+        q = query_new(a, call, &uid_only);
+        q->uid_only = TRUE;
+        r = ask_uid(q);
+        if (r < 0) {
+                g_hash_table_remove(a->queries, call);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is: %s",
                                          g_strerror(-r));
         }
         return 0;

@@ -11,6 +11,7 @@ QmConfig *qm_config_new(void) {
         c->qmp_timeout = 30.0;
         c->uuid = g_uuid_string_random();
         c->description = g_strdup("");
+        c->sandbox = TRUE;
         return c;
 }
 
@@ -25,6 +26,7 @@ void qm_config_free(QmConfig *c) {
         g_free(c->uuid);
         g_free(c->incoming);
         g_free(c->description);
+        g_free(c->user);
         g_free(c);
 }
 
@@ -54,6 +56,8 @@ static const KeyInfo keys[] = {
         KEY("incoming", "s", KEY_STR, incoming, TRUE),
         KEY("nics", "u", KEY_U32, nics, FALSE),
         KEY("description", "s", KEY_STR, description, FALSE),
+        KEY("user", "s", KEY_STR, user, TRUE),
+        KEY("sandbox", "b", KEY_BOOL, sandbox, FALSE),
 };
 
 static const KeyInfo *find_key(const char *name) {
@@ -121,6 +125,19 @@ static gboolean set_key(QmConfig *c, const KeyInfo *k, GVariant *v, QmError **er
         return TRUE;
 }
 
+/* A user name as useradd takes it (and '$' at the end for Samba's
+ * machine accounts), or a decimal uid. */
+static gboolean user_is_valid(const char *user) {
+        size_t n = strlen(user);
+
+        if (n == 0 || n > 256 || user[0] == '-')
+                return FALSE;
+        for (size_t i = 0; i < n; i++)
+                if (!g_ascii_isalnum(user[i]) && !strchr("._-", user[i]) && !(user[i] == '$' && i == n - 1))
+                        return FALSE;
+        return TRUE;
+}
+
 static gboolean check_values(QmConfig *c, QmError **error) {
         if (!isfinite(c->qmp_timeout) || c->qmp_timeout <= 0 || c->qmp_timeout > QM_CONFIG_MAX_QMP_TIMEOUT) {
                 *error = qm_error_new(QM_ERROR_INVALID_ARGS,
@@ -151,6 +168,12 @@ static gboolean check_values(QmConfig *c, QmError **error) {
         if (c->console_index > 0 && !c->console) {
                 *error = qm_error_new(QM_ERROR_INVALID_ARGS,
                                       "config key 'console-index' needs 'console' set to true");
+                return FALSE;
+        }
+        if (c->user && !user_is_valid(c->user)) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "config key 'user' must be a user name (at most 256 characters of A-Z a-z "
+                                      "0-9 . _ -, not starting with '-') or a decimal uid");
                 return FALSE;
         }
         if (c->binary && strchr(c->binary, '\n')) {
@@ -209,7 +232,17 @@ GVariant *qm_config_to_variant(const QmConfig *c, const char *default_binary) {
         g_variant_builder_add(&b, "{sv}", "incoming", g_variant_new_string(c->incoming ? c->incoming : ""));
         g_variant_builder_add(&b, "{sv}", "nics", g_variant_new_uint32(c->nics));
         g_variant_builder_add(&b, "{sv}", "description", g_variant_new_string(c->description));
+        g_variant_builder_add(&b, "{sv}", "user", g_variant_new_string(c->user ? c->user : ""));
+        g_variant_builder_add(&b, "{sv}", "sandbox", g_variant_new_boolean(c->sandbox));
         return g_variant_builder_end(&b);
+}
+
+char *qm_config_effective_user(const QmConfig *c) {
+        if (c->user)
+                return g_strdup(c->user);
+        if (c->owner == 0)
+                return g_strdup(QM_DEFAULT_USER);
+        return g_strdup_printf("%u", (unsigned)c->owner);
 }
 
 char *qm_config_mac_address(const QmConfig *c, guint index) {

@@ -3,6 +3,7 @@
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
+#include <sys/types.h>
 
 #include "errors.h"
 
@@ -11,6 +12,8 @@
 #define QM_CONFIG_MAX_QMP_TIMEOUT 86400.0
 #define QM_CONFIG_MAX_TEXT (64 * 1024)  /* description, a single string */
 #define QM_CONFIG_MAX_STRV 4096         /* entries of args, wrapper */
+/* The user QEMU runs as in machines root created, unless `user` says. */
+#define QM_DEFAULT_USER "qmachine"
 
 typedef struct {
         char *binary;         /* NULL: the daemon's default */
@@ -27,6 +30,11 @@ typedef struct {
         char *incoming;
         guint32 nics;
         char *description;
+        char *user;           /* NULL: the owner's default (qm_config_effective_user) */
+        gboolean sandbox;
+        /* Not a key: the uid that created the machine (its Owner). Set by
+         * the daemon, never by a caller; kept in definitions and records. */
+        uid_t owner;
 } QmConfig;
 
 QmConfig *qm_config_new(void);
@@ -49,6 +57,11 @@ QmConfig *qm_config_from_json(JsonNode *node, QmError **error);
 /* CloneMachine: @base's config with @overrides (an a{sv}) applied; a new
  * random uuid unless the overrides give one. Validated like a new config. */
 QmConfig *qm_config_clone(const QmConfig *base, GVariant *overrides, QmError **error);
+
+/* The user QEMU runs as: the `user` key, else the owner's default
+ * (the system user "qmachine" for machines of root, the owner's own uid
+ * as a decimal string otherwise). */
+char *qm_config_effective_user(const QmConfig *c);
 
 /* MAC of NIC @index: locally administered unicast, derived from the UUID. */
 char *qm_config_mac_address(const QmConfig *c, guint index);

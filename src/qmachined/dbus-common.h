@@ -25,9 +25,17 @@
                         return _r < 0 ? _r : 1; \
         } while (0)
 
-/* The same for a method of machine @m: its name is the "machine" detail. */
-#define AUTHORIZE(msg, m, action, command, error) \
-        QM_AUTHORIZE((m)->daemon->auth, msg, action, (m)->name, command, error)
+/* The same for a method of machine @m: its name is the "machine" detail,
+ * and its owner needs no authorization. */
+#define AUTHORIZE(msg, m, act, cmd, error)                                                              \
+        QM_RETURN_UNLESS_AUTHORIZED(qm_auth_check_request(                                              \
+                (m)->daemon->auth, msg,                                                                  \
+                &(QmAuthRequest){ .action = (act),                                                       \
+                                  .owner = (m)->config->owner,                                           \
+                                  .owner_action = QM_AUTH_NONE,                                          \
+                                  .machine = (m)->name,                                                  \
+                                  .command = (cmd) },                                                    \
+                error))
 
 #define PROPERTY_GETTER(fn)                                                                       \
         static int fn(sd_bus *bus, const char *path, const char *interface, const char *property, \

@@ -115,6 +115,9 @@ static void on_created(int code, const char *output, gpointer data) {
         if (code != 0) {
                 g_unlink(ic->path);
                 reply_create_failed(ic, code, output);
+        } else if (!qm_image_give_to_vm_user(ic->path, &err)) {
+                g_unlink(ic->path);
+                qm_reply_errorf(ic->call, SD_BUS_ERROR_FAILED, "%s", err->message);
         } else if (!qm_image_record_save(ic->mgr->daemon->image_dir, ic->name, &ic->record, &err)) {
                 /* An image without its record would have no known format. */
                 g_unlink(ic->path);

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include "fd-util.h"
+#include "config.h"
 #include "images.h"
 #include "json-util.h"
 #include "safe-open.h"
 #include "state-file.h"
+#include "user-identity.h"
 
 gboolean qm_image_name_is_valid(const char *name) {
         gsize n = strlen(name);
@@ -186,6 +188,25 @@ gboolean qm_image_remove(const char *image_dir, const char *name, GError **error
         if (had_record)
                 qm_image_record_save(image_dir, name, &rec, NULL); /* as it was */
         return file_error(error, e, "cannot remove", path);
+}
+
+gboolean qm_image_give_to_vm_user(const char *path, GError **error) {
+        g_autoptr(QmUserIdentity) u = NULL;
+        g_autoptr(QmError) e = NULL;
+        g_auto(QmFd) fd = -1;
+
+        if (geteuid() != 0)
+                return TRUE;
+        u = qm_user_identity_lookup(QM_DEFAULT_USER, &e);
+        if (!u) {
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot give %s to the VM user: %s", path,
+                            e->message);
+                return FALSE;
+        }
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0 || fchown(fd, u->uid, u->gid) < 0 || fchmod(fd, 0600) < 0)
+                return file_error(error, errno, "cannot give to " QM_DEFAULT_USER, path);
+        return TRUE;
 }
 
 gboolean qm_image_virtual_size(const char *path, const char *format, guint64 *virtual_size) {

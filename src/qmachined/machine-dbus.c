@@ -360,13 +360,33 @@ static int get_string(sd_bus_message *reply, const char *s) {
         return sd_bus_message_append(reply, "s", s ? s : "");
 }
 
+/* Config and CommandLine may hold secrets (-object secret,data=...):
+ * root and the owner may read them. */
+static int check_may_read_secrets(Machine *m, sd_bus *bus, const char *property, sd_bus_error *error) {
+        sd_bus_message *call = sd_bus_get_current_message(bus);
+        uid_t uid;
+
+        if (!call || !qm_auth_sender_uid(m->daemon->auth, call, &uid))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "%s of '%s' is only for root and its owner, and who asks is not known",
+                                         property, m->name);
+        if (uid != 0 && uid != m->config->owner)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "%s of '%s' may hold secrets: only root and its owner (uid %u) may read it",
+                                         property, m->name, (unsigned)m->config->owner);
+        return 0;
+}
+
 PROPERTY_GETTER(prop_name) { return get_string(reply, M(userdata)->name); }
 PROPERTY_GETTER(prop_uuid) { return get_string(reply, M(userdata)->config->uuid); }
 PROPERTY_GETTER(prop_state) { return get_string(reply, qm_state_to_string(M(userdata)->state)); }
 PROPERTY_GETTER(prop_run_state) { return get_string(reply, M(userdata)->run_state); }
 PROPERTY_GETTER(prop_pid) { return sd_bus_message_append(reply, "u", (uint32_t)machine_pid(M(userdata))); }
 PROPERTY_GETTER(prop_exit_code) { return sd_bus_message_append(reply, "i", (int32_t)M(userdata)->exit_code); }
-PROPERTY_GETTER(prop_command_line) { return sd_bus_message_append_strv(reply, M(userdata)->command_line); }
+PROPERTY_GETTER(prop_command_line) {
+        int r = check_may_read_secrets(M(userdata), bus, property, error);
+        return r < 0 ? r : sd_bus_message_append_strv(reply, M(userdata)->command_line);
+}
 PROPERTY_GETTER(prop_persistent) { return sd_bus_message_append(reply, "b", M(userdata)->config->persistent); }
 PROPERTY_GETTER(prop_qemu_version) { return get_string(reply, M(userdata)->qemu_version); }
 PROPERTY_GETTER(prop_event_sequence) { return sd_bus_message_append(reply, "t", M(userdata)->event_seq); }
@@ -378,8 +398,11 @@ PROPERTY_GETTER(prop_runtime_directory) { return get_string(reply, M(userdata)->
 PROPERTY_GETTER(prop_log_directory) { return get_string(reply, M(userdata)->log_dir); }
 
 PROPERTY_GETTER(prop_config) {
-        return bus_message_append_gvariant(reply, M(userdata)->config_variant);
+        int r = check_may_read_secrets(M(userdata), bus, property, error);
+        return r < 0 ? r : bus_message_append_gvariant(reply, M(userdata)->config_variant);
 }
+
+PROPERTY_GETTER(prop_owner) { return sd_bus_message_append(reply, "u", (uint32_t)M(userdata)->config->owner); }
 
 PROPERTY_GETTER(prop_mac_addresses) {
         Machine *m = M(userdata);
@@ -397,6 +420,8 @@ PROPERTY_GETTER(prop_mac_addresses) {
 
 #define CONST SD_BUS_VTABLE_PROPERTY_CONST
 #define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+#define INVALIDATES SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION
+#define SECRET SD_BUS_VTABLE_PROPERTY_EXPLICIT
 
 static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_VTABLE_START(0),
@@ -406,8 +431,11 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_PROPERTY("RunState", "s", prop_run_state, 0, CHANGES),
         SD_BUS_PROPERTY("Pid", "u", prop_pid, 0, CHANGES),
         SD_BUS_PROPERTY("ExitCode", "i", prop_exit_code, 0, CHANGES),
-        SD_BUS_PROPERTY("CommandLine", "as", prop_command_line, 0, CHANGES),
-        SD_BUS_PROPERTY("Config", "a{sv}", prop_config, 0, CONST),
+        /* Not in GetAll, GetManagedObjects, InterfacesAdded nor, but as a
+         * name, in PropertiesChanged: their values are not for everyone. */
+        SD_BUS_PROPERTY("CommandLine", "as", prop_command_line, 0, SECRET | INVALIDATES),
+        SD_BUS_PROPERTY("Config", "a{sv}", prop_config, 0, SECRET | CONST),
+        SD_BUS_PROPERTY("Owner", "u", prop_owner, 0, CONST),
         SD_BUS_PROPERTY("Persistent", "b", prop_persistent, 0, CONST),
         SD_BUS_PROPERTY("QemuVersion", "s", prop_qemu_version, 0, CHANGES),
         SD_BUS_PROPERTY("EventSequence", "t", prop_event_sequence, 0, CHANGES),
@@ -505,6 +533,43 @@ static const MachineNotify dbus_notify = {
         .congested = notify_congested,
         .freed = notify_freed,
 };
+
+static gboolean is_secret_get(sd_bus_message *msg) {
+        const char *iface = NULL, *property = NULL;
+        gboolean secret;
+
+        if (!sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Properties", "Get") ||
+            !g_str_has_prefix(sd_bus_message_get_path(msg) ?: "", QM_MACHINE_PREFIX "/"))
+                return FALSE;
+        if (sd_bus_message_read(msg, "ss", &iface, &property) < 0)
+                secret = FALSE; /* sd-bus answers the malformed call */
+        else
+                secret = strcmp(iface, QM_MACHINE_IFACE) == 0 &&
+                         (strcmp(property, "Config") == 0 || strcmp(property, "CommandLine") == 0);
+        sd_bus_message_rewind(msg, TRUE);
+        return secret;
+}
+
+static int on_incoming(sd_bus_message *msg, void *userdata, sd_bus_error *unused) {
+        QmDaemon *d = userdata;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (!is_secret_get(msg))
+                return 0;
+        r = qm_auth_resolve_sender(d->auth, msg, &error);
+        if (r > 0)
+                return 0; /* on to the getter */
+        if (r < 0) {
+                qm_reply_errorf(msg, error.name, "%s", error.message);
+                sd_bus_error_free(&error);
+        }
+        return 1; /* answered, or held until the uid is known */
+}
+
+int machine_dbus_add_secret_filter(QmDaemon *d, sd_bus_slot **slot) {
+        return sd_bus_add_filter(d->bus, slot, on_incoming, d);
+}
 
 int machine_export(Machine *m) {
         sd_bus_slot *slot = NULL;

@@ -5,3 +5,8 @@
 
 /* Export @m's object and install the MachineNotify that serves it. */
 int machine_export(Machine *m);
+
+/* Config and CommandLine are only for root and the owner, and a property
+ * getter cannot wait for the bus to say who asks: this filter holds a
+ * Get of them until the asker's uid is known. */
+int machine_dbus_add_secret_filter(QmDaemon *d, sd_bus_slot **slot);

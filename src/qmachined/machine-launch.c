@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "machine-internal.h"
 #include "qemu-argv.h"
 #include "safe-open.h"
 #include "unix-socket.h"
+#include "user-identity.h"
 
 #define QMP_FD_IN_QEMU 3
 #define CONSOLE_FD_IN_QEMU 4
@@ -184,6 +186,54 @@ static void close_fds(int *fds, guint n) {
                         close(fds[i]);
 }
 
+/* PATH for QEMU and its helpers; nothing else of the daemon's
+ * environment reaches QEMU. */
+#define QEMU_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/*
+ * Who QEMU runs as: the machine's user, looked up at each launch (the
+ * user database may have changed since the machine was created). A daemon
+ * that is not root (a session service) can only run QEMU as itself.
+ */
+static QmUserIdentity *resolve_credentials(Machine *m, QemuCredentials *creds, QmError **error) {
+        g_autofree char *user = qm_config_effective_user(m->config);
+        g_autoptr(QmUserIdentity) u = NULL;
+        g_autoptr(QmError) e = NULL;
+        GPtrArray *env;
+
+        u = qm_user_identity_lookup(user, &e);
+        if (!u) {
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "QEMU of '%s' cannot run as '%s': %s%s", m->name, user,
+                                      e->message,
+                                      strcmp(user, QM_DEFAULT_USER) == 0
+                                              ? " (the system user qmachined runs VMs as; systemd-sysusers creates it)"
+                                              : "");
+                return NULL;
+        }
+        if (geteuid() != 0 && u->uid != geteuid()) {
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED,
+                                      "QEMU of '%s' cannot run as '%s': this daemon runs as uid %u and can only "
+                                      "start QEMU as itself",
+                                      m->name, user, (unsigned)geteuid());
+                return NULL;
+        }
+        env = g_ptr_array_new();
+        g_ptr_array_add(env, g_strdup(QEMU_PATH));
+        g_ptr_array_add(env, g_strconcat("HOME=", u->home, NULL));
+        g_ptr_array_add(env, g_strconcat("USER=", u->name, NULL));
+        g_ptr_array_add(env, g_strconcat("LOGNAME=", u->name, NULL));
+        g_ptr_array_add(env, NULL);
+        *creds = (QemuCredentials){
+                .switch_user = geteuid() == 0,
+                .uid = u->uid,
+                .gid = u->gid,
+                .groups = u->groups,
+                .n_groups = u->n_groups,
+                .envp = (char **)g_ptr_array_free(env, FALSE),
+        };
+        return g_steal_pointer(&u);
+}
+
 /* Start QEMU for a launch or its retry: sockets, command line, process,
  * console, and the QMP handshake under way. */
 gboolean machine_spawn_qemu(Machine *m, QmError **error) {
@@ -195,13 +245,21 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
         g_autoptr(GArray) pass_fds = g_array_new(FALSE, FALSE, sizeof(int));
         g_autoptr(GArray) pass_targets = g_array_new(FALSE, FALSE, sizeof(int));
         g_autoptr(GArray) add_fd_args = g_array_new(FALSE, FALSE, sizeof(QmAddFdArg));
+        g_autoptr(QmUserIdentity) user = NULL;
+        QemuCredentials creds = { 0 };
         int log_fd;
 
-        if (!prepare_dirs(m, error))
+        user = resolve_credentials(m, &creds, error);
+        if (!user)
                 return FALSE;
+        if (!prepare_dirs(m, error)) {
+                g_strfreev(creds.envp);
+                return FALSE;
+        }
         log_path = g_build_filename(m->log_dir, "qemu.log", NULL);
         log_fd = qm_log_open(log_path, FALSE, &err);
         if (log_fd < 0) {
+                g_strfreev(creds.envp);
                 *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "%s", err->message);
                 return FALSE;
         }
@@ -210,6 +268,7 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
                 close_fds(listen_fds, 2);
                 close_fds(client_fds, 2);
                 close(log_fd);
+                g_strfreev(creds.envp);
                 machine_remove_runtime_files(m);
                 *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "sockets of '%s': %s", m->name, err->message);
                 return FALSE;
@@ -235,8 +294,9 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
                                         m->config->console ? CONSOLE_FD_IN_QEMU : -1,
                                         (QmAddFdArg *)add_fd_args->data, add_fd_args->len);
         m->launch_timestamp = g_get_real_time();
-        m->process = qemu_process_spawn(m->command_line, log_fd, (int *)pass_fds->data, (int *)pass_targets->data,
-                                        pass_fds->len, machine_on_process_exit, m, &err);
+        m->process = qemu_process_spawn(m->command_line, &creds, log_fd, (int *)pass_fds->data,
+                                        (int *)pass_targets->data, pass_fds->len, machine_on_process_exit, m, &err);
+        g_strfreev(creds.envp);
         close(log_fd);
         close_fds(listen_fds, 2);
         if (!m->process) {

@@ -6,6 +6,7 @@
 #include "machine-dbus.h"
 #include "manager-dbus.h"
 #include "names.h"
+#include "user-identity.h"
 
 static Manager *MGR(void *userdata) {
         return userdata;
@@ -13,6 +14,23 @@ static Manager *MGR(void *userdata) {
 
 static int reply_error(sd_bus_error *error, const QmError *e) {
         return sd_bus_error_set(error, e->name, e->message);
+}
+
+/* The caller (already authorized) owns what it creates; QEMU runs as
+ * the user it may choose. Takes @config. */
+static Machine *create_for_caller(Manager *mgr, sd_bus_message *msg, const char *name, QmConfig *config,
+                                  QmError **error) {
+        g_autoptr(QmConfig) owned = config;
+        uid_t caller;
+
+        if (!qm_auth_sender_uid(mgr->daemon->auth, msg, &caller)) {
+                *error = qm_error_new(SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is");
+                return NULL;
+        }
+        if (!qm_user_check_allowed(owned->user, caller, error))
+                return NULL;
+        owned->owner = caller;
+        return manager_create_machine(mgr, name, g_steal_pointer(&owned), error);
 }
 
 static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -27,7 +45,7 @@ static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
-        QM_AUTHORIZE(mgr->daemon->auth, msg, QM_AUTH_ADMIN, name, NULL, error);
+        QM_AUTHORIZE(mgr->daemon->auth, msg, QM_AUTH_CREATE, name, NULL, error);
         r = bus_message_read_gvariant(msg, &asv);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read config: %s",
@@ -35,7 +53,7 @@ static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         config = qm_config_from_variant(asv, &e);
         if (!config)
                 return reply_error(error, e);
-        m = manager_create_machine(mgr, name, config, &e);
+        m = create_for_caller(mgr, msg, name, config, &e);
         if (!m)
                 return reply_error(error, e);
         return sd_bus_reply_method_return(msg, "o", machine_get_path(m));
@@ -53,18 +71,27 @@ static int method_clone_machine(sd_bus_message *msg, void *userdata, sd_bus_erro
         r = sd_bus_message_read(msg, "ss", &name, &new_name);
         if (r < 0)
                 return r;
-        QM_AUTHORIZE(mgr->daemon->auth, msg, QM_AUTH_ADMIN, new_name, NULL, error);
+        src = g_hash_table_lookup(mgr->machines, name);
+        if (!src)
+                return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_MACHINE, "No machine named '%s'", name);
+        /* A clone is a new machine of the caller's: its owner needs
+         * "create", anyone else "admin" to copy another's definition. */
+        QM_RETURN_UNLESS_AUTHORIZED(qm_auth_check_request(mgr->daemon->auth, msg,
+                                                          &(QmAuthRequest){
+                                                                  .action = QM_AUTH_ADMIN,
+                                                                  .owner = machine_get_config(src)->owner,
+                                                                  .owner_action = QM_AUTH_CREATE,
+                                                                  .machine = new_name,
+                                                          },
+                                                          error));
         r = bus_message_read_gvariant(msg, &overrides);
         if (r < 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read overrides: %s",
                                          g_strerror(-r));
-        src = g_hash_table_lookup(mgr->machines, name);
-        if (!src)
-                return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_MACHINE, "No machine named '%s'", name);
         config = qm_config_clone(machine_get_config(src), overrides, &e);
         if (!config)
                 return reply_error(error, e);
-        m = manager_create_machine(mgr, new_name, config, &e);
+        m = create_for_caller(mgr, msg, new_name, config, &e);
         if (!m)
                 return reply_error(error, e);
         return sd_bus_reply_method_return(msg, "o", machine_get_path(m));
@@ -127,12 +154,23 @@ static int method_get_machine_by_pid(sd_bus_message *msg, void *userdata, sd_bus
 static int method_remove_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         g_autoptr(QmError) e = NULL;
         const char *name;
+        Machine *m;
         int r;
 
         r = sd_bus_message_read(msg, "s", &name);
         if (r < 0)
                 return r;
-        QM_AUTHORIZE(MGR(userdata)->daemon->auth, msg, QM_AUTH_ADMIN, name, NULL, error);
+        m = g_hash_table_lookup(MGR(userdata)->machines, name);
+        /* the owner removes their own machine without asking */
+        QM_RETURN_UNLESS_AUTHORIZED(qm_auth_check_request(MGR(userdata)->daemon->auth, msg,
+                                                          &(QmAuthRequest){
+                                                                  .action = QM_AUTH_ADMIN,
+                                                                  .owner = m ? machine_get_config(m)->owner
+                                                                             : QM_NO_OWNER,
+                                                                  .owner_action = QM_AUTH_NONE,
+                                                                  .machine = name,
+                                                          },
+                                                          error));
         if (!manager_remove_machine(MGR(userdata), name, &e))
                 return reply_error(error, e);
         return sd_bus_reply_method_return(msg, NULL);
@@ -204,6 +242,7 @@ typedef struct {
         sd_bus_slot *vtable;
         sd_bus_slot *object_manager;
         sd_bus_slot *name_owner;
+        sd_bus_slot *secret_filter;
 } ManagerSlots;
 
 static void notify_count_changed(Manager *mgr) {
@@ -238,6 +277,7 @@ static void notify_freed(Manager *mgr) {
         sd_bus_slot_unref(slots->vtable);
         sd_bus_slot_unref(slots->object_manager);
         sd_bus_slot_unref(slots->name_owner);
+        sd_bus_slot_unref(slots->secret_filter);
         g_free(slots);
         mgr->front = NULL;
 }
@@ -261,6 +301,9 @@ int manager_export(Manager *mgr) {
                                    "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
                                    "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg2=''",
                                    on_name_owner_changed, NULL, mgr);
+        if (r < 0)
+                return r;
+        r = machine_dbus_add_secret_filter(mgr->daemon, &slots->secret_filter);
         if (r < 0)
                 return r;
 

@@ -37,6 +37,8 @@ gboolean qm_definition_save(const char *dir, const char *name, const QmConfig *c
         json_builder_add_string_value(b, name);
         json_builder_set_member_name(b, "config");
         json_builder_add_value(b, qm_config_to_json(config));
+        json_builder_set_member_name(b, "owner");
+        json_builder_add_int_value(b, config->owner);
         json_builder_set_member_name(b, "event-sequence");
         json_builder_add_int_value(b, (gint64)event_sequence);
         json_builder_end_object(b);
@@ -139,10 +141,21 @@ static gboolean member_strv(JsonObject *obj, const char *key, char ***out, GErro
         return TRUE;
 }
 
+/* "owner": absent in files of version 1, whose machines were root's. */
+static gboolean member_owner(JsonObject *obj, uid_t *out, GError **error) {
+        gint64 owner = 0;
+
+        if (!member_int(obj, "owner", 0, G_MAXUINT32 - 1, &owner, error))
+                return FALSE;
+        *out = (uid_t)owner;
+        return TRUE;
+}
+
 static QmDefinition *definition_parse(const char *path, const char *name, GError **error) {
         g_autoptr(JsonNode) root = qm_json_file_read(path, error);
         g_autoptr(QmError) e = NULL;
         g_autoptr(QmDefinition) d = NULL;
+        uid_t owner = 0;
         JsonObject *obj;
 
         if (!root)
@@ -154,7 +167,7 @@ static QmDefinition *definition_parse(const char *path, const char *name, GError
         }
         d = g_new0(QmDefinition, 1);
         d->name = g_strdup(name);
-        if (!member_u64(obj, "event-sequence", &d->event_sequence, error))
+        if (!member_u64(obj, "event-sequence", &d->event_sequence, error) || !member_owner(obj, &owner, error))
                 return NULL;
         d->config = qm_config_from_json(json_object_get_member(obj, "config"), &e);
         if (!d->config) {
@@ -162,6 +175,7 @@ static QmDefinition *definition_parse(const char *path, const char *name, GError
                 return NULL;
         }
         d->config->persistent = TRUE;
+        d->config->owner = owner;
         return g_steal_pointer(&d);
 }
 
@@ -221,6 +235,8 @@ gboolean qm_run_record_save(const char *path, const QmRunRecord *r, GError **err
         json_builder_add_string_value(b, r->name);
         json_builder_set_member_name(b, "config");
         json_builder_add_value(b, qm_config_to_json(r->config));
+        json_builder_set_member_name(b, "owner");
+        json_builder_add_int_value(b, r->config->owner);
         json_builder_set_member_name(b, "pid");
         json_builder_add_int_value(b, r->pid);
         json_builder_set_member_name(b, "start-time");
@@ -250,6 +266,7 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
         g_autoptr(QmRunRecord) r = NULL;
         g_autoptr(QmError) e = NULL;
         gint64 pid = 0;
+        uid_t owner = 0;
         JsonObject *obj;
 
         if (!root)
@@ -264,7 +281,7 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
             !member_u64(obj, "event-sequence-mark", &r->event_sequence_mark, error) ||
             !member_string(obj, "qemu-version", &r->qemu_version, error) ||
             !member_boolean(obj, "quit-issued", &r->quit_issued, error) ||
-            !member_strv(obj, "command-line", &r->command_line, error)) {
+            !member_strv(obj, "command-line", &r->command_line, error) || !member_owner(obj, &owner, error)) {
                 g_prefix_error(error, "%s: ", path);
                 return NULL;
         }
@@ -278,6 +295,7 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
                 g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s: bad config: %s", path, e->message);
                 return NULL;
         }
+        r->config->owner = owner;
         return g_steal_pointer(&r);
 }
 

@@ -26,6 +26,13 @@ char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, 
         add(a, "none");
         add(a, "-vga");
         add(a, "none");
+        if (c->sandbox) {
+                /* QEMU's seccomp filter: no obsolete system calls, no
+                 * setuid/setgid, no fork/exec, no scheduler/affinity
+                 * changes (libvirt's choice). */
+                add(a, "-sandbox");
+                add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+        }
         if (qmp_fd >= 0) {
                 /* QEMU listens on a socket we bound and pass in: no race at
                  * start, and a restarted daemon can connect to it again. */

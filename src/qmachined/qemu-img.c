@@ -32,6 +32,9 @@ static void on_qemu_img_exit(QemuProcess *p, int code, gpointer data) {
 gboolean qm_qemu_img_run(const char *const *args, QmQemuImgDone done, gpointer userdata, GError **error) {
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
         g_auto(QmFd) fd = memfd_create("qemu-img-output", MFD_CLOEXEC);
+        /* the daemon's user, without its environment */
+        char *env[] = { (char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+        const QemuCredentials creds = { .switch_user = FALSE, .envp = env };
         QemuImgRun *run;
 
         if (fd < 0) {
@@ -46,7 +49,7 @@ gboolean qm_qemu_img_run(const char *const *args, QmQemuImgDone done, gpointer u
         run = g_new0(QemuImgRun, 1);
         run->done = done;
         run->userdata = userdata;
-        if (!qemu_process_spawn((char **)argv->pdata, fd, NULL, NULL, 0, on_qemu_img_exit, run, error)) {
+        if (!qemu_process_spawn((char **)argv->pdata, &creds, fd, NULL, NULL, 0, on_qemu_img_exit, run, error)) {
                 g_free(run);
                 return FALSE;
         }

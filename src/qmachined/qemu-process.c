@@ -5,7 +5,10 @@
  */
 #include <errno.h>
 #include <glib-unix.h>
+#include <grp.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,10 +43,39 @@ static void kill_group(QemuProcess *p, int sig) {
                 g_warning("cannot signal the processes of QEMU %d: %s", (int)p->pid, g_strerror(errno));
 }
 
-/* Runs in the child before exec: a session and process group of its own,
- * so that whatever QEMU starts can be found and ended with it. */
+/* Async-signal-safe: a message on stderr (the log) and exit. */
+_Noreturn static void child_fail(const char *what) {
+        int e = errno;
+        const char *text = strerrordesc_np(e) ?: "unknown error";
+
+        (void)!write(STDERR_FILENO, "qmachined: cannot ", 18);
+        (void)!write(STDERR_FILENO, what, strlen(what));
+        (void)!write(STDERR_FILENO, ": ", 2);
+        (void)!write(STDERR_FILENO, text, strlen(text));
+        (void)!write(STDERR_FILENO, "\n", 1);
+        _exit(126);
+}
+
+/*
+ * Runs in the child after GLib set up its fds and before exec: a session
+ * and process group of its own, so that whatever QEMU starts can be found
+ * and ended with it; then the user's groups, gid and uid (groups first:
+ * only root may set them), and no privilege gains through exec.
+ */
 static void child_setup(gpointer data) {
+        const QemuCredentials *c = data;
+
         setsid();
+        if (c->switch_user) {
+                if (setgroups(c->n_groups, c->groups) < 0)
+                        child_fail("set the supplementary groups");
+                if (setresgid(c->gid, c->gid, c->gid) < 0)
+                        child_fail("set the group id");
+                if (setresuid(c->uid, c->uid, c->uid) < 0)
+                        child_fail("set the user id");
+        }
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                child_fail("set no_new_privs");
 }
 
 static gboolean on_pidfd(int fd, GIOCondition cond, gpointer data) {
@@ -83,15 +115,19 @@ static QemuProcess *watch(pid_t pid, int pidfd, QemuExitFunc on_exit, gpointer u
         return p;
 }
 
-QemuProcess *qemu_process_spawn(char **argv, int log_fd, const int *source_fds, const int *target_fds,
-                                guint n_fds, QemuExitFunc on_exit, gpointer userdata, GError **error) {
+QemuProcess *qemu_process_spawn(char **argv, const QemuCredentials *creds, int log_fd, const int *source_fds,
+                                const int *target_fds, guint n_fds, QemuExitFunc on_exit, gpointer userdata,
+                                GError **error) {
         GPid pid;
         int pidfd;
 
-        if (!g_spawn_async_with_pipes_and_fds(NULL, (const char *const *)argv, NULL,
-                                              G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH |
+        /* GLib closes every other fd (no G_SPAWN_LEAVE_DESCRIPTORS_OPEN);
+         * the PATH search uses @creds->envp's PATH. */
+        if (!g_spawn_async_with_pipes_and_fds(NULL, (const char *const *)argv, (const char *const *)creds->envp,
+                                              G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH_FROM_ENVP |
                                                       G_SPAWN_STDIN_FROM_DEV_NULL,
-                                              child_setup, NULL, -1, log_fd, log_fd, source_fds, target_fds, n_fds,
+                                              child_setup, (gpointer)creds, -1, log_fd, log_fd, source_fds,
+                                              target_fds, n_fds,
                                               &pid, NULL, NULL, NULL, error))
                 return NULL;
 

@@ -9,12 +9,25 @@ typedef struct QemuProcess QemuProcess;
 /* Exit status in the Popen convention: the code, or -N for signal N. */
 typedef void (*QemuExitFunc)(QemuProcess *p, int exit_code, gpointer userdata);
 
+/* Who the process runs as, and its whole environment. */
+typedef struct {
+        gboolean switch_user; /* FALSE: stay who the daemon is */
+        uid_t uid;
+        gid_t gid;
+        const gid_t *groups; /* the supplementary groups, exactly */
+        int n_groups;
+        char **envp;
+} QemuCredentials;
+
 /* Spawn @argv (argv[0] looked up in PATH) with stdin from /dev/null and
- * stdout+stderr to @log_fd. @source_fds[i] becomes fd @target_fds[i] in the
- * child. @on_exit runs from the main loop once the process has exited and
- * been reaped. */
-QemuProcess *qemu_process_spawn(char **argv, int log_fd, const int *source_fds, const int *target_fds,
-                                guint n_fds, QemuExitFunc on_exit, gpointer userdata, GError **error);
+ * stdout+stderr to @log_fd, as @creds say, with no_new_privs and no
+ * other fd: @source_fds[i] becomes fd @target_fds[i] in the child.
+ * @on_exit runs from the main loop once the process has exited and been
+ * reaped. A failure to drop privileges is reported on @log_fd and ends
+ * the child with status 126. */
+QemuProcess *qemu_process_spawn(char **argv, const QemuCredentials *creds, int log_fd, const int *source_fds,
+                                const int *target_fds, guint n_fds, QemuExitFunc on_exit, gpointer userdata,
+                                GError **error);
 
 /* Watch a QEMU that is not our child (started by a previous daemon).
  * Fails unless @pid still is the process that started at @start_time.

@@ -158,7 +158,7 @@ class CloneTest(qmtest.QMTestCase):
 
         props = self.assert_fresh(path)
         self.assertEqual(props["Name"], "copy")
-        self.assertEqual(props["CommandLine"], [])
+        self.assertEqual(self.mprop(path, "CommandLine"), [])
         # A new random UUID, so other MACs.
         new_uuid = props["UUID"]
         self.assertEqual(str(uuid.UUID(new_uuid)), new_uuid.lower())
@@ -168,7 +168,7 @@ class CloneTest(qmtest.QMTestCase):
         self.assertFalse(set(m.lower() for m in macs) & set(m.lower() for m in src_macs),
                          (macs, src_macs))
         # The config is the source's, except the uuid.
-        config = props["Config"]
+        config = self.mprop(path, "Config")
         self.assertEqual(config["uuid"], new_uuid)
         self.assertEqual({k: v for k, v in config.items() if k != "uuid"},
                          {k: v for k, v in src_config.items() if k != "uuid"})

@@ -45,6 +45,7 @@ POLKIT_ACTIONS = BUS_NAME + ".policy"
 # API.md, "Authorization (polkit)": (allow_any, allow_inactive, allow_active).
 POLKIT_DEFAULTS = {
     BUS_NAME + ".admin": ("auth_admin", "auth_admin", "auth_admin"),
+    BUS_NAME + ".create": ("auth_admin", "auth_admin", "yes"),
     BUS_NAME + ".manage": ("auth_admin", "auth_admin", "auth_admin_keep"),
     BUS_NAME + ".console": ("auth_admin", "auth_admin", "auth_admin_keep"),
     BUS_NAME + ".monitor": ("auth_admin", "auth_admin", "auth_admin_keep"),

@@ -87,7 +87,13 @@ class LifecycleTest(qmtest.QMTestCase):
             types[e.get_child_value(0).get_string()] = \
                 e.get_child_value(1).get_variant().get_type_string()
         self.assertEqual(types, CONFIG_TYPES)
-        c = props["Config"]
+        # Config and CommandLine may hold secrets: only asked for by name.
+        self.assertNotIn("Config", props)
+        self.assertNotIn("CommandLine", props)
+        self.assertNotIn("Config", added[MACHINE_IFACE])
+        self.assertNotIn("Config", managed[path][MACHINE_IFACE])
+        self.assertEqual(props["Owner"], 0)
+        c = self.mprop(path, "Config")
         self.assertEqual(c["uuid"], props["UUID"])
         self.assertEqual(c["args"], qmtest.none_args())
         self.assertEqual(c["description"], "first one")
@@ -98,6 +104,8 @@ class LifecycleTest(qmtest.QMTestCase):
         self.assertEqual(c["qmp-timeout"], 30.0)
         self.assertEqual(c["wrapper"], [])
         self.assertEqual(c["binary"], self.manager_prop("DefaultBinary"))
+        self.assertEqual(c["user"], "")
+        self.assertEqual(c["sandbox"], True)
 
     def test_launch_qmp_shutdown(self):
         path = self.create_none_machine("life")
@@ -189,7 +197,9 @@ class LifecycleTest(qmtest.QMTestCase):
         self.assertEqual(changed_values(props, "Pid")[-1], 0)
         self.assertIn(0, changed_values(props, "ExitCode"))
         self.assertIn(seq, changed_values(props, "EventSequence"))
-        self.assertIn(cmdline, changed_values(props, "CommandLine"))
+        # its value is not broadcast: only that it changed
+        self.assertIn("<invalidated>", changed_values(props, "CommandLine"))
+        self.assertNotIn(cmdline, changed_values(props, "CommandLine"))
         self.assertIn(ts, changed_values(props, "LaunchTimestamp"))
         self.assertIn(qemu_version(binary), changed_values(props, "QemuVersion"))
 

@@ -27,7 +27,7 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 INTERACTIVE_REQUIRED = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 PEER = "org.freedesktop.DBus.Peer"
-ACTIONS = ("admin", "manage", "monitor", "console", "images")
+ACTIONS = ("admin", "create", "manage", "monitor", "console", "images")
 
 
 def action(name):
@@ -173,15 +173,17 @@ class PolkitTest(NobodyMixin, qmtest.QMTestCase):
     # -- admin
 
     def test_admin_create_remove_denied(self):
-        self.allow_all_but("admin")
+        self.allow_all_but("create")
         self.expect_denied(self.nobody_manager, "CreateMachine", create_args("pk-new"))
-        self.assert_asked("admin", "pk-new", "CreateMachine")
+        self.assert_asked("create", "pk-new", "CreateMachine")
         self.assertEqual(self.manager_prop("MachineCount"), 0)
         self.assertEqual(self.manager("ListMachines", None, "(a(ssuo))"), [])
         self.expect_error(err("NoSuchMachine"), self.manager, "GetMachine",
                           GLib.Variant("(s)", ("pk-new",)), "(o)")
 
+        # root's machine: removing it needs admin
         path = self.create_none_machine("pk-old")
+        self.allow_all_but("admin")
         self.expect_denied(self.nobody_manager, "RemoveMachine", vtext("(s)", ("pk-old",)))
         self.assert_asked("admin", "pk-old", "RemoveMachine")
         self.assertEqual(self.manager("GetMachine", GLib.Variant("(s)", ("pk-old",)), "(o)"),
@@ -196,16 +198,20 @@ class PolkitTest(NobodyMixin, qmtest.QMTestCase):
         self.assert_daemon_answers(1)
 
     def test_admin_create_remove_allowed(self):
-        self.allow("admin")
+        self.allow("create")
         path = self.nobody_manager("CreateMachine", create_args("pk-made"))
         self.assertEqual(path, machine_path("pk-made"))
-        self.assert_asked("admin", "pk-made", "CreateMachine")
+        self.assert_asked("create", "pk-made", "CreateMachine")
         self.assertEqual(self.manager_prop("MachineCount"), 1)
         self.assertEqual(self.mprop(path, "Name"), "pk-made")
         self.assertEqual(self.mprop(path, "Config")["args"], none_args())
+        self.assertEqual(self.mprop(path, "Owner"), 65534)
 
+        # The owner removes their own machine without asking polkit.
+        checks = len(self.checks())
+        self.allow()
         self.assertIsNone(self.nobody_manager("RemoveMachine", vtext("(s)", ("pk-made",))))
-        self.assert_asked("admin", "pk-made", "RemoveMachine")
+        self.assertEqual(len(self.checks()), checks)
         self.assertEqual(self.manager_prop("MachineCount"), 0)
         self.expect_error(err("NoSuchMachine"), self.manager, "GetMachine",
                           GLib.Variant("(s)", ("pk-made",)), "(o)")
@@ -645,9 +651,9 @@ class PolkitTest(NobodyMixin, qmtest.QMTestCase):
         self.assert_asked("manage", "pk-args", "Pause", flags=1)
         self.expect_denied(self.nobody_manager, "CreateMachine", create_args("pk-args2"),
                            interactive=True)
-        self.assert_asked("admin", "pk-args2", "CreateMachine", flags=1)
+        self.assert_asked("create", "pk-args2", "CreateMachine", flags=1)
         self.expect_denied(self.nobody_manager, "CreateMachine", create_args("pk-args2"))
-        self.assert_asked("admin", "pk-args2", "CreateMachine", flags=0)
+        self.assert_asked("create", "pk-args2", "CreateMachine", flags=0)
         self.assertEqual(len(self.checks()), 5)
 
     def test_each_call_asks_again(self):

@@ -55,7 +55,7 @@ static void test_all_keys(void) {
         g_assert_nonnull(c);
         g_assert_cmpstr(c->uuid, ==, "0f0e0d0c-0b0a-0908-0706-050403020100");
         back = g_variant_ref_sink(qm_config_to_variant(c, "/usr/bin/qemu"));
-        g_assert_cmpuint(g_variant_n_children(back), ==, 14);
+        g_assert_cmpuint(g_variant_n_children(back), ==, 16);
 }
 
 static void test_errors(void) {
@@ -112,6 +112,7 @@ static void test_argv(void) {
         g_autofree char *mac1 = qm_config_mac_address(c, 1);
         g_autofree char *expect = g_strdup_printf(
                 "taskset -c 1 qemu-system-x86_64 -display none -vga none "
+                "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny "
                 "-chardev socket,id=mon,fd=3,server=on,wait=off -mon chardev=mon,mode=control "
                 "-machine pc -uuid 00000000-0000-0000-0000-000000000001 "
                 "-nic user,id=nic0,mac=%s -nic user,id=nic1,mac=%s "
@@ -128,8 +129,9 @@ static void test_argv(void) {
 
 static void test_argv_console(void) {
         g_autofree char *n = NULL, *msg = NULL;
+        /* sandbox false: no -sandbox */
         g_autoptr(QmConfig) c = parse("{'console': <true>, 'console-index': <uint32 2>, 'qmp': <false>,"
-                                      " 'uuid': <'00000000-0000-0000-0000-000000000001'>}",
+                                      " 'sandbox': <false>, 'uuid': <'00000000-0000-0000-0000-000000000001'>}",
                                       &n, &msg);
         g_auto(GStrv) argv = qm_build_argv(c, "qemu", -1, 4, NULL, 0);
         g_autofree char *line = qm_argv_to_string(argv);

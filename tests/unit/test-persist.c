@@ -152,6 +152,7 @@ static void test_records_strict(void) {
                 "\"event-sequence-mark\": 18446744073709551615",    "\"event-sequence-mark\": \"abc\"",
                 "\"quit-issued\": \"yes\"",  "\"quit-issued\": 1",    "\"qemu-version\": 7",
                 "\"command-line\": [\"qemu\", 1]", "\"command-line\": \"qemu\"", "\"name\": 5",
+                "\"owner\": -1",           "\"owner\": 4294967295", "\"owner\": \"0\"",
         };
         const char *good = "\"pid\": 123, \"start-time\": 5, \"launch-timestamp\": 6, \"event-sequence-mark\": 7, "
                            "\"quit-issued\": true, \"qemu-version\": \"7.2.0\", \"command-line\": [\"qemu\", \"-S\"]";
@@ -169,6 +170,7 @@ static void test_records_strict(void) {
         g_assert_cmpstr(r->qemu_version, ==, "7.2.0");
         g_assert_cmpstr(r->command_line[1], ==, "-S");
         g_assert_null(r->command_line[2]);
+        g_assert_cmpuint(r->config->owner, ==, 0); /* absent: a version 1 record, root's */
 
         for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
                 /* the later duplicate member wins in json-glib: put the bad one last */
@@ -184,10 +186,39 @@ static void test_records_strict(void) {
         test_remove_tree(dir);
 }
 
+/* The owner is kept in definitions and records alike. */
+static void test_owner_round_trip(void) {
+        g_autofree char *dir = test_tmp_dir("qm-persist");
+        g_autofree char *path = g_build_filename(dir, "record.json", NULL);
+        g_autoptr(QmConfig) c = qm_config_new();
+        g_autoptr(GPtrArray) defs = NULL;
+        g_autoptr(GError) err = NULL;
+        g_autoptr(QmRunRecord) back = NULL;
+        char *argv[] = { (char *)"qemu", NULL };
+        QmRunRecord r = { .name = (char *)"vm", .pid = 42, .command_line = argv };
+
+        c->owner = 65534;
+        c->user = g_strdup("65534");
+        g_assert_true(qm_definition_save(dir, "owned", c, 3, &err));
+        g_assert_no_error(err);
+        defs = qm_definitions_load(dir);
+        g_assert_cmpuint(defs->len, ==, 1);
+        g_assert_cmpuint(((QmDefinition *)g_ptr_array_index(defs, 0))->config->owner, ==, 65534);
+        g_assert_cmpstr(((QmDefinition *)g_ptr_array_index(defs, 0))->config->user, ==, "65534");
+
+        r.config = c;
+        g_assert_true(qm_run_record_save(path, &r, &err));
+        back = qm_run_record_load(path, &err);
+        g_assert_no_error(err);
+        g_assert_cmpuint(back->config->owner, ==, 65534);
+        test_remove_tree(dir);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/persist/file-read-refuses", test_file_read_refuses);
         g_test_add_func("/persist/definitions-strict", test_definitions_strict);
         g_test_add_func("/persist/records-strict", test_records_strict);
+        g_test_add_func("/persist/owner-round-trip", test_owner_round_trip);
         return g_test_run();
 }

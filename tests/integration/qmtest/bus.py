@@ -21,7 +21,7 @@ from gi.repository import Gio, GLib  # noqa: E402
 from .calls import ask_bus, convert_error, unpack_reply  # noqa: E402
 from .names import BUS_NAME  # noqa: E402
 from .processes import (all_pids, children_of, is_qemu_process,  # noqa: E402
-                        proc_cmdline, proc_read, reap, reap_all_children,
+                        proc_cmdline, proc_read, proc_stat, reap, reap_all_children,
                         stop_process)
 
 POLKIT_NAME = "org.freedesktop.PolicyKit1"
@@ -419,18 +419,32 @@ class Environment:
         return [p for p, state in children_of(self.daemon.pid) if state == "Z"]
 
     def leftover_pids(self):
-        """Processes that belong to this test: they name our temp dir in
-        their command line or environment (QEMU inherits the daemon's
-        DBUS_SYSTEM_BUS_ADDRESS, which names it)."""
+        """Processes that belong to this test, other than its buses and
+        mocks: descendants of this process (the daemon, its QEMUs, and
+        QEMUs orphaned by a daemon that exited: we are their subreaper),
+        and anything naming our temp dir in its command line or
+        environment. QEMU gets a clean environment, so the tree is what
+        finds it."""
         mine = {os.getpid()}
-        if self.bus is not None:
-            mine.add(self.bus.pid)
-        if self.session_bus is not None:
-            mine.add(self.session_bus.pid)
+        for proc in (self.bus, self.session_bus,
+                     self.polkit.proc if self.polkit is not None else None):
+            if proc is not None:
+                mine.add(proc.pid)
         needle = self.tmp.encode()
-        out = []
+        parents = {}
         for pid in all_pids():
+            st = proc_stat(pid)
+            if st is not None:
+                parents[pid] = st[1]
+        out = []
+        for pid in parents:
             if pid in mine:
+                continue
+            p, depth = parents.get(pid), 0
+            while p and p not in mine and depth < 64:
+                p, depth = parents.get(p), depth + 1
+            if p == os.getpid():
+                out.append(pid)
                 continue
             cmd = proc_read(pid, "cmdline") or b""
             envb = proc_read(pid, "environ") or b""

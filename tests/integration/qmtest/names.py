@@ -28,6 +28,8 @@ CONFIG_TYPES = {
     "incoming": "s",
     "nics": "u",
     "description": "s",
+    "user": "s",
+    "sandbox": "b",
 }
 
 
