@@ -51,3 +51,34 @@ qm_kvm_usable() {
     esac
     grep -qwE 'vmx|svm' /proc/cpuinfo && [ -e /dev/kvm ]
 }
+
+# qm_ensure_qmachine_user: as root, create the system user "qmachine"
+# (QEMU's default user for machines root defines, member of group kvm) when
+# it is missing, the way an installed qmachined gets it: systemd-sysusers
+# with data/qmachine.sysusers (it needs no running systemd), else useradd.
+# Does nothing when the user exists or when not root.
+qm_ensure_qmachine_user() {
+    if getent passwd qmachine >/dev/null; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "note: there is no user qmachine, and only root can create it" >&2
+        return 0
+    fi
+    # systemd-sysusers reads a relative file name below its config dirs.
+    local conf
+    conf=$(readlink -f "$(dirname "${BASH_SOURCE[0]}")/../data/qmachine.sysusers")
+    if command -v systemd-sysusers >/dev/null; then
+        echo "Creating user qmachine: systemd-sysusers $conf"
+        systemd-sysusers "$conf" || return 1
+    else
+        if ! getent group kvm >/dev/null; then
+            echo "Creating group kvm: groupadd --system kvm"
+            groupadd --system kvm || return 1
+        fi
+        echo "Creating user qmachine: useradd --system ... --groups kvm qmachine"
+        useradd --system --user-group --no-create-home --home-dir / --shell /usr/sbin/nologin \
+            --comment "QEMU virtual machines of qmachined" --groups kvm qmachine || return 1
+    fi
+    getent passwd qmachine
+}

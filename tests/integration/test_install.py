@@ -6,8 +6,11 @@ the configured directories say, and what it installs is valid:
   polkit actions are the five of the contract with their defaults;
 - the D-Bus activation file names the bus name, qmachined.service and the
   installed daemon;
-- the systemd unit has the settings the service depends on and passes
-  `systemd-analyze verify` where that tool works;
+- the systemd unit has the settings the service depends on, passes
+  `systemd-analyze verify` where that tool works, and `systemd-analyze
+  security` rates it no worse than UNIT_MAX_EXPOSURE;
+- the sysusers.d snippet creates the user qmachine (nologin, in group kvm)
+  with systemd-sysusers in a temporary root;
 - the directory options and the pkg-config lookups behind them work
   (checked on a second, configure-only build directory with stub .pc files);
 - the example polkit rules (data/polkit/, not installed) are valid
@@ -41,6 +44,11 @@ UNIT = "qmachined.service"
 ACTIVATION = BUS_NAME + ".service"
 BUS_POLICY = BUS_NAME + ".conf"
 POLKIT_ACTIONS = BUS_NAME + ".policy"
+SYSUSERS = "qmachined.conf"
+
+# The "Overall exposure level" of `systemd-analyze security --offline=true`
+# for the unit (systemd 252): 7.7 before issue 11's hardening, 3.8 after.
+UNIT_MAX_EXPOSURE = 3.8
 
 # API.md, "Authorization (polkit)": (allow_any, allow_inactive, allow_active).
 POLKIT_DEFAULTS = {
@@ -76,7 +84,9 @@ UNIT_REQUIRED = {
 # Settings that would break VMs: W+X memory for TCG, /dev/kvm, /dev/net/tun
 # and vhost devices, disk images below /home or /tmp. ProtectClock= implies
 # a DeviceAllow= that turns device access into an allow list on older
-# systemd releases.
+# systemd releases. PrivateUsers= forbids setuid to the machines' users,
+# ProtectProc= hides their QEMUs' /proc/PID/stat, ProcSubset=pid QEMU's
+# /proc/filesystems.
 UNIT_FORBIDDEN = (
     "MemoryDenyWriteExecute",
     "PrivateDevices",
@@ -85,6 +95,9 @@ UNIT_FORBIDDEN = (
     "ProtectClock",
     "ProtectHome",
     "PrivateTmp",
+    "PrivateUsers",
+    "ProtectProc",
+    "ProcSubset",
 )
 
 # Stub .pc files for the configure-only check: every directory they name
@@ -101,6 +114,7 @@ Version: 1.14.0
     "systemd.pc": """prefix=/stub-prefix
 rootprefix=/stub-root
 systemdsystemunitdir=${rootprefix}/stub/systemd/system
+sysusersdir=${prefix}/stub/sysusers.d
 
 Name: systemd
 Description: stub for test_install
@@ -262,6 +276,10 @@ def expected_dirs(options, env):
                      lambda: pkg_config_variable("systemd", "systemdsystemunitdir",
                                                  ("rootprefix", prefix), env)
                      or os.path.join(prefix, "lib", "systemd", "system")),
+        SYSUSERS: choose("sysusers_dir",
+                         lambda: pkg_config_variable("systemd", "sysusersdir",
+                                                     ("prefix", prefix), env)
+                         or os.path.join(prefix, "lib", "sysusers.d")),
         POLKIT_ACTIONS: choose("polkit_actions_dir",
                                lambda: pkg_config_variable("polkit-gobject-1", "policydir",
                                                            ("prefix", prefix), env)
@@ -347,14 +365,14 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(on_disk, {norm(p) for p in self.installed.values()})
 
     def test_files_land_in_configured_dirs(self):
-        for name in (DAEMON, BUS_POLICY, ACTIVATION, UNIT, POLKIT_ACTIONS):
+        for name in (DAEMON, BUS_POLICY, ACTIVATION, UNIT, POLKIT_ACTIONS, SYSUSERS):
             with self.subTest(file=name):
                 path, copy = self.dest(name)
                 self.assertEqual(norm(os.path.dirname(path)), self.expected[name])
                 self.assertTrue(os.path.isfile(copy), copy)
         _path, daemon = self.dest(DAEMON)
         self.assertTrue(os.stat(daemon).st_mode & stat.S_IXUSR, "%s is not executable" % daemon)
-        for name in (BUS_POLICY, ACTIVATION, UNIT, POLKIT_ACTIONS):
+        for name in (BUS_POLICY, ACTIVATION, UNIT, POLKIT_ACTIONS, SYSUSERS):
             with self.subTest(file=name):
                 mode = stat.S_IMODE(os.stat(self.dest(name)[1]).st_mode)
                 self.assertEqual(mode & 0o444, 0o444, "%s: mode %o" % (name, mode))
@@ -449,6 +467,62 @@ class InstallTest(unittest.TestCase):
         self.assertEqual((r.returncode, complaints), (0, []),
                          "systemd-analyze verify:\n%s%s" % (r.stdout, r.stderr))
 
+    def test_unit_security_exposure(self):
+        analyze = shutil.which("systemd-analyze")
+        if analyze is None:
+            self.skipTest("systemd-analyze security skipped: systemd-analyze is not installed")
+        # --offline=true (systemd 250 and later) reads the unit file instead
+        # of asking a running systemd; the unit's name must end in .service.
+        _path, copy = self.dest(UNIT)
+        r = run([analyze, "security", "--offline=true", "--no-pager", copy])
+        if r.returncode != 0 and "offline" in r.stderr:
+            self.skipTest("systemd-analyze security skipped: no --offline here (%s)"
+                          % r.stderr.strip()[:200])
+        self.assertEqual(r.returncode, 0, "systemd-analyze security:\n%s" % r.stderr)
+        levels = [line for line in r.stdout.splitlines() if "Overall exposure level" in line]
+        self.assertEqual(len(levels), 1, r.stdout)
+        level = float(levels[0].split(":", 1)[1].split()[0])
+        self.assertLessEqual(level, UNIT_MAX_EXPOSURE,
+                             "the unit's exposure got worse:\n%s" % r.stdout)
+
+    def test_sysusers_creates_qmachine(self):
+        sysusers = shutil.which("systemd-sysusers")
+        if sysusers is None:
+            self.skipTest("sysusers.d snippet not checked: systemd-sysusers is not installed")
+        _path, copy = self.dest(SYSUSERS)
+        # A temporary root whose /etc already has a group kvm without
+        # members (as udev's postinst leaves it), and then one without it.
+        for kvm_exists in (True, False):
+            with self.subTest(kvm_exists=kvm_exists):
+                root = tempfile.mkdtemp(prefix="sysusers-", dir=self.tmp)
+                os.makedirs(os.path.join(root, "etc"))
+                with open(os.path.join(root, "etc", "passwd"), "w") as f:
+                    f.write("root:x:0:0:root:/root:/bin/bash\n")
+                with open(os.path.join(root, "etc", "group"), "w") as f:
+                    f.write("root:x:0:\n" + ("kvm:x:108:\n" if kvm_exists else ""))
+                # Twice: the second run finds everything there and changes nothing.
+                check_run([sysusers, "--root=" + root, copy])
+                passwd, group = self.read_passwd_group(root)
+                check_run([sysusers, "--root=" + root, copy])
+                self.assertEqual(self.read_passwd_group(root), (passwd, group))
+                user = passwd.get("qmachine")
+                self.assertIsNotNone(user, passwd)
+                self.assertTrue(user[6].endswith("/nologin"), user)
+                self.assertNotEqual(user[2], "0")
+                self.assertIn("kvm", group)
+                self.assertIn("qmachine", group["kvm"][3].split(","))
+                if kvm_exists:
+                    self.assertEqual(group["kvm"][2], "108")
+
+    @staticmethod
+    def read_passwd_group(root):
+        tables = []
+        for name in ("passwd", "group"):
+            with open(os.path.join(root, "etc", name), encoding="utf-8") as f:
+                rows = [line.rstrip("\n").split(":") for line in f if line.strip()]
+            tables.append({row[0]: row for row in rows})
+        return tuple(tables)
+
     def test_polkit_rules_example(self):
         node = shutil.which("node") or shutil.which("nodejs")
         if node is None:
@@ -498,6 +572,7 @@ class InstallTest(unittest.TestCase):
             BUS_POLICY: "/usr/etc/dbus-1/system.d",
             ACTIVATION: "/usr/stub-share/dbus-1/stub-system-services",
             UNIT: "/usr/stub/systemd/system",
+            SYSUSERS: "/usr/stub/sysusers.d",
             POLKIT_ACTIONS: "/opt/qm-test/actions",
             DAEMON: "/usr/sbin",
         }
