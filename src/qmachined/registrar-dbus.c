@@ -28,7 +28,7 @@
 #define SCOPE_PREFIX "qmachine-"
 #define SCOPE_SUFFIX ".scope"
 #define SCOPE_SLICE "machine.slice"
-#define UNIT_NAME_MAX 255 /* systemd's, without the NUL */
+#define UNIT_NAME_MAX 255   /* systemd's, without the NUL */
 #define MACHINE_NAME_MAX 64 /* machined's: HOST_NAME_MAX */
 /* Requests made before the bus told whether systemd is there. */
 #define QUEUED_MAX 4096
@@ -59,8 +59,8 @@ struct QmRegistrar {
         sd_bus *bus;
         SystemdPresence presence;
         sd_bus_slot *probe_slot;
-        GQueue queued;              /* Queued, oldest first */
-        GHashTable *registrations;  /* name -> Registration with a call in flight */
+        GQueue queued;             /* Queued, oldest first */
+        GHashTable *registrations; /* name -> Registration with a call in flight */
 };
 
 static void registration_free(gpointer p) {
@@ -154,8 +154,8 @@ static int call_register_machine(Registration *g) {
         r = sd_id128_from_string(g->uuid, &id);
         if (r < 0)
                 return r;
-        r = sd_bus_message_new_method_call(g->registrar->bus, &m, MACHINED_NAME, MACHINED_PATH, MACHINED_MANAGER,
-                                           "RegisterMachine");
+        r = sd_bus_message_new_method_call(g->registrar->bus, &m, MACHINED_NAME, MACHINED_PATH,
+                                           MACHINED_MANAGER, "RegisterMachine");
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", g->name);
         if (r >= 0)
@@ -180,8 +180,8 @@ static int on_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 return 0;
         }
         if (!machined_accepts_name(g->name)) {
-                g_message("machine %s: not registered with systemd-machined, which allows only letters, digits, "
-                          "'-' and '.' in host-name form",
+                g_message("machine %s: not registered with systemd-machined, which allows only letters, "
+                          "digits, '-' and '.' in host-name form",
                           g->name);
                 forget(g);
                 return 0;
@@ -199,9 +199,10 @@ static int call_start_scope(Registration *g, const char *unit) {
         g_autofree char *description = g_strdup_printf("QEMU virtual machine %s", g->name);
         int r;
 
-        r = sd_bus_message_new_method_call(g->registrar->bus, &m, SYSTEMD_NAME, SYSTEMD_PATH, SYSTEMD_MANAGER,
-                                           "StartTransientUnit");
+        r = sd_bus_message_new_method_call(g->registrar->bus, &m, SYSTEMD_NAME, SYSTEMD_PATH,
+                                           SYSTEMD_MANAGER, "StartTransientUnit");
         if (r >= 0)
+                /* name, mode, 4 properties, no auxiliary units */
                 r = sd_bus_message_append(m, "ssa(sv)a(sa(sv))", unit, "fail", 4,
                                           "Description", "s", description,
                                           "Slice", "s", SCOPE_SLICE,
@@ -311,7 +312,8 @@ static int on_probe_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         (void)ret_error;
         r->probe_slot = sd_bus_slot_unref(r->probe_slot);
         if (e)
-                why = g_strdup_printf("cannot ask the bus whether %s is there: %s", SYSTEMD_NAME, error_text(e));
+                why = g_strdup_printf("cannot ask the bus whether %s is there: %s", SYSTEMD_NAME,
+                                      error_text(e));
         else if (sd_bus_message_read(reply, "b", &has_owner) < 0)
                 why = g_strdup_printf("the bus gave a malformed answer about %s", SYSTEMD_NAME);
         else if (!has_owner)
@@ -331,8 +333,8 @@ QmRegistrar *qm_registrar_new(sd_bus *bus) {
         e = sd_bus_call_method_async(bus, &r->probe_slot, DBUS_NAME, DBUS_PATH, DBUS_NAME, "NameHasOwner",
                                      on_probe_reply, r, "s", SYSTEMD_NAME);
         if (e < 0) {
-                g_autofree char *why = g_strdup_printf("cannot ask the bus whether %s is there: %s", SYSTEMD_NAME,
-                                                       g_strerror(-e));
+                g_autofree char *why = g_strdup_printf("cannot ask the bus whether %s is there: %s",
+                                                       SYSTEMD_NAME, g_strerror(-e));
                 settle(r, SYSTEMD_ABSENT, why);
         }
         return r;

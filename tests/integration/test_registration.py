@@ -155,6 +155,24 @@ class RegistrationTest(MockedTestCase):
         self.assertEqual(self.calls(MACHINED, "RegisterMachine"), [])
         self.assertEqual(self.calls(MACHINED, "UnregisterMachine"), [])
 
+    def test_name_too_long_for_a_unit_launches_alone(self):
+        """An escaped '-' takes 4 characters: with "qmachine-" and
+        ".scope", 63 of them are over the 255 of a unit name, 59 and 4
+        other characters make exactly 255."""
+        fits, too_long = "a" + "-" * 59 + "bcd", "a" + "-" * 63
+        path, _pid = self.launch_vm(too_long)
+        self.wait_for_log("machine %s: no systemd scope nor machined registration" % too_long)
+        path2, pid2 = self.launch_vm(fits)
+        scopes = self.wait_calls(SYSTEMD, "StartTransientUnit", 1)
+        unit = "qmachine-a" + "\\x2d" * 59 + "bcd.scope"
+        self.assertEqual(len(unit), 255)
+        self.assert_scope(scopes[0], unit, fits, pid2)
+        self.wait_calls(MACHINED, "RegisterMachine", 1)
+        self.assertEqual(self.mprop(path, "State"), "running")
+        self.kill(path)
+        self.kill(path2)
+        self.assertEqual(self.wait_calls(MACHINED, "UnregisterMachine", 1), [[fits]])
+
     def test_restart_keeps_registration(self):
         path, pid = self.launch_vm("kept")
         self.wait_calls(MACHINED, "RegisterMachine", 1)
