@@ -6,6 +6,7 @@
 
 #include "auth.h"
 #include "bus-util.h"
+#include "registrar.h"
 
 typedef struct {
         guint max_machines;
@@ -19,6 +20,7 @@ typedef struct {
         sd_bus *bus;
         QmAuth *auth;
         QmCalls *calls;
+        QmRegistrar *registrar; /* systemd scopes and machined */
         char *state_dir;
         char *definitions_dir; /* <state>/machines */
         char *runtime_dir;

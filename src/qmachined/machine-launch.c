@@ -317,6 +317,7 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
                 machine_kill(m, SIGKILL);
                 return TRUE; /* the exit handler answers with launch_error */
         }
+        qm_registrar_register(m->daemon->registrar, m->name, m->config->uuid, qemu_process_pid(m->process));
         if (client_fds[1] >= 0)
                 machine_console_start(m, client_fds[1], FALSE);
         if (m->config->qmp) {

@@ -370,6 +370,7 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         QmState final;
 
         g_clear_pointer(&m->process, qemu_process_free);
+        qm_registrar_unregister(m->daemon->registrar, m->name);
         m->exit_code = code;
         machine_stop_launch_timers(m);
         g_clear_handle_id(&m->reconnect_timer, g_source_remove);

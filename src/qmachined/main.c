@@ -191,6 +191,9 @@ int main(int argc, char **argv) {
         d.bus = bus;
         d.calls = qm_calls_new(d.limits.max_pending_calls);
         d.auth = qm_auth_new(bus, o.session ? QM_AUTH_SESSION : QM_AUTH_POLKIT, d.calls);
+        /* machined serves the system bus only; a session's VMs stay in the session's cgroup. */
+        if (!o.session)
+                d.registrar = qm_registrar_new(bus);
         loop = g_main_loop_new(NULL, FALSE);
         mgr = manager_new(&d);
         r = manager_export(mgr);
@@ -212,6 +215,7 @@ int main(int argc, char **argv) {
 
         g_clear_pointer(&mgr, manager_free);
         qm_auth_free(d.auth);
+        qm_registrar_free(d.registrar);
         qm_calls_free(d.calls);
         sd_bus_flush(bus);
         g_source_destroy(bus_source);

@@ -28,7 +28,7 @@ Environment:
 
 import shutil  # noqa: F401  (tests use qmtest.shutil)
 
-from .bus import (MOCK_IFACE, POLKIT_IFACE, POLKIT_NAME, POLKIT_PATH,
+from .bus import (MOCK_IFACE, POLKIT_IFACE, POLKIT_NAME, POLKIT_PATH, ServiceMock,
                   SANITIZER_PATTERNS, Environment, PolkitMock, bus_config,
                   policy_file, qmachined_binary, session_bus_config,
                   source_root, start_dbus_daemon, stop_dbus_daemon,
@@ -57,7 +57,7 @@ __all__ = [
     "ERROR_PREFIX", "Environment", "GLib", "Gio", "INVALID_ARGS",
     "MACHINE_IFACE", "MACHINE_PATH_PREFIX", "MANAGER_IFACE", "MANAGER_PATH",
     "MOCK_IFACE", "OM_IFACE", "POLKIT_IFACE", "POLKIT_NAME", "POLKIT_PATH",
-    "PROPS_IFACE", "PR_SET_CHILD_SUBREAPER", "PolkitMock", "QMTestCase",
+    "PROPS_IFACE", "PR_SET_CHILD_SUBREAPER", "PolkitMock", "QMTestCase", "ServiceMock",
     "SANITIZER_PATTERNS", "bus_config", "session_bus_config",
     "SignalRecorder", "UNKNOWN_OBJECT", "accel", "accel_args", "all_pids", "ask_bus",
     "changed_values", "children_of", "config_variant", "convert_error", "err",

@@ -270,6 +270,79 @@ class PolkitMock:
         self.call("ClearCalls")
 
 
+class ServiceMock:
+    """A python-dbusmock service on the private system bus: a template's
+    (template="systemd"), or an empty object at path with the main
+    interface iface that add_method fills. Every call is logged
+    (method_calls). The Environment starts the ones its service_mocks
+    name before the daemon and stops them at the end."""
+
+    def __init__(self, env, name, path, iface, template=None):
+        self.env = env
+        self.name = name
+        self.obj_path = path
+        self.iface = iface
+        self.template = template
+        self.proc = None
+        self.conn = None
+        self.log = None
+        self.log_path = None
+
+    def command(self):
+        cmd = ["/usr/bin/python3", "-m", "dbusmock", "--system"]
+        if self.template:
+            return cmd + ["--template", self.template]
+        return cmd + [self.name, self.obj_path, self.iface]
+
+    def start(self, timeout=20.0):
+        env = dict(os.environ)
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = self.env.system_address
+        self.log_path = self.env.path("mock-%s.log" % self.name)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env, cwd="/")
+        if self.conn is None:
+            self.conn = self.env.connect(self.env.system_address)
+        deadline = time.monotonic() + timeout
+        while not ask_bus(self.conn, "NameHasOwner", self.name, "(b)"):
+            rc = self.proc.poll()
+            if rc is not None:
+                raise RuntimeError("mock of %s exited with %d:\n%s"
+                                   % (self.name, rc, read_log(self.log_path)))
+            if time.monotonic() > deadline:
+                raise RuntimeError("mock of %s did not own its name within %.0f s:\n%s"
+                                   % (self.name, timeout, read_log(self.log_path)))
+            time.sleep(0.01)
+
+    def stop(self, timeout=10.0):
+        """Terminate the mock and wait for it."""
+        stop_process(self.proc, timeout=timeout)
+        self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def call(self, method, args=None, reply_type=None):
+        """A method of the mock's Mock interface."""
+        try:
+            r = self.conn.call_sync(self.name, self.obj_path, MOCK_IFACE, method, args,
+                                    GLib.VariantType.new(reply_type) if reply_type else None,
+                                    Gio.DBusCallFlags.NONE, 10000, None)
+        except GLib.Error as e:
+            raise convert_error(e) from None
+        return unpack_reply(r)
+
+    def add_method(self, name, in_sig, out_sig, code):
+        """A method of the main interface that runs the Python code (dbusmock's AddMethod)."""
+        self.call("AddMethod", GLib.Variant("(sssss)", ("", name, in_sig, out_sig, code)))
+
+    def method_calls(self, method):
+        """The arguments of every call of method so far, oldest first."""
+        calls = self.call("GetMethodCalls", GLib.Variant("(s)", (method,)), "(a(tav))")
+        return [list(args) for _ts, args in calls]
+
+
 SANITIZER_PATTERNS = [
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
@@ -282,17 +355,22 @@ class Environment:
     """Temp dir + private system bus + qmachined.
 
     polkit=True also starts the polkit mock (self.polkit, a PolkitMock) on
-    the system bus before the daemon. session=True also starts a private
+    the system bus before the daemon; so are the ServiceMocks that a
+    subclass's service_mocks makes (self.mocks, by bus name). session=True also starts a private
     session bus and runs the daemon with --session on it; self.address
     (what connect() uses) is then the session bus, self.system_address is
     always the system bus.
     """
+
+    # (name, path, iface, template) of the ServiceMocks to start.
+    service_mocks = ()
 
     def __init__(self, daemon_args=(), polkit=False, session=False):
         self.daemon_args = list(daemon_args)
         self.want_polkit = polkit
         self.session = session
         self.polkit = None
+        self.mocks = {}
         self.session_bus = None
         self.system_address = None
         self.session_address = None
@@ -317,7 +395,17 @@ class Environment:
             self.start_session_bus()
         if self.want_polkit:
             self.start_polkit()
+        self.start_service_mocks()
         self.start_daemon()
+
+    def start_service_mocks(self):
+        for name, path, iface, template in self.service_mocks:
+            self.mocks[name] = ServiceMock(self, name, path, iface, template)
+            self.mocks[name].start()
+        self.prepare_service_mocks()
+
+    def prepare_service_mocks(self):
+        """Hook: give the started mocks their methods."""
 
     def start_polkit(self):
         if self.polkit is None:
@@ -345,7 +433,9 @@ class Environment:
         with open(self.path("bus", "dbus-daemon.log"), "wb") as log:
             self.bus, line = start_dbus_daemon(
                 self.path("bus", "system.conf"),
-                system_bus_config(socket, policy), log)
+                system_bus_config(socket, policy,
+                                  (POLKIT_NAME,) + tuple(m[0] for m in self.service_mocks)),
+                log)
         if not line:
             raise RuntimeError("dbus-daemon did not start (exit %s)"
                                % self.bus.poll())
@@ -533,7 +623,8 @@ class Environment:
         VMs orphaned by a daemon that exited, handed to us as subreaper."""
         keep = set()
         for proc in (self.daemon, self.bus, self.session_bus,
-                     self.polkit.proc if self.polkit is not None else None):
+                     self.polkit.proc if self.polkit is not None else None,
+                     *(m.proc for m in self.mocks.values())):
             if proc is not None:
                 keep.add(proc.pid)
         reaped = []
@@ -576,6 +667,8 @@ class Environment:
         finally:
             if self.polkit is not None:
                 self.polkit.stop()
+            for mock in self.mocks.values():
+                mock.stop()
             self.kill_leftovers()
             stop_dbus_daemon(self.session_bus)
             self.session_bus = None
