@@ -517,7 +517,8 @@ class Environment:
         finds it."""
         mine = {os.getpid()}
         for proc in (self.bus, self.session_bus,
-                     self.polkit.proc if self.polkit is not None else None):
+                     self.polkit.proc if self.polkit is not None else None,
+                     *(m.proc for m in self.mocks.values())):
             if proc is not None:
                 mine.add(proc.pid)
         needle = self.tmp.encode()
