@@ -162,6 +162,10 @@ RULES_CASES = [
     ("admin", {"machine": "prod", "verb": "Qmp", "command": "quit"}, ["vmadmins"], None),
     ("images", {"verb": "RemoveImage"}, ["vmadmins"], None),
     ("manage", {"machine": "prod", "verb": "Kill"}, ["vmops", "vmadmins"], "yes"),
+    ("create", {"machine": "mine", "verb": "CreateMachine"}, ["vmusers"], "yes"),
+    ("create", {"machine": "mine", "verb": "CreateMachine"}, ["vmops", "vmadmins"], None),
+    ("admin", {"machine": "theirs", "verb": "RemoveMachine"}, ["vmusers"], None),
+    ("manage", {"machine": "theirs", "verb": "Launch"}, ["vmusers"], None),
 ]
 
 # Loads a rules file the way polkitd does (a script whose global "polkit"
