@@ -314,17 +314,33 @@ int qm_auth_check(QmAuth *a, sd_bus_message *call, QmAuthAction action, const ch
         return qm_auth_check_request(a, call, &req, error);
 }
 
+/*
+ * What every check does first: *@done is set when the answer is already
+ * known, the verdict of a query held for @call (once) or the refusal of a
+ * call without a sender; then return that.
+ */
+static int take_known_answer(QmAuth *a, sd_bus_message *call, gboolean *done, sd_bus_error *error) {
+        AuthQuery *q = g_hash_table_lookup(a->queries, call);
+
+        *done = TRUE;
+        if (q)
+                return take_verdict(a, q, error);
+        if (!sd_bus_message_get_sender(call))
+                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller without a bus name");
+        *done = FALSE;
+        return 0;
+}
+
 int qm_auth_check_request(QmAuth *a, sd_bus_message *call, const QmAuthRequest *req, sd_bus_error *error) {
         const char *sender = sd_bus_message_get_sender(call);
-        AuthQuery *q = g_hash_table_lookup(a->queries, call);
-        gboolean known;
+        gboolean known, done;
+        AuthQuery *q;
         uid_t uid;
         int r;
 
-        if (q)
-                return take_verdict(a, q, error);
-        if (!sender)
-                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller without a bus name");
+        r = take_known_answer(a, call, &done, error);
+        if (done)
+                return r;
         /* Every method that may hold its message comes through here first. */
         r = qm_calls_admit(a->calls, call, error);
         if (r < 0)
@@ -370,14 +386,14 @@ gboolean qm_auth_sender_uid(QmAuth *a, sd_bus_message *call, uid_t *uid) {
 int qm_auth_resolve_sender(QmAuth *a, sd_bus_message *call, sd_bus_error *error) {
         static const QmAuthRequest uid_only = { .action = QM_AUTH_NONE, .owner = QM_NO_OWNER };
         const char *sender = sd_bus_message_get_sender(call);
-        AuthQuery *q = g_hash_table_lookup(a->queries, call);
+        gboolean done;
+        AuthQuery *q;
         uid_t uid;
         int r;
 
-        if (q)
-                return take_verdict(a, q, error);
-        if (!sender)
-                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller without a bus name");
+        r = take_known_answer(a, call, &done, error);
+        if (done)
+                return r;
         if (lookup_uid(a, sender, &uid))
                 return 1;
         r = qm_calls_admit(a->calls, call, error);
