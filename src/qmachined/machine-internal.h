@@ -57,6 +57,7 @@ struct Machine {
         gboolean launch_retried;  /* this Launch started QEMU a second time */
         gboolean relaunching;     /* the exit being waited for is a retry's */
         guint handshake_delay_ms;
+        guint dropped_connections; /* monitor connections QEMU closed ungreeted, this launch */
         GPtrArray *exit_calls; /* ExitCall: Shutdown/Kill/Wait waiting for exit */
         char *launch_error;     /* why the launch is failing, if known */
         gboolean quit_issued;   /* quit was sent (by us or a client) */
@@ -79,6 +80,8 @@ void machine_launch_done(Machine *m);
  * console, record, and the QMP handshake under way. */
 gboolean machine_spawn_qemu(Machine *m, QmError **error);
 void machine_stop_launch_timers(Machine *m);
+/* The timer that connects again when the QMP handshake stalls. */
+gboolean machine_on_handshake_stall(gpointer data);
 /* Answer the held Launch call with LaunchFailed (exit code, command, log). */
 void machine_reply_launch_failed(Machine *m);
 /* NULL if the daemon can spare the fds of a launch, else LimitExceeded. */

@@ -81,7 +81,7 @@ void machine_stop_launch_timers(Machine *m) {
  * with growing patience; before the greeting QEMU may just be busy, and we
  * wait. The launch timeout still bounds the whole.
  */
-static gboolean on_handshake_stall(gpointer data) {
+gboolean machine_on_handshake_stall(gpointer data) {
         Machine *m = data;
         g_autoptr(GError) err = NULL;
 
@@ -89,7 +89,7 @@ static gboolean on_handshake_stall(gpointer data) {
         if (m->state != QM_STATE_STARTING || !m->process || qmp_client_is_ready(m->qmp))
                 return G_SOURCE_REMOVE;
         if (!qmp_client_greeted(m->qmp)) {
-                m->handshake_timer = g_timeout_add(m->handshake_delay_ms, on_handshake_stall, m);
+                m->handshake_timer = g_timeout_add(m->handshake_delay_ms, machine_on_handshake_stall, m);
                 return G_SOURCE_REMOVE;
         }
         g_message("machine %s: QMP handshake stalled (%s, %d bytes unread by QEMU); connecting again", m->name,
@@ -99,7 +99,7 @@ static gboolean on_handshake_stall(gpointer data) {
                 return G_SOURCE_REMOVE;
         }
         m->handshake_delay_ms *= 2;
-        m->handshake_timer = g_timeout_add(m->handshake_delay_ms, on_handshake_stall, m);
+        m->handshake_timer = g_timeout_add(m->handshake_delay_ms, machine_on_handshake_stall, m);
         return G_SOURCE_REMOVE;
 }
 
@@ -150,6 +150,7 @@ static gboolean prepare_dirs(Machine *m, QmError **error) {
 static void reset_run(Machine *m) {
         m->taken_back = FALSE;
         m->reconnect_attempts = 0;
+        m->dropped_connections = 0;
         g_clear_handle_id(&m->reconnect_timer, g_source_remove);
         m->quit_issued = FALSE;
         m->exit_expected = FALSE;
@@ -324,7 +325,7 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
                 m->launch_timer = g_timeout_add((guint)(m->config->qmp_timeout * 1000), on_launch_timeout, m);
                 /* the first retry well inside the launch timeout */
                 m->handshake_delay_ms = (guint)MIN(HANDSHAKE_FIRST_RETRY_MS, m->config->qmp_timeout * 1000 / 5);
-                m->handshake_timer = g_timeout_add(m->handshake_delay_ms, on_handshake_stall, m);
+                m->handshake_timer = g_timeout_add(m->handshake_delay_ms, machine_on_handshake_stall, m);
                 m->qmp = machine_qmp_connect(m, client_fds[0]);
         }
         return TRUE;

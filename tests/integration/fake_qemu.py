@@ -15,6 +15,10 @@ The behaviour comes from `--fake-mode=MODE` at the end of the arguments:
   ignore-quit      answers quit but goes on running
   slow-regreet     greets a second and later monitor connection (a
                    restarted daemon's) only after 2 s
+  drop-first       closes the first monitor connection without a
+                   greeting (as QEMU 7.2 now and then does with one made
+                   before its monitor is ready), then serves the next
+  drop-always      closes every monitor connection without a greeting
 
 Whatever the mode, these commands misbehave when asked:
   x-burst    three events and the reply in a single write
@@ -187,6 +191,9 @@ def main():
     # when it closes (a restarted daemon connects again).
     for n in range(1000):
         sock, _ = listener.accept()
+        if (MODE == "drop-first" and n == 0) or MODE == "drop-always":
+            sock.close()
+            continue
         mon = Monitor(sock)
         if MODE == "garbage-greeting":
             sock.sendall(b"\x01\x02 garbage instead of a greeting\r\n")

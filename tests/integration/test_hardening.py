@@ -181,6 +181,29 @@ class UntrustedQemuTest(FakeMixin, qmtest.QMTestCase):
         self.shutdown(path)
 
 
+class DroppedConnectionTest(FakeMixin, qmtest.QMTestCase):
+
+    def test_launch_survives_a_dropped_first_connection(self):
+        # QEMU 7.2 now and then closes the first monitor connection without
+        # a greeting and runs on; Launch failed with "QEMU closed the QMP
+        # socket" (about once in 1,500 launches after a Shutdown).
+        path = self.create_fake("dropper", "drop-first")
+        self.launch(path)
+        self.assertEqual(self.mprop(path, "State"), "running")
+        self.assertEqual(self.command(path, "query-status")["status"], "running")
+        self.assertIn("without a greeting; connecting again", self.env.daemon_output())
+        self.shutdown(path)
+        self.assertEqual(self.mprop(path, "State"), "stopped")
+
+    def test_a_monitor_that_never_greets_still_fails_the_launch(self):
+        path = self.create_fake("mute", "drop-always")
+        e = self.expect_error(err("LaunchFailed"), self.launch, path)
+        self.assertIn("closed the QMP socket", e.text)
+        self.assertEqual(self.mprop(path, "State"), "failed")
+        self.assertEqual(self.env.daemon_output().count("connecting again"), 3)
+        self.assert_no_test_processes()
+
+
 class RestartTest(FakeMixin, qmtest.QMTestCase):
 
     def test_call_right_after_restart_waits_for_the_handshake(self):
