@@ -210,7 +210,8 @@ static gboolean on_reconnect_after_drop(gpointer data) {
 }
 
 static gboolean reconnect_after_drop(Machine *m, QmpClient *c) {
-        if (qmp_client_greeted(c) || m->dropped_connections >= DROPPED_CONNECTIONS_MAX || m->killed_by_us)
+        if (!qmp_client_closed_by_peer(c) || qmp_client_greeted(c) ||
+            m->dropped_connections >= DROPPED_CONNECTIONS_MAX || m->killed_by_us)
                 return FALSE;
         m->dropped_connections++;
         g_message("machine %s: QEMU closed the QMP connection without a greeting; connecting again", m->name);

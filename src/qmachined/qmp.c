@@ -79,6 +79,7 @@ struct QmpClient {
         gboolean greeted;
         gboolean ready;
         gboolean closed;
+        gboolean closed_by_peer; /* QEMU ended it (EOF or reset), not we */
         gboolean handshaking; /* sending qmp_capabilities, which is not held */
         guint ready_id;       /* a peer without greeting: ready from the loop */
         double timeout;
@@ -648,8 +649,10 @@ static int read_once(QmpClient *c) {
         if (n < 0 && errno == EAGAIN)
                 return 0;
         if (n <= 0) {
-                g_autofree char *reason = n == 0 || errno == ECONNRESET ? g_strdup("QEMU closed the QMP socket")
-                                                 : g_strdup_printf("QMP read failed: %s", g_strerror(errno));
+                g_autofree char *reason = NULL;
+                c->closed_by_peer = n == 0 || errno == ECONNRESET;
+                reason = c->closed_by_peer ? g_strdup("QEMU closed the QMP socket")
+                                           : g_strdup_printf("QMP read failed: %s", g_strerror(errno));
                 qmp_shutdown(c, reason, TRUE);
                 return -1;
         }
@@ -801,6 +804,10 @@ int qmp_client_unread_by_peer(QmpClient *c) {
         if (!c || c->fd < 0 || ioctl(c->fd, SIOCOUTQ, &n) < 0)
                 return -1;
         return n + (int)c->out->len;
+}
+
+gboolean qmp_client_closed_by_peer(QmpClient *c) {
+        return c && c->closed_by_peer;
 }
 
 gboolean qmp_client_greeted(QmpClient *c) {

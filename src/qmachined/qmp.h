@@ -72,6 +72,9 @@ gboolean qmp_client_is_ready(QmpClient *c);
 /* Connected, handshake done or still under way: commands can be issued. */
 gboolean qmp_client_is_open(QmpClient *c);
 gboolean qmp_client_greeted(QmpClient *c);
+/* The connection ended because QEMU closed it (not a protocol error or
+ * a close of ours). */
+gboolean qmp_client_closed_by_peer(QmpClient *c);
 /* Bytes we sent that QEMU has not read yet (ours and the socket's), -1
  * if unknown. */
 int qmp_client_unread_by_peer(QmpClient *c);
