@@ -249,16 +249,22 @@ static int check_json_object(const char *text, const char *what, sd_bus_error *e
         return 0;
 }
 
-static int qmp_common(sd_bus_message *msg, void *userdata, sd_bus_error *error, QmpReplyKind kind) {
+static int qmp_common(sd_bus_message *msg, void *userdata, sd_bus_error *error, QmpReplyKind kind,
+                      gboolean with_fd) {
         Machine *m = M(userdata);
         const char *command, *arguments;
+        int fd = -1;
         int r;
 
         r = sd_bus_message_read(msg, "ss", &command, &arguments);
+        if (r >= 0 && with_fd)
+                r = sd_bus_message_read(msg, "h", &fd);
         if (r < 0)
                 return r;
-        /* query-* commands are QEMU's side-effect-free queries. */
-        AUTHORIZE(msg, m, g_str_has_prefix(command, "query-") ? QM_AUTH_MONITOR : QM_AUTH_ADMIN, command, error);
+        /* query-* commands are QEMU's side-effect-free queries; an fd
+         * given to QEMU is never just a query. */
+        AUTHORIZE(msg, m, g_str_has_prefix(command, "query-") && !with_fd ? QM_AUTH_MONITOR : QM_AUTH_ADMIN,
+                  command, error);
         if (strlen(arguments) > m->daemon->limits.max_qmp_arguments)
                 return sd_bus_error_setf(error, QM_ERROR_LIMIT_EXCEEDED,
                                          "QMP arguments are limited to %zu bytes", m->daemon->limits.max_qmp_arguments);
@@ -271,16 +277,20 @@ static int qmp_common(sd_bus_message *msg, void *userdata, sd_bus_error *error, 
         r = check_json_object(arguments, "arguments", error);
         if (r < 0)
                 return r;
-        machine_qmp(m, HOLD(msg, m), command, *arguments ? arguments : NULL, kind);
+        machine_qmp_with_fd(m, HOLD(msg, m), command, *arguments ? arguments : NULL, kind, fd);
         return 1;
 }
 
 static int method_qmp(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return qmp_common(msg, userdata, error, QMP_REPLY_RAW);
+        return qmp_common(msg, userdata, error, QMP_REPLY_RAW, FALSE);
 }
 
 static int method_command(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return qmp_common(msg, userdata, error, QMP_REPLY_RETURN);
+        return qmp_common(msg, userdata, error, QMP_REPLY_RETURN, FALSE);
+}
+
+static int method_qmp_with_fd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return qmp_common(msg, userdata, error, QMP_REPLY_RAW, TRUE);
 }
 
 static int method_wait_event(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -458,6 +468,8 @@ static const sd_bus_vtable machine_vtable[] = {
                                 method_qmp, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Command", SD_BUS_ARGS("s", command, "s", arguments), SD_BUS_RESULT("s", return),
                                 method_command, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("QmpWithFd", SD_BUS_ARGS("s", command, "s", arguments, "h", fd),
+                                SD_BUS_RESULT("s", response), method_qmp_with_fd, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("WaitEvent", SD_BUS_ARGS("a(ss)", filters, "t", after, "d", timeout),
                                 SD_BUS_RESULT("t", seq, "s", event), method_wait_event, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("GetEvents", SD_BUS_ARGS("t", after), SD_BUS_RESULT("a(ts)", events),

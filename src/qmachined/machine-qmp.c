@@ -313,12 +313,26 @@ QmError *machine_monitor_unavailable(Machine *m) {
 
 void machine_qmp(Machine *m, QmReply *call, const char *command, const char *arguments,
                  QmpReplyKind kind) {
+        machine_qmp_with_fd(m, call, command, arguments, kind, -1);
+}
+
+void machine_qmp_with_fd(Machine *m, QmReply *call, const char *command, const char *arguments,
+                         QmpReplyKind kind, int fd) {
         g_autoptr(QmError) e = machine_monitor_unavailable(m);
         QmpCall *qc;
+        int copy = -1;
 
         if (e) {
                 qm_reply_fail(call, e);
                 return;
+        }
+        if (fd >= 0) {
+                copy = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* the message owns @fd */
+                if (copy < 0) {
+                        qm_reply_failf(call, qm_error_name_for_errno(errno), "cannot pass the fd: %s",
+                                       g_strerror(errno));
+                        return;
+                }
         }
         qc = g_new0(QmpCall, 1);
         qc->machine = m;
@@ -329,7 +343,8 @@ void machine_qmp(Machine *m, QmReply *call, const char *command, const char *arg
                 m->quit_issued = TRUE;
         qmp_client_call(m->qmp, command,
                         &(QmpCallOptions){ .arguments = arguments, .timeout = m->config->qmp_timeout,
-                                           .text_only = kind == QMP_REPLY_RAW },
+                                           .text_only = kind == QMP_REPLY_RAW, .with_fd = copy >= 0,
+                                           .fd = copy },
                         on_qmp_reply, qc);
 }
 
@@ -476,35 +491,17 @@ void machine_send_keys(Machine *m, QmReply *call, char **keys, guint hold_ms) {
 }
 
 void machine_send_fd(Machine *m, QmReply *call, const char *fdname, int fd) {
-        g_autoptr(QmError) e = machine_monitor_unavailable(m);
-        g_autoptr(JsonBuilder) b = NULL;
-        g_autoptr(JsonNode) args = NULL;
-        QmpCall *qc;
-        int copy;
+        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+        g_autoptr(JsonNode) root = NULL;
+        g_autofree char *args = NULL;
 
-        if (e) {
-                qm_reply_fail(call, e);
-                return;
-        }
-        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* the message owns @fd */
-        if (copy < 0) {
-                qm_reply_failf(call, qm_error_name_for_errno(errno), "cannot pass the fd: %s", g_strerror(errno));
-                return;
-        }
-        b = json_builder_new_immutable();
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "fdname");
         json_builder_add_string_value(b, fdname);
         json_builder_end_object(b);
-        args = json_builder_get_root(b);
-        qc = g_new0(QmpCall, 1);
-        qc->machine = m;
-        qc->call = call;
-        qc->kind = QMP_REPLY_EMPTY;
-        qmp_client_call(m->qmp, "getfd",
-                        &(QmpCallOptions){ .arguments_node = args, .timeout = m->config->qmp_timeout,
-                                           .with_fd = TRUE, .fd = copy },
-                        on_qmp_reply, qc);
+        root = json_builder_get_root(b);
+        args = qm_json_to_string(root);
+        machine_qmp_with_fd(m, call, "getfd", args, QMP_REPLY_EMPTY, fd);
 }
 
 static void on_alive(const QmpResponse *r, const QmError *failure, gpointer data) {

@@ -90,6 +90,10 @@ void machine_wait(Machine *m, QmReply *call, double timeout);
 typedef enum { QMP_REPLY_RAW, QMP_REPLY_RETURN, QMP_REPLY_EMPTY } QmpReplyKind;
 void machine_qmp(Machine *m, QmReply *call, const char *command, const char *arguments,
                  QmpReplyKind kind);
+/* The same with @fd (the call's; copied) sent with the command over
+ * SCM_RIGHTS, for commands that take one (add-fd, getfd). */
+void machine_qmp_with_fd(Machine *m, QmReply *call, const char *command, const char *arguments,
+                         QmpReplyKind kind, int fd);
 
 /* QMP migrate and wait for its end; see machine-migrate.c. */
 void machine_migrate(Machine *m, QmReply *call, const char *uri, double timeout, gboolean offline,

@@ -131,6 +131,35 @@ class FaultsTest(qmtest.QMTestCase):
         self.shutdown(path, False, 10)
         self.assertEqual(self.mprop(path, "State"), "stopped")
 
+    def test_qmp_with_fd(self):
+        # QEMUMachine's send_fd_scm() before a command other than getfd
+        # (QEMU's iotest 045 does add-fd): the fd travels with the command.
+        path = self.create_none_machine("qmpfd")
+        with tempfile.TemporaryFile(dir=self.env.path("scripts")) as f:
+            self.expect_error(err("NotRunning"), call_with_fds, self.conn, path, "QmpWithFd",
+                              "(ssh)", ("add-fd", '{"fdset-id": 4}', 0), [f.fileno()])
+            self.launch(path)
+            pid = self.mprop(path, "Pid")
+            reply = json.loads(call_with_fds(self.conn, path, "QmpWithFd", "(ssh)",
+                                             ("add-fd", '{"fdset-id": 4, "opaque": "iotest"}', 0),
+                                             [f.fileno()]))
+            self.assertEqual(reply["return"]["fdset-id"], 4)
+            sets = {s["fdset-id"]: s for s in self.command(path, "query-fdsets")}
+            self.assertEqual([x["opaque"] for x in sets[4]["fds"]], ["iotest"])
+            qemu_fd = "/proc/%d/fd/%d" % (pid, sets[4]["fds"][0]["fd"])
+            self.assertEqual(os.stat(qemu_fd).st_ino, os.fstat(f.fileno()).st_ino)
+            # getfd through it too; a QMP error is the response, not a D-Bus error
+            reply = json.loads(call_with_fds(self.conn, path, "QmpWithFd", "(ssh)",
+                                             ("getfd", '{"fdname": "viaqmp"}', 0), [f.fileno()]))
+            self.assertEqual(reply, {"return": {}})
+            self.assertEqual(self.command(path, "closefd", json.dumps({"fdname": "viaqmp"})), {})
+            reply = json.loads(call_with_fds(self.conn, path, "QmpWithFd", "(ssh)",
+                                             ("no-such-command", "", 0), [f.fileno()]))
+            self.assertEqual(reply["error"]["class"], "CommandNotFound")
+            self.expect_error(qmtest.INVALID_ARGS, call_with_fds, self.conn, path, "QmpWithFd",
+                              "(ssh)", ("add-fd", "[1]", 0), [f.fileno()])
+        self.shutdown(path, False, 10)
+
     def test_send_fd(self):
         path = self.create_none_machine("sendfd")
         with tempfile.TemporaryFile(dir=self.env.path("scripts")) as f:
