@@ -371,7 +371,7 @@ class Behaviour:
         self.track(vm)
         vm.launch()
         self.assertEqual(vm.qtest("writeb 0x1000 0x5a"), "OK\n")
-        self.assertEqual(vm.qtest("readb 0x1000"), "OK 0x5a\n")
+        self.assertEqual(vm.qtest("readb 0x1000"), "OK 0x000000000000005a\n")
         vm.shutdown()
         self.assertEqual(vm.exitcode(), 0)
 
