@@ -313,22 +313,36 @@ class MachineTest(ClientTestCase):
             names = [e for e in stream if e.name == "SHUTDOWN"]
             self.assertEqual(names[0].data.get("guest"), False)
 
+    def console_machine(self, name):
+        """A machine whose console is an HMP monitor (`-machine none` has no
+        serial port), so the console talks back."""
+        return self.running_machine(name, console=True,
+                                    args=["-mon", "chardev=console,mode=readline"])
+
     def test_console(self):
-        m = self.running_machine("con", console=True)
+        m = self.console_machine("con")
         sock = m.open_console()
         self.addCleanup(sock.close)
         self.assertIsInstance(sock, socket.socket)
         self.assertEqual(sock.family, socket.AF_UNIX)
-        self.assertIsInstance(m.get_console_output(), bytes)
+        sock.settimeout(10)
+        sock.sendall(b"info status\n")
+        got = b""
+        while b"VM status: running" not in got:
+            data = sock.recv(4096)
+            self.assertTrue(data, "console closed; got %r" % got)
+            got += data
+        out = m.get_console_output()
+        self.assertIsInstance(out, bytes)
+        self.assertIn(b"monitor - type 'help'", out)
+        self.assertIn(b"VM status: running", out)
+
         plain = self.running_machine("plain")
         with self.assertRaises(qmachine.NoConsole):
             plain.open_console()
-
-    def test_console_output_bytes(self):
-        """-machine none has no serial output of its own: an isa-less
-        console still answers with bytes, empty at start."""
-        m = self.running_machine("conout", console=True)
-        self.assertEqual(m.get_console_output(), b"")
+        m.shutdown()
+        with self.assertRaises(qmachine.NotRunning):
+            m.open_console()
 
     def test_add_fd(self):
         m = self.none_machine("fd")
@@ -365,7 +379,8 @@ class MachineTest(ClientTestCase):
 
     def test_powerdown_without_acpi_is_abnormal(self):
         m = self.running_machine("pd")
-        with self.assertRaises(qmachine.QMachineError):
+        # -machine none has no ACPI: the guest cannot power off by itself
+        with self.assertRaises(qmachine.AbnormalShutdown):
             m.powerdown(timeout=0.5)
         self.assertFalse(m.is_running())
 
