@@ -6,7 +6,9 @@ console socket and the docstrings."""
 
 import os
 import pydoc
+import re
 import socket
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -383,6 +385,38 @@ class MachineTest(ClientTestCase):
         with self.assertRaises(qmachine.AbnormalShutdown):
             m.powerdown(timeout=0.5)
         self.assertFalse(m.is_running())
+
+
+def readme_client_examples():
+    """The ```python blocks of python/README.md's client section."""
+    with open(os.path.join(source_root(), "python", "README.md")) as f:
+        text = f.read()
+    section = text[text.index("\n## The client library"):]
+    end = section.find("\n## ", 1)
+    section = section if end < 0 else section[:end]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+class ReadmeTest(ClientTestCase):
+
+    def test_readme_examples_run(self):
+        examples = readme_client_examples()
+        self.assertGreaterEqual(len(examples), 5)
+        env = dict(os.environ, PYTHONPATH=os.path.join(source_root(), "python"),
+                   DBUS_SYSTEM_BUS_ADDRESS=self.env.address,
+                   PYTHONDONTWRITEBYTECODE="1")
+        for i, code in enumerate(examples):
+            with self.subTest(example=i, first_line=code.splitlines()[2]):
+                r = subprocess.run([sys.executable, "-c", code], cwd=self.env.path(),
+                                   env=env, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                   timeout=120)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertEqual(r.stderr, "")
+                self.assertTrue(r.stdout)
+                # each example cleans up after itself
+                self.assertEqual(self.mgr.list_machines(), [])
+                self.assertEqual(self.mgr.list_images(), [])
 
 
 class DocsTest(unittest.TestCase):
