@@ -4,6 +4,7 @@ private bus, with a real QEMU: every wrapper of the Manager and Machine
 interfaces, the error mapping, fd passing, the events() stream, the
 console socket and the docstrings."""
 
+import json
 import os
 import pydoc
 import re
@@ -385,6 +386,60 @@ class MachineTest(ClientTestCase):
         with self.assertRaises(qmachine.AbnormalShutdown):
             m.powerdown(timeout=0.5)
         self.assertFalse(m.is_running())
+
+
+# Run as uid 65534: the daemon asks polkit (the mock) for a non-root caller.
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+NOBODY_SCRIPT = """
+import json, sys
+import qmachine
+out = {}
+with qmachine.connect(sys.argv[1], interactive=sys.argv[2] == "1") as mgr:
+    m = mgr.get_machine("theirs")
+    for what, fn in (("pause", m.pause),
+                     ("create", lambda: mgr.create_machine("mine", {}))):
+        try:
+            fn()
+            out[what] = "ok"
+        except qmachine.QMachineError as e:
+            out[what] = type(e).__name__
+print(json.dumps(out))
+"""
+
+
+class AuthorizationTest(ClientTestCase):
+    """polkit's answers reach a non-root client as the matching exceptions,
+    and connect(interactive=True) lets polkit ask."""
+
+    polkit_mock = True
+
+    def as_nobody(self, interactive=False):
+        env = dict(os.environ, PYTHONPATH=os.path.join(source_root(), "python"),
+                   PYTHONDONTWRITEBYTECODE="1")
+        r = subprocess.run(NOBODY + [sys.executable, "-c", NOBODY_SCRIPT, self.env.address,
+                                     "1" if interactive else "0"],
+                           cwd="/", env=env, text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_denied_challenged_allowed(self):
+        self.running_machine("theirs")
+        self.assertEqual(self.as_nobody(), {"pause": "AccessDenied", "create": "AccessDenied"})
+        # polkit answers is_challenge: it wants to ask the user
+        self.env.polkit.call("AddMethod", GLib.Variant("(sssss)", (
+            qmtest.POLKIT_IFACE, "CheckAuthorization", "(sa{sv})sa{ss}us", "(bba{ss})",
+            "ret = (False, True, {})")))
+        self.assertEqual(self.as_nobody(),
+                         {"pause": "InteractiveAuthorizationRequired",
+                          "create": "InteractiveAuthorizationRequired"})
+        self.assertEqual(self.as_nobody(interactive=True),
+                         {"pause": "AccessDenied", "create": "AccessDenied"})
+        self.env.polkit.call("AddMethod", GLib.Variant("(sssss)", (
+            qmtest.POLKIT_IFACE, "CheckAuthorization", "(sa{sv})sa{ss}us", "(bba{ss})",
+            "ret = (True, False, {})")))
+        self.assertEqual(self.as_nobody()["pause"], "ok")
+        self.assertEqual(self.mgr.get_machine("theirs").run_state, "paused")
 
 
 def readme_client_examples():
