@@ -373,12 +373,28 @@ class MachineTest(ClientTestCase):
         with self.assertRaises(qmachine.QmpError):
             m.command("closefd", fdname="mypipe")
 
-    def test_send_key_and_migrate_errors(self):
+    def test_send_key(self):
         m = self.running_machine("keys")
+        m.send_key(["a", "shift-b"], hold_ms=10)
+        m.send_key("ctrl-alt-delete")
         with self.assertRaises(qmachine.InvalidArgs):
             m.send_key("no-such-key")
+
+    def test_migrate(self):
+        with socket.socket() as s:  # a free port
+            s.bind(("127.0.0.1", 0))
+            uri = "tcp:127.0.0.1:%d" % s.getsockname()[1]
+        dst = self.none_machine("dst", incoming=uri)
+        dst.launch()
+        self.addCleanup(self.stop_quietly, dst)
+        src = self.running_machine("src")
         with self.assertRaises(qmachine.InvalidArgs):
-            m.migrate("unix:/nonexistent/x", no_such_option=True)
+            src.migrate(uri, no_such_option=True)
+        src.migrate(uri, timeout=60, cancel_after=-1)
+        self.assertEqual(src.run_state, "postmigrate")
+        seq, _ev = dst.wait_event([("RESUME", None)], timeout=30)
+        self.assertGreater(seq, 0)
+        self.assertEqual(dst.command("query-migrate")["status"], "completed")
 
     def test_powerdown_without_acpi_is_abnormal(self):
         m = self.running_machine("pd")
