@@ -65,7 +65,8 @@ import importlib.util
 
 from . import errors
 from .client import (CALL_MARGIN, WAIT_FOREVER, Event, EventStream,
-                     ImageInfo, Machine, MachineChangeStream, MachineInfo,
+                     ImageInfo, KernelCrashStream, Machine,
+                     MachineChangeStream, MachineInfo,
                      Manager, connect)
 from .errors import (AbnormalShutdown, AccessDenied, AlreadyRunning, Busy,
                      DBusError, Dead, ImageCheckFailed, ImageExists,
@@ -111,7 +112,7 @@ def __dir__():
 
 __all__ = [
     "connect", "Manager", "Machine", "MachineInfo", "ImageInfo", "Event",
-    "EventStream", "MachineChangeStream", "WAIT_FOREVER", "CALL_MARGIN",
+    "EventStream", "KernelCrashStream", "MachineChangeStream", "WAIT_FOREVER", "CALL_MARGIN",
     "errors", "QMachineError", "DBusError", "AccessDenied", "InvalidArgs",
     "InteractiveAuthorizationRequired", "UnknownObject", "UnknownMethod",
     "NoSuchMachine", "MachineExists", "AlreadyRunning", "NotRunning", "Busy",

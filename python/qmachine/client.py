@@ -330,9 +330,24 @@ class EventStream(_SignalStream):
                 except ValueError:
                     data = {}
                 ev = Event(seq, name, data, ts)
-            if ev.seq > self._last or ev.seq == 0:
-                self._last = max(self._last, ev.seq)
+            if ev.seq > self._last:
+                self._last = ev.seq
                 return ev
+
+
+class KernelCrashStream(_SignalStream):
+    """The KernelCrashDetected signals of a machine, as the crash texts
+    (str); see Machine.kernel_crashes()."""
+
+    def __init__(self, machine, timeout):
+        super().__init__(machine._bus, MACHINE_IFACE, "KernelCrashDetected",
+                         machine.path, timeout)
+
+    def __next__(self):
+        sig = self._next_signal()
+        if sig is None:
+            raise StopIteration
+        return sig[1][0]
 
 
 class MachineChangeStream(_SignalStream):
@@ -726,6 +741,14 @@ class Machine:
         the subscription ends.
         """
         return EventStream(self, after, timeout)
+
+    def kernel_crashes(self, timeout=None):
+        """Iterate over the kernel crashes found on the console from now on
+        (the KernelCrashDetected signal, at most one per run), as the
+        crash text. With a timeout (seconds) the iteration ends when none
+        came for that long. The `kernel_crash` property holds this run's
+        crash, if any. Returns a stream to close or use in `with`."""
+        return KernelCrashStream(self, timeout)
 
     def get_log(self):
         """QEMU's stdout and stderr of the current or last run."""

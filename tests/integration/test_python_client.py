@@ -313,8 +313,8 @@ class MachineTest(ClientTestCase):
         # the SHUTDOWN of quit, with its data
         with m.events(timeout=10) as stream:
             m.shutdown()
-            names = [e for e in stream if e.name == "SHUTDOWN"]
-            self.assertEqual(names[0].data.get("guest"), False)
+            shutdown = next(e for e in stream if e.name == "SHUTDOWN")
+            self.assertEqual(shutdown.data.get("guest"), False)
 
     def console_machine(self, name):
         """A machine whose console is an HMP monitor (`-machine none` has no
@@ -346,6 +346,22 @@ class MachineTest(ClientTestCase):
         m.shutdown()
         with self.assertRaises(qmachine.NotRunning):
             m.open_console()
+
+    def test_kernel_crashes(self):
+        """The HMP monitor on the console echoes what is typed: typing a
+        kernel panic line puts it on the console, where the daemon finds
+        it."""
+        m = self.console_machine("crash")
+        self.assertEqual(m.kernel_crash, "")
+        sock = m.open_console()
+        self.addCleanup(sock.close)
+        with m.kernel_crashes(timeout=10) as crashes:
+            sock.sendall(b"Kernel panic - not syncing: from the test\n")
+            text = next(crashes)
+        self.assertIn("Kernel panic - not syncing", text)
+        self.assertEqual(m.kernel_crash, text)
+        with m.kernel_crashes(timeout=0.2) as crashes:
+            self.assertEqual(list(crashes), [])
 
     def test_add_fd(self):
         m = self.none_machine("fd")
