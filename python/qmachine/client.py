@@ -790,6 +790,16 @@ class Machine:
         self._bus.call(self.path, MACHINE_IFACE, "SendFd",
                        GLib.Variant("(sh)", (fdname, 0)), "()", fds=[fd])
 
+    def qmp_with_fd(self, command, fd, arguments=None, **kwargs):
+        """Send a QMP command together with a file descriptor (SCM_RIGHTS),
+        for commands that take the fd sent with them (add-fd, getfd);
+        returns the whole response as qmp() does."""
+        fd = _fileno(fd)
+        reply, _fds = self._bus.call(self.path, MACHINE_IFACE, "QmpWithFd",
+                                     GLib.Variant("(ssh)", (command, _json_arg(arguments, kwargs), 0)),
+                                     "(s)", fds=[fd])
+        return json.loads(reply.unpack()[0])
+
     def migrate(self, uri, **options):
         """QMP migrate to uri and wait for the end. Options (underscores
         for dashes): timeout (s, default 3600), offline (pause first),

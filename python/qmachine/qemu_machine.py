@@ -25,8 +25,8 @@ argument `qmachine_address`.
 Known differences: `monitor_address` is accepted and ignored (the daemon
 owns the monitor); QEMU is started without the daemon's seccomp sandbox,
 as the original starts it; a file descriptor given to `send_fd_scm()` is
-handed to QEMU with the next `getfd` command (the daemon's SendFd), so
-an `add-fd` QMP command cannot take it.
+handed to QEMU with the next QMP command (the daemon's QmpWithFd), as
+the original's socket does.
 """
 
 import itertools
@@ -555,9 +555,9 @@ class QEMUMachine:
 
     def _execute(self, cmd, arguments):
         """The whole QMP response to `cmd` with `arguments` (a dict)."""
-        if cmd == "getfd" and self._pending_scm_fd is not None:
-            return self._getfd_with_pending_fd(arguments)
         try:
+            if self._pending_scm_fd is not None:
+                return self._execute_with_pending_fd(cmd, arguments)
             return self._qmp.qmp(cmd, arguments or None)
         except (errors.QmpDisconnected, errors.NotRunning) as exc:
             raise interrupted_error(str(exc)) from exc
@@ -599,8 +599,9 @@ class QEMUMachine:
     # -- file descriptors
 
     def send_fd_scm(self, fd=None, file_path=None):
-        """Give QEMU a file descriptor for its next `getfd` command: `fd`,
-        or `file_path` opened read-only. Exactly one of them. Returns 0."""
+        """Give QEMU a file descriptor with the next QMP command (getfd,
+        add-fd, ...): `fd`, or `file_path` opened read-only. Exactly one of
+        them. Returns 0."""
         if file_path is not None:
             assert fd is None
             with open(file_path, "rb") as passfile:
@@ -613,15 +614,13 @@ class QEMUMachine:
         self._pending_scm_fd = new
         return 0
 
-    def _getfd_with_pending_fd(self, arguments):
+    def _execute_with_pending_fd(self, cmd, arguments):
+        # As with QEMU's socket: the fd goes with the very next command.
         fd, self._pending_scm_fd = self._pending_scm_fd, None
         try:
-            self._vm.send_fd(str(arguments.get("fdname", "")), fd)
-        except errors.QmpError as exc:
-            return {"error": {"class": exc.qmp_class or "GenericError", "desc": exc.desc or str(exc)}}
+            return self._vm.qmp_with_fd(cmd, fd, arguments or None)
         finally:
             os.close(fd)
-        return {"return": {}}
 
     def _close_pending_fd(self):
         if self._pending_scm_fd is not None:

@@ -360,6 +360,20 @@ class Behaviour:
         self.assertEqual(r["error"], {"class": "GenericError",
                                       "desc": "Parameter 'fdname' expects a name not starting with a digit"})
 
+    def test_send_fd_scm_then_add_fd(self):
+        # iotest 045's test_add_fd: the fd goes with the next command, add-fd.
+        path = os.path.join(self.tmp, "image")
+        open(path, "wb").close()
+        vm = self.vm()
+        vm.launch()
+        self.assertEqual(vm.send_fd_scm(file_path=path), 0)
+        r = vm.qmp("add-fd", fdset_id=2, opaque="image0:r")
+        self.assertEqual(r["return"]["fdset-id"], 2)
+        fdsets = vm.command("query-fdsets")
+        self.assertEqual([(s["fdset-id"], [fd["opaque"] for fd in s["fds"]]) for s in fdsets],
+                         [(2, ["image0:r"])])
+        vm.shutdown()
+
     # -- qtest
 
     def test_qtest(self):
