@@ -94,8 +94,11 @@ class VMLaunchFailure(QEMUMachineError):
         return text
 
 
-class AbnormalShutdown(QEMUMachineError):
-    """A graceful shutdown was asked for, but QEMU had to be killed."""
+class AbnormalShutdown(QEMUMachineError, errors.AbnormalShutdown):
+    """A graceful shutdown was asked for, but QEMU had to be killed.
+
+    Also a qmachine.AbnormalShutdown (the daemon's error of the same
+    meaning), so `except qmachine.AbnormalShutdown` catches both."""
 
 
 def _caller_user():
