@@ -1,0 +1,13 @@
+"""qemu.machine.machine, answered by qmachine.qemu_machine (see the package)."""
+
+from qmachine.qemu_machine import (AbnormalShutdown, QEMUMachine,
+                                   QEMUMachineAddDeviceError,
+                                   QEMUMachineError, VMLaunchFailure)
+
+__all__ = (
+    "AbnormalShutdown",
+    "QEMUMachine",
+    "QEMUMachineAddDeviceError",
+    "QEMUMachineError",
+    "VMLaunchFailure",
+)

@@ -1,0 +1,8 @@
+"""qemu.machine.qtest, answered by qmachine.qtest (see the package)."""
+
+from qmachine.qtest import QEMUQtestMachine, QEMUQtestProtocol
+
+__all__ = (
+    "QEMUQtestMachine",
+    "QEMUQtestProtocol",
+)
