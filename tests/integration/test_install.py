@@ -15,7 +15,10 @@ the configured directories say, and what it installs is valid:
   (checked on a second, configure-only build directory with stub .pc files);
 - the example polkit rules (data/polkit/, not installed) are valid
   JavaScript that grants what README.md says, checked with node when it
-  is there.
+  is there;
+- the Python package qmachine (python/qmachine) lands in a directory
+  Debian's /usr/bin/python3 searches (for the prefixes /usr and
+  /usr/local), and imports from the installed tree with PYTHONPATH.
 
 Nothing here needs root: everything is installed below a temporary DESTDIR.
 
@@ -49,6 +52,9 @@ SYSUSERS = "qmachined.conf"
 # The "Overall exposure level" of `systemd-analyze security --offline=true`
 # for the unit (systemd 252): 7.7 before issue 11's hardening, 3.8 after.
 UNIT_MAX_EXPOSURE = 3.8
+
+PYTHON = "/usr/bin/python3"
+PYTHON_PACKAGE = "qmachine"
 
 # API.md, "Authorization (polkit)": (allow_any, allow_inactive, allow_active).
 POLKIT_DEFAULTS = {
@@ -556,6 +562,57 @@ class InstallTest(unittest.TestCase):
             readme = f.read()
         self.assertIn("```js\n%s\n```\n" % rules, readme)
 
+    def python_package_files(self):
+        """{file name: path on the target system} of the installed
+        qmachine package."""
+        return {os.path.basename(dst): dst for dst in self.installed.values()
+                if os.path.basename(os.path.dirname(dst)) == PYTHON_PACKAGE}
+
+    def test_python_package_files(self):
+        # every module of python/qmachine is installed, in one directory
+        files = self.python_package_files()
+        src = os.path.join(self.source, "python", PYTHON_PACKAGE)
+        self.assertEqual(sorted(files), sorted(f for f in os.listdir(src) if f.endswith(".py")))
+        self.assertEqual(len({os.path.dirname(p) for p in files.values()}), 1, files)
+        for name, path in files.items():
+            with self.subTest(file=name):
+                copy = in_destdir(self.destdir, path)
+                with open(copy, "rb") as f, open(os.path.join(src, name), "rb") as g:
+                    self.assertEqual(f.read(), g.read())
+                mode = stat.S_IMODE(os.stat(copy).st_mode)
+                self.assertEqual(mode & 0o444, 0o444, "%s: mode %o" % (name, mode))
+                self.assertEqual(mode & 0o022, 0, "%s: mode %o" % (name, mode))
+
+    def test_python_package_dir_is_searched(self):
+        # below /usr and /usr/local, the package lands where Debian's
+        # python3 looks without PYTHONPATH
+        site_dir = os.path.dirname(os.path.dirname(self.python_package_files()["__init__.py"]))
+        prefix = norm(self.options["prefix"])
+        if prefix not in ("/usr", "/usr/local"):
+            self.skipTest("prefix %s: a PYTHONPATH is needed" % prefix)
+        sys_path = json.loads(check_run([PYTHON, "-I", "-c",
+                                         "import json, sys; print(json.dumps(sys.path))"]).stdout)
+        self.assertIn(site_dir, sys_path)
+
+    def test_python_package_imports_from_installed_tree(self):
+        init = self.python_package_files()["__init__.py"]
+        site_dir = in_destdir(self.destdir, os.path.dirname(os.path.dirname(init)))
+        env = dict(os.environ, PYTHONPATH=site_dir, PYTHONDONTWRITEBYTECODE="1")
+        code = ("import json, pydoc, qmachine; "
+                "print(json.dumps([qmachine.__file__, callable(qmachine.connect), "
+                "issubclass(qmachine.NoSuchMachine, qmachine.QMachineError), "
+                "len(pydoc.render_doc(qmachine, renderer=pydoc.plaintext))]))")
+        # from the temp dir, so the source tree is not on sys.path
+        r = subprocess.run([PYTHON, "-c", code], cwd=self.tmp, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        path, has_connect, mapped, doc_len = json.loads(r.stdout)
+        self.assertEqual(path, os.path.join(site_dir, PYTHON_PACKAGE, "__init__.py"))
+        self.assertTrue(has_connect)
+        self.assertTrue(mapped)
+        self.assertGreater(doc_len, 1000)
+
     def test_dir_options_and_pkg_config(self):
         # A configure-only build directory (nothing compiled) with stub .pc
         # files for dbus-1, systemd and polkit-gobject-1 ahead of the real
@@ -582,6 +639,9 @@ class InstallTest(unittest.TestCase):
         }
         got = {name: os.path.dirname(installed_path(installed, name)) for name in want}
         self.assertEqual(got, want)
+        # Debian's python3 searches /usr/lib/python3/dist-packages
+        self.assertIn("/usr/lib/python3/dist-packages/%s/client.py" % PYTHON_PACKAGE,
+                      installed.values())
         # The same rules as expected_dirs(), which checks the real build.
         self.assertEqual(expected_dirs(build_options(build), env),
                          {k: norm(v) for k, v in want.items()})

@@ -4,9 +4,12 @@ private bus, with a real QEMU: every wrapper of the Manager and Machine
 interfaces, the error mapping, fd passing, the events() stream, the
 console socket and the docstrings."""
 
+import json
 import os
 import pydoc
+import re
 import socket
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -313,22 +316,36 @@ class MachineTest(ClientTestCase):
             names = [e for e in stream if e.name == "SHUTDOWN"]
             self.assertEqual(names[0].data.get("guest"), False)
 
+    def console_machine(self, name):
+        """A machine whose console is an HMP monitor (`-machine none` has no
+        serial port), so the console talks back."""
+        return self.running_machine(name, console=True,
+                                    args=["-mon", "chardev=console,mode=readline"])
+
     def test_console(self):
-        m = self.running_machine("con", console=True)
+        m = self.console_machine("con")
         sock = m.open_console()
         self.addCleanup(sock.close)
         self.assertIsInstance(sock, socket.socket)
         self.assertEqual(sock.family, socket.AF_UNIX)
-        self.assertIsInstance(m.get_console_output(), bytes)
+        sock.settimeout(10)
+        sock.sendall(b"info status\n")
+        got = b""
+        while b"VM status: running" not in got:
+            data = sock.recv(4096)
+            self.assertTrue(data, "console closed; got %r" % got)
+            got += data
+        out = m.get_console_output()
+        self.assertIsInstance(out, bytes)
+        self.assertIn(b"monitor - type 'help'", out)
+        self.assertIn(b"VM status: running", out)
+
         plain = self.running_machine("plain")
         with self.assertRaises(qmachine.NoConsole):
             plain.open_console()
-
-    def test_console_output_bytes(self):
-        """-machine none has no serial output of its own: an isa-less
-        console still answers with bytes, empty at start."""
-        m = self.running_machine("conout", console=True)
-        self.assertEqual(m.get_console_output(), b"")
+        m.shutdown()
+        with self.assertRaises(qmachine.NotRunning):
+            m.open_console()
 
     def test_add_fd(self):
         m = self.none_machine("fd")
@@ -356,18 +373,121 @@ class MachineTest(ClientTestCase):
         with self.assertRaises(qmachine.QmpError):
             m.command("closefd", fdname="mypipe")
 
-    def test_send_key_and_migrate_errors(self):
+    def test_send_key(self):
         m = self.running_machine("keys")
+        m.send_key(["a", "shift-b"], hold_ms=10)
+        m.send_key("ctrl-alt-delete")
         with self.assertRaises(qmachine.InvalidArgs):
             m.send_key("no-such-key")
+
+    def test_migrate(self):
+        with socket.socket() as s:  # a free port
+            s.bind(("127.0.0.1", 0))
+            uri = "tcp:127.0.0.1:%d" % s.getsockname()[1]
+        dst = self.none_machine("dst", incoming=uri)
+        dst.launch()
+        self.addCleanup(self.stop_quietly, dst)
+        src = self.running_machine("src")
         with self.assertRaises(qmachine.InvalidArgs):
-            m.migrate("unix:/nonexistent/x", no_such_option=True)
+            src.migrate(uri, no_such_option=True)
+        src.migrate(uri, timeout=60, cancel_after=-1)
+        self.assertEqual(src.run_state, "postmigrate")
+        seq, _ev = dst.wait_event([("RESUME", None)], timeout=30)
+        self.assertGreater(seq, 0)
+        self.assertEqual(dst.command("query-migrate")["status"], "completed")
 
     def test_powerdown_without_acpi_is_abnormal(self):
         m = self.running_machine("pd")
-        with self.assertRaises(qmachine.QMachineError):
+        # -machine none has no ACPI: the guest cannot power off by itself
+        with self.assertRaises(qmachine.AbnormalShutdown):
             m.powerdown(timeout=0.5)
         self.assertFalse(m.is_running())
+
+
+# Run as uid 65534: the daemon asks polkit (the mock) for a non-root caller.
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+NOBODY_SCRIPT = """
+import json, sys
+import qmachine
+out = {}
+with qmachine.connect(sys.argv[1], interactive=sys.argv[2] == "1") as mgr:
+    m = mgr.get_machine("theirs")
+    for what, fn in (("pause", m.pause),
+                     ("create", lambda: mgr.create_machine("mine", {}))):
+        try:
+            fn()
+            out[what] = "ok"
+        except qmachine.QMachineError as e:
+            out[what] = type(e).__name__
+print(json.dumps(out))
+"""
+
+
+class AuthorizationTest(ClientTestCase):
+    """polkit's answers reach a non-root client as the matching exceptions,
+    and connect(interactive=True) lets polkit ask."""
+
+    polkit_mock = True
+
+    def as_nobody(self, interactive=False):
+        env = dict(os.environ, PYTHONPATH=os.path.join(source_root(), "python"),
+                   PYTHONDONTWRITEBYTECODE="1")
+        r = subprocess.run(NOBODY + [sys.executable, "-c", NOBODY_SCRIPT, self.env.address,
+                                     "1" if interactive else "0"],
+                           cwd="/", env=env, text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_denied_challenged_allowed(self):
+        self.running_machine("theirs")
+        self.assertEqual(self.as_nobody(), {"pause": "AccessDenied", "create": "AccessDenied"})
+        # polkit answers is_challenge: it wants to ask the user
+        self.env.polkit.call("AddMethod", GLib.Variant("(sssss)", (
+            qmtest.POLKIT_IFACE, "CheckAuthorization", "(sa{sv})sa{ss}us", "(bba{ss})",
+            "ret = (False, True, {})")))
+        self.assertEqual(self.as_nobody(),
+                         {"pause": "InteractiveAuthorizationRequired",
+                          "create": "InteractiveAuthorizationRequired"})
+        self.assertEqual(self.as_nobody(interactive=True),
+                         {"pause": "AccessDenied", "create": "AccessDenied"})
+        self.env.polkit.call("AddMethod", GLib.Variant("(sssss)", (
+            qmtest.POLKIT_IFACE, "CheckAuthorization", "(sa{sv})sa{ss}us", "(bba{ss})",
+            "ret = (True, False, {})")))
+        self.assertEqual(self.as_nobody()["pause"], "ok")
+        self.assertEqual(self.mgr.get_machine("theirs").run_state, "paused")
+
+
+def readme_client_examples():
+    """The ```python blocks of python/README.md's client section."""
+    with open(os.path.join(source_root(), "python", "README.md")) as f:
+        text = f.read()
+    section = text[text.index("\n## The client library"):]
+    end = section.find("\n## ", 1)
+    section = section if end < 0 else section[:end]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+class ReadmeTest(ClientTestCase):
+
+    def test_readme_examples_run(self):
+        examples = readme_client_examples()
+        self.assertGreaterEqual(len(examples), 5)
+        env = dict(os.environ, PYTHONPATH=os.path.join(source_root(), "python"),
+                   DBUS_SYSTEM_BUS_ADDRESS=self.env.address,
+                   PYTHONDONTWRITEBYTECODE="1")
+        for i, code in enumerate(examples):
+            with self.subTest(example=i, first_line=code.splitlines()[2]):
+                r = subprocess.run([sys.executable, "-c", code], cwd=self.env.path(),
+                                   env=env, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                   timeout=120)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertEqual(r.stderr, "")
+                self.assertTrue(r.stdout)
+                # each example cleans up after itself
+                self.assertEqual(self.mgr.list_machines(), [])
+                self.assertEqual(self.mgr.list_images(), [])
 
 
 class DocsTest(unittest.TestCase):
