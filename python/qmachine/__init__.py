@@ -113,11 +113,5 @@ def __dir__():
 __all__ = [
     "connect", "Manager", "Machine", "MachineInfo", "ImageInfo", "Event",
     "EventStream", "KernelCrashStream", "MachineChangeStream", "WAIT_FOREVER", "CALL_MARGIN",
-    "errors", "QMachineError", "DBusError", "AccessDenied", "InvalidArgs",
-    "InteractiveAuthorizationRequired", "UnknownObject", "UnknownMethod",
-    "NoSuchMachine", "MachineExists", "AlreadyRunning", "NotRunning", "Busy",
-    "LaunchFailed", "AbnormalShutdown", "NoMonitor", "QmpError",
-    "QmpDisconnected", "Timeout", "NoConsole", "Dead", "MigrateFailed",
-    "MigrateTimeout", "MigrateCancelled", "NoSuchImage", "ImageExists",
-    "ImageCheckFailed", "LimitExceeded", "StorageFailed", "Migrated",
-]
+    "errors",
+] + [n for n in errors.__all__ if n[0].isupper()]  # the error classes
