@@ -187,10 +187,6 @@ static void close_fds(int *fds, guint n) {
                         close(fds[i]);
 }
 
-/* PATH for QEMU and its helpers; nothing else of the daemon's
- * environment reaches QEMU. */
-#define QEMU_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 /*
  * Who QEMU runs as: the machine's user, looked up at each launch (the
  * user database may have changed since the machine was created). A daemon
@@ -219,7 +215,7 @@ static QmUserIdentity *resolve_credentials(Machine *m, QemuCredentials *creds, Q
                 return NULL;
         }
         env = g_ptr_array_new();
-        g_ptr_array_add(env, g_strdup(QEMU_PATH));
+        g_ptr_array_add(env, g_strdup(QM_CHILD_PATH));
         g_ptr_array_add(env, g_strconcat("HOME=", u->home, NULL));
         g_ptr_array_add(env, g_strconcat("USER=", u->name, NULL));
         g_ptr_array_add(env, g_strconcat("LOGNAME=", u->name, NULL));

@@ -33,7 +33,7 @@ gboolean qm_qemu_img_run(const char *const *args, QmQemuImgDone done, gpointer u
         g_autoptr(GPtrArray) argv = g_ptr_array_new();
         g_auto(QmFd) fd = memfd_create("qemu-img-output", MFD_CLOEXEC);
         /* the daemon's user, without its environment */
-        char *env[] = { (char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+        char *env[] = { (char *)QM_CHILD_PATH, NULL };
         const QemuCredentials creds = { .switch_user = FALSE, .envp = env };
         QemuImgRun *run;
 

@@ -9,6 +9,10 @@ typedef struct QemuProcess QemuProcess;
 /* Exit status in the Popen convention: the code, or -N for signal N. */
 typedef void (*QemuExitFunc)(QemuProcess *p, int exit_code, gpointer userdata);
 
+/* The PATH of every process the daemon starts (QEMU, qemu-img); none of
+ * the daemon's own environment reaches them. */
+#define QM_CHILD_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 /* Who the process runs as, and its whole environment. */
 typedef struct {
         gboolean switch_user; /* FALSE: stay who the daemon is */
