@@ -50,7 +50,8 @@ Errors
     NoMonitor, QmpError (.qmp_class, .desc), QmpDisconnected, Timeout,
     NoConsole, Dead, MigrateFailed, MigrateTimeout, MigrateCancelled,
     NoSuchImage, ImageExists, ImageCheckFailed, LimitExceeded,
-    StorageFailed, and for the standard ones AccessDenied, InvalidArgs,
+    StorageFailed, PortNotRedirected, NoSuchNic, NoGuestAgent,
+    GuestAgentUnavailable, GuestExecFailed, and for the standard ones AccessDenied, InvalidArgs,
     InteractiveAuthorizationRequired, UnknownObject; others as DBusError.
     Each has .name (the D-Bus error name) and .message.
 
@@ -69,12 +70,14 @@ from .client import (CALL_MARGIN, WAIT_FOREVER, Event, EventStream,
                      MachineChangeStream, MachineInfo,
                      Manager, connect)
 from .errors import (AbnormalShutdown, AccessDenied, AlreadyRunning, Busy,
-                     DBusError, Dead, ImageCheckFailed, ImageExists,
+                     DBusError, Dead, GuestAgentUnavailable,
+                     GuestExecFailed, ImageCheckFailed, ImageExists,
                      InteractiveAuthorizationRequired, InvalidArgs,
                      LaunchFailed, LimitExceeded, MachineExists, Migrated,
                      MigrateCancelled, MigrateFailed, MigrateTimeout,
-                     NoConsole, NoMonitor, NoSuchImage, NoSuchMachine,
-                     NotRunning, QMachineError, QmpDisconnected, QmpError,
+                     NoConsole, NoGuestAgent, NoMonitor, NoSuchImage,
+                     NoSuchMachine, NoSuchNic, NotRunning,
+                     PortNotRedirected, QMachineError, QmpDisconnected, QmpError,
                      StorageFailed, Timeout, UnknownMethod, UnknownObject)
 
 # Names loaded from the QEMUMachine drop-in on first use, so the client

@@ -197,13 +197,36 @@ class Migrated(QMachineError):
     """The machine's guest runs elsewhere now (version 2 daemons)."""
 
 
+class PortNotRedirected(QMachineError):
+    """No host port is forwarded to that guest port (BaseVM's
+    VMPortNotRedirectedError)."""
+
+
+class NoSuchNic(QMachineError):
+    """The machine has no NIC with that index."""
+
+
+class NoGuestAgent(QMachineError):
+    """The machine is not configured with a guest agent."""
+
+
+class GuestAgentUnavailable(QMachineError):
+    """The guest agent is configured but does not answer (not started
+    yet, stopped, or the guest hangs)."""
+
+
+class GuestExecFailed(QMachineError):
+    """The guest agent could not start the program."""
+
+
 # The daemon's error names (last component) → class.
 _QMACHINE_ERRORS = {cls.__name__: cls for cls in (
     NoSuchMachine, MachineExists, AlreadyRunning, NotRunning, Busy,
     LaunchFailed, AbnormalShutdown, NoMonitor, QmpError, QmpDisconnected,
     Timeout, NoConsole, Dead, MigrateFailed, MigrateTimeout,
     MigrateCancelled, NoSuchImage, ImageExists, ImageCheckFailed,
-    LimitExceeded, StorageFailed, Migrated)}
+    LimitExceeded, StorageFailed, Migrated, PortNotRedirected, NoSuchNic,
+    NoGuestAgent, GuestAgentUnavailable, GuestExecFailed)}
 
 _FREEDESKTOP_ERRORS = {cls.__name__: cls for cls in (
     AccessDenied, InvalidArgs, InteractiveAuthorizationRequired,
@@ -253,5 +276,7 @@ __all__ = [
     "QmpDisconnected", "Timeout", "NoConsole", "Dead", "MigrateFailed",
     "MigrateTimeout", "MigrateCancelled", "NoSuchImage", "ImageExists",
     "ImageCheckFailed", "LimitExceeded", "StorageFailed", "Migrated",
+    "PortNotRedirected", "NoSuchNic", "NoGuestAgent", "GuestAgentUnavailable",
+    "GuestExecFailed",
     "error_class", "from_dbus", "from_gerror",
 ]

@@ -64,6 +64,7 @@ static const char *const action_ids[] = {
         [QM_AUTH_MONITOR] = "org.qmachine.QMachine1.monitor",
         [QM_AUTH_IMAGES] = "org.qmachine.QMachine1.images",
         [QM_AUTH_CREATE] = "org.qmachine.QMachine1.create",
+        [QM_AUTH_GUEST] = "org.qmachine.QMachine1.guest",
         [QM_AUTH_NONE] = NULL,
 };
 

@@ -13,6 +13,7 @@ typedef enum {
         QM_AUTH_MONITOR,
         QM_AUTH_IMAGES,
         QM_AUTH_CREATE,
+        QM_AUTH_GUEST,
         QM_AUTH_NONE, /* nothing to ask: allowed */
 } QmAuthAction;
 

@@ -12,6 +12,7 @@ QmConfig *qm_config_new(void) {
         c->uuid = g_uuid_string_random();
         c->description = g_strdup("");
         c->sandbox = TRUE;
+        c->forward_ports = g_array_new(FALSE, FALSE, sizeof(guint16));
         return c;
 }
 
@@ -27,10 +28,11 @@ void qm_config_free(QmConfig *c) {
         g_free(c->incoming);
         g_free(c->description);
         g_free(c->user);
+        g_array_unref(c->forward_ports);
         g_free(c);
 }
 
-typedef enum { KEY_STR, KEY_STRV, KEY_BOOL, KEY_U32, KEY_DOUBLE } KeyKind;
+typedef enum { KEY_STR, KEY_STRV, KEY_BOOL, KEY_U32, KEY_DOUBLE, KEY_U16V } KeyKind;
 
 typedef struct {
         const char *name;
@@ -58,7 +60,14 @@ static const KeyInfo keys[] = {
         KEY("description", "s", KEY_STR, description, FALSE),
         KEY("user", "s", KEY_STR, user, TRUE),
         KEY("sandbox", "b", KEY_BOOL, sandbox, FALSE),
+        KEY("forward-ports", "aq", KEY_U16V, forward_ports, FALSE),
+        KEY("guest-agent", "b", KEY_BOOL, guest_agent, FALSE),
 };
+
+/* An aq as a GArray of guint16. */
+static GVariant *u16v_to_variant(const GArray *a) {
+        return g_variant_new_fixed_array(G_VARIANT_TYPE_UINT16, a->data, a->len, sizeof(guint16));
+}
 
 static const KeyInfo *find_key(const char *name) {
         for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
@@ -121,6 +130,37 @@ static gboolean set_key(QmConfig *c, const KeyInfo *k, GVariant *v, QmError **er
         case KEY_DOUBLE:
                 *(double *)field = g_variant_get_double(v);
                 break;
+        case KEY_U16V: {
+                gsize n = 0;
+                const guint16 *ports = g_variant_get_fixed_array(v, &n, sizeof(guint16));
+                if (n > QM_CONFIG_MAX_FORWARD_PORTS) {
+                        *error = qm_error_new(QM_ERROR_LIMIT_EXCEEDED, "config key '%s' has more than %d entries",
+                                              k->name, QM_CONFIG_MAX_FORWARD_PORTS);
+                        return FALSE;
+                }
+                g_array_set_size(*(GArray **)field, 0);
+                g_array_append_vals(*(GArray **)field, ports, n);
+                break;
+        }
+        }
+        return TRUE;
+}
+
+/* Each forwarded guest port once, and never port 0. */
+static gboolean forward_ports_are_valid(const GArray *ports, QmError **error) {
+        for (guint i = 0; i < ports->len; i++) {
+                guint16 p = g_array_index(ports, guint16, i);
+                if (p == 0) {
+                        *error = qm_error_new(QM_ERROR_INVALID_ARGS, "config key 'forward-ports' holds port 0");
+                        return FALSE;
+                }
+                /* At most 64 entries: a quadratic check costs nothing. */
+                for (guint j = 0; j < i; j++)
+                        if (g_array_index(ports, guint16, j) == p) {
+                                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                                      "config key 'forward-ports' holds port %u twice", p);
+                                return FALSE;
+                        }
         }
         return TRUE;
 }
@@ -174,6 +214,13 @@ static gboolean check_values(QmConfig *c, QmError **error) {
                 *error = qm_error_new(QM_ERROR_INVALID_ARGS,
                                       "config key 'user' must be a user name (at most 256 characters of A-Z a-z "
                                       "0-9 . _ -, not starting with '-') or a decimal uid");
+                return FALSE;
+        }
+        if (!forward_ports_are_valid(c->forward_ports, error))
+                return FALSE;
+        if (c->forward_ports->len > 0 && c->nics == 0) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "config key 'forward-ports' needs 'nics' of at least 1 (ports of NIC 0 are forwarded)");
                 return FALSE;
         }
         if (c->binary && strchr(c->binary, '\n')) {
@@ -234,6 +281,8 @@ GVariant *qm_config_to_variant(const QmConfig *c, const char *default_binary) {
         g_variant_builder_add(&b, "{sv}", "description", g_variant_new_string(c->description));
         g_variant_builder_add(&b, "{sv}", "user", g_variant_new_string(c->user ? c->user : ""));
         g_variant_builder_add(&b, "{sv}", "sandbox", g_variant_new_boolean(c->sandbox));
+        g_variant_builder_add(&b, "{sv}", "forward-ports", u16v_to_variant(c->forward_ports));
+        g_variant_builder_add(&b, "{sv}", "guest-agent", g_variant_new_boolean(c->guest_agent));
         return g_variant_builder_end(&b);
 }
 
@@ -294,6 +343,15 @@ JsonNode *qm_config_to_json(const QmConfig *c) {
                         json_builder_set_member_name(b, k->name);
                         json_builder_add_double_value(b, *(const double *)field);
                         break;
+                case KEY_U16V: {
+                        const GArray *a = *(GArray *const *)field;
+                        json_builder_set_member_name(b, k->name);
+                        json_builder_begin_array(b);
+                        for (guint j = 0; j < a->len; j++)
+                                json_builder_add_int_value(b, g_array_index(a, guint16, j));
+                        json_builder_end_array(b);
+                        break;
+                }
                 }
         }
         json_builder_end_object(b);
@@ -324,13 +382,31 @@ static GVariant *json_to_key_variant(const KeyInfo *k, JsonNode *v) {
                 g_variant_builder_init(&sb, G_VARIANT_TYPE_STRING_ARRAY);
                 for (guint i = 0; i < json_array_get_length(a); i++) {
                         JsonNode *e = json_array_get_element(a, i);
-                        if (json_node_get_value_type(e) != G_TYPE_STRING) {
+                        if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING) {
                                 g_variant_builder_clear(&sb);
                                 return NULL;
                         }
                         g_variant_builder_add(&sb, "s", json_node_get_string(e));
                 }
                 return g_variant_builder_end(&sb);
+        }
+        case KEY_U16V: {
+                GVariantBuilder qb;
+                JsonArray *a;
+                if (!JSON_NODE_HOLDS_ARRAY(v))
+                        return NULL;
+                a = json_node_get_array(v);
+                g_variant_builder_init(&qb, G_VARIANT_TYPE("aq"));
+                for (guint i = 0; i < json_array_get_length(a); i++) {
+                        JsonNode *e = json_array_get_element(a, i);
+                        if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_INT64 ||
+                            json_node_get_int(e) < 0 || json_node_get_int(e) > G_MAXUINT16) {
+                                g_variant_builder_clear(&qb);
+                                return NULL;
+                        }
+                        g_variant_builder_add(&qb, "q", (guint16)json_node_get_int(e));
+                }
+                return g_variant_builder_end(&qb);
         }
         }
         return NULL;
@@ -399,6 +475,9 @@ QmConfig *qm_config_clone(const QmConfig *base, GVariant *overrides, QmError **e
                         break;
                 case KEY_DOUBLE:
                         v = g_variant_new_double(*(const double *)field);
+                        break;
+                case KEY_U16V:
+                        v = u16v_to_variant(*(GArray *const *)field);
                         break;
                 }
                 if (v)

@@ -12,6 +12,7 @@
 #define QM_CONFIG_MAX_QMP_TIMEOUT 86400.0
 #define QM_CONFIG_MAX_TEXT (64 * 1024)  /* description, a single string */
 #define QM_CONFIG_MAX_STRV 4096         /* entries of args, wrapper */
+#define QM_CONFIG_MAX_FORWARD_PORTS 64  /* entries of forward-ports */
 /* The user QEMU runs as in machines root created, unless `user` says. */
 #define QM_DEFAULT_USER "qmachine"
 
@@ -32,6 +33,8 @@ typedef struct {
         char *description;
         char *user;           /* NULL: the owner's default (qm_config_effective_user) */
         gboolean sandbox;
+        GArray *forward_ports; /* guint16 guest TCP ports of NIC 0, distinct, non-zero */
+        gboolean guest_agent;  /* a virtio-serial port for the QEMU guest agent */
         /* Not a key: the uid that created the machine (its Owner). Set by
          * the daemon, never by a caller; kept in definitions and records. */
         uid_t owner;

@@ -26,6 +26,12 @@
 #define QM_ERROR_NO_SUCH_IMAGE     QM_ERROR_PREFIX "NoSuchImage"
 #define QM_ERROR_IMAGE_EXISTS      QM_ERROR_PREFIX "ImageExists"
 #define QM_ERROR_IMAGE_CHECK_FAILED QM_ERROR_PREFIX "ImageCheckFailed"
+/* Version 2: guest access. */
+#define QM_ERROR_PORT_NOT_REDIRECTED QM_ERROR_PREFIX "PortNotRedirected"
+#define QM_ERROR_NO_SUCH_NIC         QM_ERROR_PREFIX "NoSuchNic"
+#define QM_ERROR_NO_GUEST_AGENT      QM_ERROR_PREFIX "NoGuestAgent"
+#define QM_ERROR_GUEST_AGENT_UNAVAILABLE QM_ERROR_PREFIX "GuestAgentUnavailable"
+#define QM_ERROR_GUEST_EXEC_FAILED   QM_ERROR_PREFIX "GuestExecFailed"
 /* Not in API.md's table: the state directory or the image store could not
  * be written (ENOSPC, EROFS, EACCES...); the message gives the reason. */
 #define QM_ERROR_STORAGE_FAILED    QM_ERROR_PREFIX "StorageFailed"

@@ -49,13 +49,44 @@ static void test_all_keys(void) {
                 " 'machine': <'q35'>, 'qmp': <true>, 'console': <true>, 'console-device': <'isa-serial'>,"
                 " 'console-index': <uint32 1>, 'qmp-timeout': <5.0>, 'persistent': <true>,"
                 " 'uuid': <'0F0E0D0C-0B0A-0908-0706-050403020100'>, 'incoming': <'defer'>, 'nics': <uint32 2>,"
-                " 'description': <'test vm'>}",
+                " 'description': <'test vm'>, 'forward-ports': <[uint16 22, 8080]>, 'guest-agent': <true>}",
                 &n, &msg);
         g_autoptr(GVariant) back = NULL;
         g_assert_nonnull(c);
         g_assert_cmpstr(c->uuid, ==, "0f0e0d0c-0b0a-0908-0706-050403020100");
         back = g_variant_ref_sink(qm_config_to_variant(c, "/usr/bin/qemu"));
-        g_assert_cmpuint(g_variant_n_children(back), ==, 16);
+        g_assert_cmpuint(g_variant_n_children(back), ==, 18);
+        g_assert_cmpuint(c->forward_ports->len, ==, 2);
+        g_assert_cmpuint(g_array_index(c->forward_ports, guint16, 1), ==, 8080);
+        g_assert_true(c->guest_agent);
+}
+
+/* forward-ports survives JSON and a clone, and is checked. */
+static void test_forward_ports(void) {
+        g_autofree char *n = NULL, *msg = NULL;
+        g_autoptr(QmConfig) c = parse("{'nics': <uint32 1>, 'forward-ports': <[uint16 22, 80]>}", &n, &msg);
+        g_autoptr(JsonNode) json = NULL;
+        g_autoptr(QmConfig) back = NULL;
+        g_autoptr(GVariant) none = g_variant_ref_sink(g_variant_new("a{sv}", NULL));
+        g_autoptr(QmConfig) clone = NULL;
+        QmError *e = NULL;
+
+        g_assert_nonnull(c);
+        json = qm_config_to_json(c);
+        back = qm_config_from_json(json, &e);
+        g_assert_null(e);
+        g_assert_cmpuint(back->forward_ports->len, ==, 2);
+        g_assert_cmpuint(g_array_index(back->forward_ports, guint16, 0), ==, 22);
+        clone = qm_config_clone(c, none, &e);
+        g_assert_null(e);
+        g_assert_cmpuint(clone->forward_ports->len, ==, 2);
+        g_assert_cmpuint(g_array_index(clone->forward_ports, guint16, 1), ==, 80);
+
+        assert_invalid("{'forward-ports': <[uint16 22]>}", "nics");
+        assert_invalid("{'nics': <uint32 1>, 'forward-ports': <[uint16 0]>}", "port 0");
+        assert_invalid("{'nics': <uint32 1>, 'forward-ports': <[uint16 22, 22]>}", "twice");
+        assert_invalid("{'nics': <uint32 1>, 'forward-ports': <[22]>}", "'aq'");
+        assert_invalid("{'guest-agent': <'yes'>}", "guest-agent");
 }
 
 static void test_errors(void) {
@@ -191,6 +222,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/config/defaults", test_defaults);
         g_test_add_func("/config/all-keys", test_all_keys);
         g_test_add_func("/config/errors", test_errors);
+        g_test_add_func("/config/forward-ports", test_forward_ports);
         g_test_add_func("/names/validate-generate-path", test_names);
         g_test_add_func("/argv/base-args", test_argv);
         g_test_add_func("/argv/console", test_argv_console);

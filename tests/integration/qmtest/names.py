@@ -30,6 +30,8 @@ CONFIG_TYPES = {
     "description": "s",
     "user": "s",
     "sandbox": "b",
+    "forward-ports": "aq",
+    "guest-agent": "b",
 }
 
 
