@@ -57,6 +57,24 @@ GBytes *qm_byte_ring_get(QmByteRing *r) {
         return g_bytes_new_take(out, r->len);
 }
 
+gsize qm_byte_ring_len(QmByteRing *r) {
+        return r->len;
+}
+
+GBytes *qm_byte_ring_get_tail(QmByteRing *r, gsize n) {
+        gsize skip, from, first;
+        guint8 *out;
+
+        n = MIN(n, r->len);
+        skip = r->len - n;
+        from = (r->start + skip) % r->capacity;
+        first = MIN(n, r->capacity - from);
+        out = g_malloc(n ? n : 1);
+        memcpy(out, r->buf + from, first);
+        memcpy(out + first, r->buf, n - first);
+        return g_bytes_new_take(out, n);
+}
+
 #define PANIC_TEXT "Kernel panic - not syncing"
 #define BUG_START "BUG:"
 #define BUG_END "---[ end trace "

@@ -13,6 +13,11 @@ void qm_byte_ring_append(QmByteRing *r, const void *data, gsize len);
 void qm_byte_ring_clear(QmByteRing *r);
 /* The retained bytes, oldest first. */
 GBytes *qm_byte_ring_get(QmByteRing *r);
+/* How many bytes are retained. */
+gsize qm_byte_ring_len(QmByteRing *r);
+/* The newest @n retained bytes (all of them when fewer), oldest first:
+ * costs @n, not the capacity. */
+GBytes *qm_byte_ring_get_tail(QmByteRing *r, gsize n);
 
 /*
  * Kernel crash detection on a console stream (BaseVM verify_kernel_crash):

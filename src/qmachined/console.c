@@ -237,3 +237,12 @@ int qm_console_add_client(QmConsole *c) {
 guint qm_console_n_clients(QmConsole *c) {
         return c->clients->len;
 }
+
+gboolean qm_console_write(QmConsole *c, const void *data, gsize len) {
+        if (len > QM_CONSOLE_INPUT_BACKLOG - c->in->len)
+                return FALSE;
+        g_string_append_len(c->in, data, len);
+        if (!c->write_id)
+                console_flush_input(c);
+        return TRUE;
+}

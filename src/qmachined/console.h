@@ -34,3 +34,8 @@ void qm_console_free(QmConsole *c);
  * -1 with errno on failure. */
 int qm_console_add_client(QmConsole *c);
 guint qm_console_n_clients(QmConsole *c);
+
+/* Queue @data for the guest, behind what clients typed (WriteConsole):
+ * FALSE, and nothing queued, when it would pass
+ * QM_CONSOLE_INPUT_BACKLOG. */
+gboolean qm_console_write(QmConsole *c, const void *data, gsize len);

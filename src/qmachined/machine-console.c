@@ -25,6 +25,8 @@ static void on_console_output(QmConsole *c, const char *data, gsize len, gpointe
         char *crash;
 
         qm_byte_ring_append(m->console_output, data, len);
+        m->console_bytes += len;
+        machine_console_expect_output(m);
         crash = qm_crash_scan_feed(m->crash_scan, data, len);
         if (crash)
                 found_crash(m, crash);
@@ -48,6 +50,7 @@ void machine_console_stop(Machine *m) {
 
 void machine_console_reset(Machine *m) {
         qm_byte_ring_clear(m->console_output);
+        machine_console_expect_restart(m);
         qm_crash_scan_reset(m->crash_scan);
         g_free(m->kernel_crash);
         m->kernel_crash = g_strdup("");

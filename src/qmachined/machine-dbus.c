@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 
 #include "bus-gvariant.h"
+#include "console-expect-dbus.h"
 #include "dbus-common.h"
 #include "json-util.h"
 #include "keys.h"
@@ -454,6 +455,9 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_PROPERTY("LaunchTimestamp", "t", prop_launch_timestamp, 0, CHANGES),
         SD_BUS_PROPERTY("RuntimeDirectory", "s", prop_runtime_directory, 0, CONST),
         SD_BUS_PROPERTY("LogDirectory", "s", prop_log_directory, 0, CONST),
+        /* Changes with every console byte: no signal (a client reads it
+         * when it wants "from now on"). */
+        SD_BUS_PROPERTY("ConsoleBytes", "t", machine_dbus_console_bytes, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("Launch", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_launch, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("b", hard, "d", timeout), SD_BUS_NO_RESULT,
                                 method_shutdown, ANYONE),
@@ -488,6 +492,10 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("VerifyAlive", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_verify_alive, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("SendKey", SD_BUS_ARGS("as", keys, "u", hold_ms), SD_BUS_NO_RESULT,
                                 method_send_key, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("WaitConsole", SD_BUS_ARGS("s", regex, "t", after, "d", timeout),
+                                SD_BUS_RESULT("t", offset, "s", match), machine_dbus_wait_console, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("WriteConsole", SD_BUS_ARGS("ay", data), SD_BUS_NO_RESULT,
+                                machine_dbus_write_console, ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),
         SD_BUS_SIGNAL_WITH_ARGS("KernelCrashDetected", SD_BUS_ARGS("s", text), 0),
         SD_BUS_VTABLE_END,

@@ -37,6 +37,8 @@ struct Machine {
         QmByteRing *console_output; /* this run's, kept after exit */
         QmCrashScan *crash_scan;
         char *kernel_crash;
+        guint64 console_bytes;      /* console output of this run, retained or not */
+        GPtrArray *console_waiters; /* WaitConsole callers (NULL: none yet) */
 
         QmEventRing *events;
         guint64 event_seq;
@@ -125,6 +127,18 @@ void machine_console_start(Machine *m, int fd, gboolean append_log);
 /* Reads the last output, then closes the console and its clients. */
 void machine_console_stop(Machine *m);
 void machine_console_reset(Machine *m);
+
+/* machine-console-expect.c */
+/* New console output was counted and retained: search the waiters. */
+void machine_console_expect_output(Machine *m);
+/* A new run: offsets from 0 again. */
+void machine_console_expect_restart(Machine *m);
+/* QEMU exited: answer every waiter NotRunning. */
+void machine_console_waiters_end(Machine *m);
+/* The machine goes away: drop the waiters without an answer. */
+void machine_console_waiters_free(Machine *m);
+/* A client left the bus: drop its waiters. */
+void machine_console_waiters_forget(Machine *m, const char *unique_name);
 
 /* Reports up, through the installed MachineNotify (if any). */
 static inline void machine_notify_changed(Machine *m, char **properties) {

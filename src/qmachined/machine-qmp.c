@@ -421,6 +421,7 @@ static gboolean wait_call_of(gpointer data, gpointer sender) {
 void machine_forget_client(Machine *m, const char *unique_name) {
         machine_forget_exit_calls(m, unique_name);
         qm_event_waiters_drop_if(m->waiters, wait_call_of, (gpointer)unique_name);
+        machine_console_waiters_forget(m, unique_name);
 }
 
 static void on_powerdown_sent(const QmpResponse *r, const QmError *failure, gpointer data) {

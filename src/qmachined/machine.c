@@ -149,6 +149,7 @@ void machine_free(Machine *m) {
         g_clear_pointer(&m->console, qm_console_free);
         machine_migration_abort(m, "the daemon is stopping");
         qm_event_waiters_end(m->waiters, FALSE);
+        machine_console_waiters_free(m);
         /* A running QEMU is left alone: VMs outlive the daemon. On an
          * orderly exit the record gets the exact event number, so the next
          * daemon continues without a gap. */
@@ -420,6 +421,7 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         if (launching)
                 machine_reply_launch_failed(m);
         qm_event_waiters_end(m->waiters, TRUE);
+        machine_console_waiters_end(m);
         reply_exit_calls(m);
 }
 

@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "console.h"
+#include "console-expect.h"
 #include "daemon.h"
 #include "events.h"
 #include "qemu-process.h"
@@ -123,6 +124,12 @@ void machine_wait_event(Machine *m, QmReply *call, QmEventFilters *filters,
 
 /* A client left the bus: drop its WaitEvent calls (nobody to answer). */
 void machine_forget_client(Machine *m, const char *unique_name);
+
+/* machine-console-expect.c: WaitConsole (answers (t offset, s match) now
+ * or when the output matches; takes @expect), WriteConsole, ConsoleBytes. */
+void machine_wait_console(Machine *m, QmReply *call, QmConsoleExpect *expect, double timeout);
+void machine_write_console(Machine *m, QmReply *call, const void *data, gsize len);
+guint64 machine_console_bytes(Machine *m);
 
 /* The log of the current or last run, valid UTF-8, at most the tail. */
 char *machine_read_log(Machine *m);
