@@ -574,6 +574,8 @@ _MACHINE_PROPERTIES = {
     "runtime_directory": ("RuntimeDirectory", "The daemon's runtime directory of this machine."),
     "log_directory": ("LogDirectory", "The daemon's log directory of this machine."),
     "owner": ("Owner", "The uid that created the machine."),
+    "console_bytes": ("ConsoleBytes", "Bytes of console output in this run: the offset of "
+                      "\"from now on\" for wait_console()."),
 }
 
 
@@ -775,6 +777,31 @@ class Machine:
         """The retained serial console output of this run, as bytes."""
         reply = self._bus.call(self.path, MACHINE_IFACE, "GetConsoleOutput", None, "(ay)")
         return bytes(reply.get_child_value(0).get_data_as_bytes().get_data())
+
+    def wait_console(self, regex, after=0, timeout=60.0):
+        """Wait for console output of this run after byte offset `after`
+        that matches `regex` (GLib/PCRE, multiline, on bytes); returns
+        (offset just past the match, matched text). Expect, write, expect
+        again from the returned offset without a race.
+
+        regex    str; "$" matches only before a newline, "\\z" at the end
+                 of the output so far.
+        timeout  seconds; 0 only searches (returns (0, "") when nothing
+                 matches); None waits forever. Timeout when nothing matched,
+                 NotRunning when the machine stopped first, InvalidArgs for
+                 a regex that does not compile or is too expensive.
+        """
+        return tuple(self._call("WaitConsole",
+                                GLib.Variant("(std)", (regex, int(after), _api_timeout(timeout))),
+                                "(ts)", timeout_ms=_call_timeout_ms(timeout)))
+
+    def write_console(self, data):
+        """Write bytes (or a str, as UTF-8) to the serial console, at most
+        64 KiB (LimitExceeded); nothing is lost when no client reads.
+        Busy when the guest has not taken earlier input yet."""
+        if isinstance(data, str):
+            data = data.encode()
+        self._call("WriteConsole", GLib.Variant("(ay)", (bytes(data),)), "()")
 
     def add_fd(self, fd, fdset, opaque="", opts=""):
         """Before launch: pass fd to QEMU as

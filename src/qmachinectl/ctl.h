@@ -117,6 +117,8 @@ int cmd_console_output(Ctl *c, int argc, char **argv);
 
 int cmd_monitor(Ctl *c, int argc, char **argv);
 int cmd_console(Ctl *c, int argc, char **argv);
+int cmd_expect(Ctl *c, int argc, char **argv);
+int cmd_send(Ctl *c, int argc, char **argv);
 
 int cmd_images(Ctl *c, int argc, char **argv);
 int cmd_image_create(Ctl *c, int argc, char **argv);
