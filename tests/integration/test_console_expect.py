@@ -255,5 +255,45 @@ class ConsoleExpectTest(test_polkit.NobodyMixin, qmtest.QMTestCase):
         self.shutdown(path, True)
 
 
+class ConsoleWaiterLimitTest(qmtest.QMTestCase):
+    """WaitConsole callers count against --max-waiters per machine, and a
+    client that leaves the bus takes its waiters with it."""
+
+    daemon_args = ["--max-waiters", "2"]
+
+    def wait_async(self, path, conn, regex="NEVER-SEEN"):
+        return qmtest.AsyncCall(conn, path, MACHINE_IFACE, "WaitConsole",
+                                GLib.Variant("(std)", (regex, 0, 60.0)), "(ts)", 90)
+
+    def test_limit_and_client_leaving(self):
+        path = self.create_machine("lim", machine="pc", console=True,
+                                   args=["-nodefaults", "-S", "-m", "64"] + qmtest.accel_args())
+        self.launch(path)
+        leaving = self.env.connect()
+        waits = [self.wait_async(path, leaving) for _ in range(2)]
+        self.assertFalse(iterate_until(lambda: any(w.done for w in waits), 0.3))
+        third = self.wait_async(path, self.conn)
+        e = self.expect_error(err("LimitExceeded"), third.wait, 10)
+        self.assertIn("2", e.text)
+        # timeout 0 only searches: no slot needed
+        self.assertEqual(self.machine(path, "WaitConsole", GLib.Variant("(std)", ("x", 0, 0.0)), "(ts)"),
+                         (0, ""))
+        leaving.close_sync(None)
+        # once the daemon has seen the client go, there is room again
+        deadline = time.monotonic() + 10
+        while True:
+            again = self.wait_async(path, self.conn)
+            iterate_until(lambda: again.done, 0.3)
+            if not again.done:
+                break
+            self.assertEqual(again.error.name, err("LimitExceeded"))
+            self.assertLess(time.monotonic(), deadline, "the waiters of the closed client stay")
+        second = self.wait_async(path, self.conn)
+        self.assertFalse(iterate_until(lambda: second.done, 0.3))
+        self.kill(path)
+        for w in (again, second):
+            self.expect_error(err("NotRunning"), w.wait, 10)
+
+
 if __name__ == "__main__":
     qmtest.main()
