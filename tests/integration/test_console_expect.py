@@ -127,8 +127,14 @@ class ConsoleExpectTest(test_polkit.NobodyMixin, qmtest.QMTestCase):
 
         # written with no console client at all: nothing is lost
         self.write_console(path, b"echo raw-$((5*5))\r")
-        self.assertEqual(self.wait_console(path, r"raw-25", offset, 60)[1], "raw-25")
-        self.shutdown(path, True)
+        offset, _ = self.wait_console(path, r"raw-25", offset, 60)
+
+        # the kernel's last words, right before QEMU exits: read and
+        # searched before the waiter would get NotRunning
+        last = self.wait_console_async(path, r"reboot: Power down", offset, 60)
+        self.write_console(path, "poweroff -f\n")
+        self.assertEqual(last.wait(60)[1], "reboot: Power down")
+        self.wait_property(path, "State", "stopped", 30)
 
     def test_bad_arguments(self):
         path, offset = self.booted_guest("bad")
