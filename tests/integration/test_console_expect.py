@@ -220,6 +220,26 @@ class ConsoleExpectTest(test_polkit.NobodyMixin, qmtest.QMTestCase):
                            env=env, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("login-16", r.stdout)
+
+        # the Python client
+        sys.path.insert(0, os.path.join(qmtest.source_root(), "python"))
+        import qmachine
+        from qmachine import errors
+        with qmachine.connect(address=self.env.address) as mgr:
+            m = mgr.get_machine("ctl")
+            now = m.console_bytes
+            self.assertGreater(now, offset)
+            m.write_console("echo py-$((5+5))\n")
+            end, text = m.wait_console(r"py-\d+$", after=now, timeout=60)
+            self.assertEqual(text, "py-10")
+            self.assertGreater(end, now)
+            self.assertEqual(m.wait_console("NEVER-SEEN", timeout=0), (0, ""))
+            with self.assertRaises(errors.Timeout):
+                m.wait_console("NEVER-SEEN", after=end, timeout=0.3)
+            with self.assertRaises(errors.InvalidArgs):
+                m.wait_console("(", timeout=0)
+            with self.assertRaises(errors.LimitExceeded):
+                m.write_console(b"x" * (64 * 1024 + 1))
         self.shutdown(path, True)
 
     def test_no_console(self):
