@@ -186,6 +186,22 @@ class ConsoleExpectTest(test_polkit.NobodyMixin, qmtest.QMTestCase):
         self.assertEqual(self.wait_console(path, "NEVER-SEEN", 0, 0), (0, ""))
         self.expect_error(err("NotRunning"), self.write_console, path, "x")
 
+    def test_after_daemon_restart(self):
+        """A new daemon takes the console back; its offsets count from what
+        it read, and expect → write → expect works on."""
+        path, offset = self.booted_guest("again")
+        self.write_console(path, "echo before-$((1+1))\n")
+        self.wait_console(path, r"before-2", offset, 60)
+        self.assertEqual(self.restart_daemon(), 0)
+        self.assertEqual(self.mprop(path, "State"), "running")
+        now = self.console_bytes(path)
+        self.assertLess(now, offset, "counted from what the new daemon read")
+        self.write_console(path, "echo after-$((2+2))\n")
+        end, match = self.wait_console(path, r"after-\d+$", now, 60)
+        self.assertEqual(match, "after-4")
+        self.assert_offset_is(path, end, match)
+        self.shutdown(path, True)
+
     def test_qmachinectl_expect_send(self):
         path, offset = self.booted_guest("ctl")
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.env.system_address)
