@@ -362,6 +362,17 @@ class GuestImageTest(unittest.TestCase):
         self.assertEqual(counts[:4], [0, 1, 2, 3])
         g.run("kill $!")
 
+        # guest-shutdown (qemu-ga runs /sbin/shutdown -h -P +0): the guest
+        # powers off and QEMU exits. It has no reply on success.
+        agent.sync(30)
+        agent.sock.sendall(b'{"execute":"guest-shutdown"}\n')
+        con.wait(rb"QMACHINE-GUEST-SHUTDOWN poweroff", 30)
+        try:
+            g.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.fail("QEMU still runs 30 s after guest-shutdown")
+        self.assertEqual(g.proc.returncode, 0)
+
     def agent_pid(self, g):
         """qemu-ga's pid from its pid file, when it runs."""
         start = g.run("echo agent-pid-$(cat /run/qemu-ga.pid)-$(kill -0 $(cat /run/qemu-ga.pid) "
