@@ -7,11 +7,12 @@
 
 #include "port-forward.h"
 
-/* Hands out the ports of @data (a 0-terminated list) in order. */
+/* Hands out the ports of @data (a 0-terminated list) in order, then 0
+ * (nothing free). */
 static guint16 fake_probe(guint16 port, gpointer data) {
         guint16 **next = data;
         g_assert_cmpuint(port, ==, 0);
-        return *(*next)++;
+        return **next ? *(*next)++ : 0;
 }
 
 static void test_pick_distinct(void) {
