@@ -128,7 +128,10 @@ class ForwardPortsTest(NobodyMixin, qmtest.QMTestCase):
             self.assertEqual(ports[8080], host)
             self.assertNotEqual(ports[2222], host)
             self.assertEqual(self.get_address(p, 0), "127.0.0.1")
+            t1 = time.monotonic()
             status, body = http_get(host)
+            print("HTTP GET through the forwarded port: %.1f ms" % ((time.monotonic() - t1) * 1000),
+                  file=sys.stderr)
             self.assertEqual(status, 200)
             self.assertIn(HTTP_PAGE, body)
             hosts.append(host)
