@@ -5,7 +5,8 @@
 # clang, libclang-rt-14-dev: the libFuzzer targets (libclang_rt.fuzzer).
 QM_PACKAGES="meson ninja-build gcc pkg-config libsystemd-dev libglib2.0-dev
 libjson-glib-dev qemu-system-x86 qemu-utils dbus python3 python3-gi
-python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev"
+python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev
+ansible-core"
 
 # qm_install_packages: install the Debian packages we need that are missing.
 qm_install_packages() {

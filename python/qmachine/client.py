@@ -492,6 +492,13 @@ class Manager:
                              "(o)")
         return self._machine(path, new_name or None)
 
+    def update_machine(self, name, overrides):
+        """Change the definition of machine `name` (not running, else
+        Busy): the overrides (a config dict) are applied and validated as
+        create_machine's config; an empty value ("" or []) removes a key."""
+        self._call("UpdateMachine",
+                   GLib.Variant("(sa{sv})", (name, _vardict(overrides, CONFIG_TYPES))), "()")
+
     def list_machines(self):
         """All machines as a list of MachineInfo(name, state, pid, path)."""
         (machines,) = self._call("ListMachines", None, "(a(ssuo))")

@@ -115,7 +115,7 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->name = g_strdup(name);
         m->path = qm_name_to_path(name);
         m->config = config;
-        m->config_variant = g_variant_ref_sink(qm_config_to_variant(config, d->default_binary));
+        m->config_variant = g_variant_ref_sink(qm_config_to_variant(config));
         m->state = QM_STATE_DEFINED;
         m->run_state = g_strdup("");
         m->exit_code = QM_EXIT_CODE_UNKNOWN;
@@ -343,6 +343,39 @@ static void save_definition_seq(Machine *m, guint64 event_sequence) {
 
 static void save_definition(Machine *m) {
         save_definition_seq(m, m->event_seq);
+}
+
+gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error) {
+        static const char *const props[] = { "UUID", "Persistent", "MacAddresses", "Config", NULL };
+        g_autoptr(QmConfig) owned = config;
+        g_autoptr(GError) err = NULL;
+
+        if (machine_is_active(m)) {
+                *error = qm_error_new(QM_ERROR_BUSY, "Machine '%s' is %s; shut it down first", m->name,
+                                      qm_state_to_string(m->state));
+                return FALSE;
+        }
+        /* The definition on disk first: when it cannot follow, nothing
+         * changes. */
+        if (owned->persistent) {
+                if (!qm_definition_save(m->daemon->definitions_dir, m->name, owned, m->event_seq, &err)) {
+                        *error = qm_error_new(QM_ERROR_STORAGE_FAILED, "cannot save the definition of '%s': %s",
+                                              m->name, err->message);
+                        return FALSE;
+                }
+        } else if (m->config->persistent) {
+                if (!qm_definition_remove(m->daemon->definitions_dir, m->name, &err)) {
+                        *error = qm_error_new(QM_ERROR_STORAGE_FAILED, "cannot remove the definition of '%s': %s",
+                                              m->name, err->message);
+                        return FALSE;
+                }
+        }
+        qm_config_free(m->config);
+        m->config = g_steal_pointer(&owned);
+        g_variant_unref(m->config_variant);
+        m->config_variant = g_variant_ref_sink(qm_config_to_variant(m->config));
+        machine_notify_changed(m, (char **)props);
+        return TRUE;
 }
 
 static void reply_exit_calls(Machine *m) {

@@ -71,6 +71,11 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config);
 void machine_free(Machine *m);
 
 gboolean machine_is_active(Machine *m);
+
+/* UpdateMachine: take @config (validated, owner set) for a machine that
+ * does not run (else Busy); the definition on disk follows it (saved,
+ * or removed when no longer persistent) or nothing changes. */
+gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error);
 pid_t machine_pid(Machine *m);
 
 /* Take back a QEMU that a previous daemon started (record in the runtime

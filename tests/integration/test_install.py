@@ -64,6 +64,7 @@ POLKIT_DEFAULTS = {
     BUS_NAME + ".console": ("auth_admin", "auth_admin", "auth_admin_keep"),
     BUS_NAME + ".monitor": ("auth_admin", "auth_admin", "auth_admin_keep"),
     BUS_NAME + ".images": ("auth_admin", "auth_admin", "auth_admin_keep"),
+    BUS_NAME + ".guest": ("auth_admin", "auth_admin", "auth_admin_keep"),
 }
 
 # Unit settings the service depends on (see the comments in
