@@ -14,8 +14,8 @@ static int print_all(Ctl *c, const char *name) {
         r = ctl_machine_path(c, name, &path);
         if (r != EXIT_OK)
                 return r;
-        r = sd_bus_get_property(c->bus, QM_BUS_NAME, path, QM_MACHINE_IFACE, "ForwardedPorts", &error, &reply,
-                                "a{qq}");
+        r = sd_bus_get_property(c->bus, QM_BUS_NAME, path, QM_MACHINE_IFACE, "ForwardedPorts", &error,
+                                &reply, "a{qq}");
         if (r < 0) {
                 int ret = ctl_bus_error(&error, r);
                 sd_bus_error_free(&error);

@@ -34,8 +34,9 @@ static TestHostPorts test_host_ports(void) {
 
                 if (end && *end == ':')
                         tries = g_ascii_strtoull(end + 1, &end, 10);
-                if (v && (!end || *end || port < 1 || port > G_MAXUINT16 || tries < 1 ||
-                          tries > QM_FORWARD_PORT_TRIES))
+                if (v &&
+                    (!end || *end || port < 1 || port > G_MAXUINT16 || tries < 1 ||
+                     tries > QM_FORWARD_PORT_TRIES))
                         g_warning("QMACHINED_TEST_HOST_PORTS=%s is not PORT[:TRIES]; ignored", v);
                 else if (v)
                         hook = (TestHostPorts){ (guint16)port, (guint)tries };
@@ -54,8 +55,9 @@ gboolean machine_ports_pick(Machine *m, QmError **error) {
         m->port_tries++;
         if (!qm_forward_ports_pick((const guint16 *)guest->data, guest->len, fixed, qm_port_probe_loopback,
                                    NULL, m->forwarded_ports, &err)) {
-                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "QEMU of '%s' failed to launch: forward-ports: %s",
-                                      m->name, err->message);
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED,
+                                      "QEMU of '%s' failed to launch: forward-ports: %s", m->name,
+                                      err->message);
                 return FALSE;
         }
         return TRUE;
@@ -71,14 +73,16 @@ gboolean machine_ports_retry_wanted(Machine *m) {
                 return FALSE;
         if (m->port_tries >= QM_FORWARD_PORT_TRIES) {
                 g_free(m->launch_error);
-                m->launch_error = g_strdup_printf("a host port chosen for forward-ports was taken by another "
-                                                  "process before QEMU could bind it, %u times in a row",
-                                                  m->port_tries);
+                m->launch_error = g_strdup_printf(
+                        "a host port chosen for forward-ports was taken by another "
+                        "process before QEMU could bind it, %u times in a row",
+                        m->port_tries);
                 return FALSE;
         }
-        g_message("machine %s: a host port for forward-ports was taken before QEMU bound it; choosing new "
-                  "ports (try %u of %u)",
-                  m->name, m->port_tries + 1, QM_FORWARD_PORT_TRIES);
+        g_message(
+                "machine %s: a host port for forward-ports was taken before QEMU bound it; choosing new "
+                "ports (try %u of %u)",
+                m->name, m->port_tries + 1, QM_FORWARD_PORT_TRIES);
         return TRUE;
 }
 
@@ -100,8 +104,9 @@ QmError *machine_get_port(Machine *m, guint16 guest_port, guint16 *host_port) {
         g_autofree char *list = NULL;
 
         if (!machine_is_active(m))
-                return qm_error_new(QM_ERROR_NOT_RUNNING, "Machine '%s' is %s: its ports are forwarded only "
-                                                          "while it runs",
+                return qm_error_new(QM_ERROR_NOT_RUNNING,
+                                    "Machine '%s' is %s: its ports are forwarded only "
+                                    "while it runs",
                                     m->name, qm_state_to_string(m->state));
         *host_port = qm_forward_ports_lookup((const QmPortPair *)ports->data, ports->len, guest_port);
         if (*host_port)
@@ -115,8 +120,9 @@ QmError *machine_get_port(Machine *m, guint16 guest_port, guint16 *host_port) {
 
 QmError *machine_get_address(Machine *m, guint32 nic, const char **address) {
         if (nic >= m->config->nics)
-                return qm_error_new(QM_ERROR_NO_SUCH_NIC, "Machine '%s' has %u NIC%s (config key nics); no NIC %u",
-                                    m->name, m->config->nics, m->config->nics == 1 ? "" : "s", nic);
+                return qm_error_new(QM_ERROR_NO_SUCH_NIC,
+                                    "Machine '%s' has %u NIC%s (config key nics); no NIC %u", m->name,
+                                    m->config->nics, m->config->nics == 1 ? "" : "s", nic);
         /* Every NIC is user-mode: the host reaches its guest through the
          * ports forwarded on the loopback address. */
         *address = "127.0.0.1";

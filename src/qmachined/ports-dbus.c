@@ -1,8 +1,8 @@
 /* GetPort, GetAddress and ForwardedPorts: no authorization (API.md), the
  * answers come from the model at once. */
+#include "ports-dbus.h"
 #include "dbus-common.h"
 #include "machine.h"
-#include "ports-dbus.h"
 
 static int fail(sd_bus_error *error, QmError *e) {
         int r = sd_bus_error_set(error, e->name, e->message);
