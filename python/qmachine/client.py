@@ -581,6 +581,8 @@ _MACHINE_PROPERTIES = {
     "runtime_directory": ("RuntimeDirectory", "The daemon's runtime directory of this machine."),
     "log_directory": ("LogDirectory", "The daemon's log directory of this machine."),
     "owner": ("Owner", "The uid that created the machine."),
+    "forwarded_ports": ("ForwardedPorts", "Guest TCP port → host port on 127.0.0.1 (dict of "
+                        "int to int) for config forward-ports, in this run; empty when not running."),
 }
 
 
@@ -827,6 +829,20 @@ class Machine:
         if isinstance(keys, str):
             keys = [keys]
         self._call("SendKey", GLib.Variant("(asu)", (list(keys), int(hold_ms))), "()")
+
+    def get_port(self, guest_port):
+        """The host port on 127.0.0.1 forwarded to guest TCP port
+        guest_port in this run (BaseVM get_port). PortNotRedirected when it
+        is not in config forward-ports, NotRunning."""
+        (host_port,) = self._call("GetPort", GLib.Variant("(q)", (int(guest_port),)), "(q)")
+        return host_port
+
+    def get_address(self, nic=0):
+        """The address a host process uses to reach the guest of NIC nic
+        (BaseVM get_address): "127.0.0.1" for the user-mode NICs, reached
+        through get_port(). NoSuchNic."""
+        (address,) = self._call("GetAddress", GLib.Variant("(u)", (int(nic),)), "(s)")
+        return address
 
 
 for _py_name, (_dbus_name, _doc) in _MACHINE_PROPERTIES.items():

@@ -122,3 +122,5 @@ int cmd_images(Ctl *c, int argc, char **argv);
 int cmd_image_create(Ctl *c, int argc, char **argv);
 int cmd_image_check(Ctl *c, int argc, char **argv);
 int cmd_image_remove(Ctl *c, int argc, char **argv);
+
+int cmd_port(Ctl *c, int argc, char **argv);

@@ -193,6 +193,10 @@ static const Command commands[] = {
           "seconds until the migration is cancelled (default 3600; 0 or less: no limit)" },
         { "version", "", "print the versions and the daemon's default QEMU binary", 0, 0, cmd_version,
           NO_OPTS, NULL },
+        { "port", "NAME [GUEST_PORT]",
+          "print the host port on 127.0.0.1 forwarded to a guest TCP port; without one, every forwarded "
+          "port as \"GUEST HOST\" lines",
+          1, 2, cmd_port, NO_OPTS, NULL },
 };
 
 static const OptionInfo *find_option(int code) {

@@ -16,6 +16,7 @@
 #include "machine-dbus.h"
 #include "machine-internal.h"
 #include "names.h"
+#include "ports-dbus.h"
 
 /* D-Bus allows 128 MiB per message; leave room for the framing. */
 #define GET_EVENTS_MAX_BYTES (64u * 1024 * 1024)
@@ -454,6 +455,7 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_PROPERTY("LaunchTimestamp", "t", prop_launch_timestamp, 0, CHANGES),
         SD_BUS_PROPERTY("RuntimeDirectory", "s", prop_runtime_directory, 0, CONST),
         SD_BUS_PROPERTY("LogDirectory", "s", prop_log_directory, 0, CONST),
+        SD_BUS_PROPERTY("ForwardedPorts", "a{qq}", ports_dbus_forwarded_ports, 0, CHANGES),
         SD_BUS_METHOD_WITH_ARGS("Launch", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_launch, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("b", hard, "d", timeout), SD_BUS_NO_RESULT,
                                 method_shutdown, ANYONE),
@@ -488,6 +490,10 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("VerifyAlive", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_verify_alive, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("SendKey", SD_BUS_ARGS("as", keys, "u", hold_ms), SD_BUS_NO_RESULT,
                                 method_send_key, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetPort", SD_BUS_ARGS("q", guest_port), SD_BUS_RESULT("q", host_port),
+                                ports_dbus_get_port, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetAddress", SD_BUS_ARGS("u", nic), SD_BUS_RESULT("s", address),
+                                ports_dbus_get_address, ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),
         SD_BUS_SIGNAL_WITH_ARGS("KernelCrashDetected", SD_BUS_ARGS("s", text), 0),
         SD_BUS_VTABLE_END,

@@ -133,6 +133,7 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->exit_calls = g_ptr_array_new_with_free_func(exit_call_free);
         m->add_fds = g_array_new(FALSE, FALSE, sizeof(QmHeldFd));
         g_array_set_clear_func(m->add_fds, held_fd_clear);
+        m->forwarded_ports = g_array_new(FALSE, FALSE, sizeof(QmPortPair));
         return m;
 }
 
@@ -159,6 +160,7 @@ void machine_free(Machine *m) {
         qm_reply_drop(g_steal_pointer(&m->launch_call));
         g_ptr_array_unref(m->exit_calls);
         g_array_unref(m->add_fds);
+        g_array_unref(m->forwarded_ports);
         if (m->notify && m->notify->freed)
                 m->notify->freed(m);
         qm_event_ring_free(m->events);
@@ -219,7 +221,8 @@ pid_t machine_pid(Machine *m) {
 void machine_set_state(Machine *m, QmState state) {
         static const char *const props[] = {
                 "State",       "Pid",         "ExitCode",        "RunState",
-                "QemuVersion", "CommandLine", "LaunchTimestamp", "KernelCrash", NULL,
+                "QemuVersion", "CommandLine", "LaunchTimestamp", "KernelCrash",
+                "ForwardedPorts", NULL,
         };
         m->state = state;
         machine_notify_changed(m, (char **)props);
@@ -314,6 +317,7 @@ static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
                 .command_line = m->command_line,
                 .qemu_version = m->qemu_version,
                 .quit_issued = m->quit_issued,
+                .forwarded_ports = m->forwarded_ports,
         };
         char state;
 
@@ -417,6 +421,9 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         g_free(m->run_state);
         m->run_state = g_strdup("");
 
+        /* a host port of forward-ports was taken before QEMU bound it */
+        if (launching && !m->relaunching && machine_ports_retry_wanted(m))
+                m->relaunching = TRUE;
         if (launching && m->relaunching) {
                 g_autoptr(QmError) e = NULL;
                 m->relaunching = FALSE;
@@ -646,6 +653,7 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
         g_free(m->qemu_version);
         m->qemu_version = g_strdup(r->qemu_version);
         m->quit_issued = r->quit_issued;
+        machine_ports_restore(m, r->forwarded_ports);
         m->taken_back = TRUE;
 
         m->process = qemu_process_attach(r->pid, r->start_time, machine_on_process_exit, m, &err);
