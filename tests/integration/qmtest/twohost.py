@@ -549,3 +549,7 @@ class TwoHostTestCase(QMTestCase):
         return self.manager("CreateMachine",
                             GLib.Variant("(sa{sv})", (name, config_variant(config))),
                             "(o)", conn=conn)
+
+    def launch_on(self, conn, path, timeout=120.0):
+        """launch on the daemon of conn."""
+        return self.machine(path, "Launch", None, "()", timeout=timeout, conn=conn)
