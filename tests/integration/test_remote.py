@@ -79,6 +79,14 @@ class FixtureTest(TwoHostTestCase):
         self.assertEqual(self.env.qemu_pids(), [])
         self.assertEqual(self.env_b.qemu_pids(), [pid])
 
+    def test_restarted_daemon_stays_in_its_namespace(self):
+        """What migration tests do to B (restart_daemon) keeps it on B."""
+        self.create_machine_on(self.conn_b, "kept", args=qmtest.none_args(), persistent=True)
+        self.env_b.restart_daemon()
+        self.assertEqual(netns_inode(self.env_b.daemon.pid), self.hosts.b.netns.inode)
+        names = [m[0] for m in self.manager("ListMachines", None, "(a(ssuo))", conn=self.conn_b)]
+        self.assertEqual(names, ["kept"])
+
     def test_busctl_h_reaches_b(self):
         r = self.hosts.run("a", ["busctl", "-H", self.hosts.b.ssh_target, "tree",
                                  qmtest.BUS_NAME])
