@@ -530,11 +530,12 @@ class TwoHostTestCase(QMTestCase):
     def tearDown(self):
         for r in self.recorders:
             r.close()
+        # The logs go with the temp dirs: read them first.
+        logs = (self.env.daemon_output()[-10000:], self.env_b.daemon_output()[-10000:])
         problems = self.hosts.stop()
         if problems:
-            self.fail("; ".join(problems) + "\n--- host A's qmachined ---\n"
-                      + self.env.daemon_output()[-10000:]
-                      + "\n--- host B's qmachined ---\n" + self.env_b.daemon_output()[-10000:])
+            self.fail("; ".join(problems) + "\n--- host A's qmachined ---\n" + logs[0]
+                      + "\n--- host B's qmachined ---\n" + logs[1])
 
     def record(self, iface=None, member=None, path=None, arg0=None, conn=None):
         """QMTestCase.record, from B's daemon when conn is self.conn_b."""
