@@ -5,8 +5,11 @@
 # clang, libclang-rt-14-dev: the libFuzzer targets (libclang_rt.fuzzer).
 QM_PACKAGES="meson ninja-build gcc pkg-config libsystemd-dev libglib2.0-dev
 libjson-glib-dev qemu-system-x86 qemu-utils dbus python3 python3-gi
-python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev
-ansible-core"
+python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev"
+# iproute2, openssh-server: the two hosts of the remote and migration tests
+# (network namespaces, sshd; tests/integration/qmtest/twohost.py).
+# ansible-core: the Ansible module's test (contrib/ansible).
+QM_PACKAGES="$QM_PACKAGES iproute2 openssh-server ansible-core"
 
 # qm_install_packages: install the Debian packages we need that are missing.
 qm_install_packages() {

@@ -12,6 +12,7 @@
 
 enum {
         OPT_HELP = 'h',
+        OPT_HOST = 'H',
         OPT_FIRST = 0x100,
         OPT_SESSION = OPT_FIRST,
         OPT_ADDRESS,
@@ -55,6 +56,9 @@ static const OptionInfo global_options[] = {
         { { "address", required_argument, NULL, OPT_ADDRESS },
           "ADDR",
           "talk to the daemon on the bus at this D-Bus address" },
+        { { "host", required_argument, NULL, OPT_HOST },
+          "[USER@]HOST",
+          "-H: talk to the daemon of a remote host, over ssh (file descriptors cannot cross it)" },
         { { "no-ask-password", no_argument, NULL, OPT_NO_ASK_PASSWORD },
           NULL,
           "do not ask for a password when polkit wants one" },
@@ -292,10 +296,19 @@ static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, 
         case OPT_SESSION:
                 c->session = true;
                 c->address = NULL;
+                c->host = NULL;
                 return EXIT_OK;
         case OPT_ADDRESS:
                 c->address = arg;
                 c->session = false;
+                c->host = NULL;
+                return EXIT_OK;
+        case OPT_HOST:
+                if (arg[0] == '\0' || arg[0] == '-')
+                        return usage_error(cmd, "invalid host for -H: \"%s\"", arg);
+                c->host = arg;
+                c->session = false;
+                c->address = NULL;
                 return EXIT_OK;
         case OPT_NO_ASK_PASSWORD:
                 c->ask_password = false;
@@ -434,7 +447,7 @@ int main(int argc, char **argv) {
         c.o.drain = 1.0;
 
         /* Global options up to the command name. */
-        r = parse_options(&c, NULL, argc, argv, "+:h");
+        r = parse_options(&c, NULL, argc, argv, "+:hH:");
         if (r >= 0)
                 return r;
         if (optind >= argc)
@@ -459,7 +472,7 @@ int main(int argc, char **argv) {
         argc -= optind;
         argv += optind;
         optind = 0;
-        r = parse_options(&c, cmd, argc, argv, ":h");
+        r = parse_options(&c, cmd, argc, argv, ":hH:");
         if (r >= 0)
                 return r;
         argc -= optind;
@@ -467,6 +480,8 @@ int main(int argc, char **argv) {
         if (argc < cmd->min_args || (cmd->max_args >= 0 && argc > cmd->max_args))
                 return usage_error(cmd, "%s arguments", argc < cmd->min_args ? "too few" : "too many");
 
+        if (c.host && cmd->run == cmd_console)
+                return ctl_remote_console(&c, argv[0]);
         r = ctl_connect(&c);
         if (r != EXIT_OK)
                 return r;

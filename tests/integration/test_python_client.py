@@ -165,8 +165,12 @@ class ManagerTest(ClientTestCase):
             self.assertEqual(list(changes), [])
 
     def test_connect_arguments(self):
-        with self.assertRaises(NotImplementedError):
+        # a host has only its system bus, and is no ssh option
+        with self.assertRaises(ValueError):
             qmachine.connect(address=self.env.address, host="elsewhere")
+        for host in ("", "-oProxyCommand=true", "a b", "a\nb"):
+            with self.assertRaises(ValueError):
+                qmachine.connect(host=host)
         with self.assertRaises(ValueError):
             qmachine.connect(address=self.env.address, session=True)
         # DBUS_SYSTEM_BUS_ADDRESS is honoured (the harness sets it)
