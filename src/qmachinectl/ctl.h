@@ -51,6 +51,19 @@ typedef struct {
         bool cancel_after_set;
         double cancel_after;
         double drain;
+        /* migrate --to */
+        const char *to;
+        const char *dname;
+        const char *listen_address;
+        bool undefine_source;
+        bool bandwidth_set;
+        uint64_t bandwidth;
+        bool downtime_limit_set;
+        uint64_t downtime_limit;
+        bool auto_converge;
+        bool postcopy;
+        bool postcopy_after_set;
+        double postcopy_after;
 } CtlOptions;
 
 typedef struct {
