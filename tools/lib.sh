@@ -10,6 +10,9 @@ python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev"
 # (network namespaces, sshd; tests/integration/qmtest/twohost.py).
 # ansible-core: the Ansible module's test (contrib/ansible).
 QM_PACKAGES="$QM_PACKAGES iproute2 openssh-server ansible-core"
+# dpkg-dev, build-essential, debhelper, dh-python, lintian: the Debian
+# packages (debian/) and their test (tests/integration/test_debian_package.py).
+QM_PACKAGES="$QM_PACKAGES dpkg-dev build-essential debhelper dh-python lintian"
 
 # qm_install_packages: install the Debian packages we need that are missing.
 qm_install_packages() {
