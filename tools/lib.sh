@@ -10,6 +10,10 @@ python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev"
 # (network namespaces, sshd; tests/integration/qmtest/twohost.py).
 # ansible-core: the Ansible module's test (contrib/ansible).
 QM_PACKAGES="$QM_PACKAGES iproute2 openssh-server ansible-core"
+# python3-docutils: rst2man for the manual pages (man/), man-db and
+# groff-base to check them; bash-completion, logrotate: their files' tests;
+# libglib2.0-dev-bin: gdbus-codegen (tests/codegen).
+QM_PACKAGES="$QM_PACKAGES python3-docutils man-db groff-base bash-completion logrotate libglib2.0-dev-bin"
 
 # qm_install_packages: install the Debian packages we need that are missing.
 qm_install_packages() {

@@ -22,6 +22,8 @@ the configured directories say, and what it installs is valid:
 - the interface XML lands in dbus-1/interfaces as it is in introspection/;
 - the logrotate file lands in SYSCONFDIR/logrotate.d and, run by logrotate
   on a log a writer holds open, rotates it in place (copytruncate);
+- the bash completion lands in bash-completion's completionsdir (below
+  our DATADIR);
 - the manual pages, when built, land in MANDIR/man1, man5 and man8.
 
 Nothing here needs root: everything is installed below a temporary DESTDIR.
@@ -55,6 +57,7 @@ SYSUSERS = "qmachined.conf"
 INTERFACES = ("org.qmachine.QMachine1.Manager.xml", "org.qmachine.QMachine1.Machine.xml")
 # named after the package like the daemon: looked up with its directory
 LOGROTATE = "logrotate.d/qmachined"
+COMPLETION = "completions/qmachinectl"
 MAN_PAGES = ("qmachined.8", "qmachinectl.1", "org.qmachine.QMachine1.5")
 
 # The "Overall exposure level" of `systemd-analyze security --offline=true`
@@ -309,6 +312,9 @@ def expected_dirs(options, env):
             prefix, pkg_config_variable("dbus-1", "interfaces_dir", ("prefix", prefix), env)
             or os.path.join(datadir, "dbus-1", "interfaces"))),
         LOGROTATE: norm(os.path.join(prefix, options["sysconfdir"], "logrotate.d")),
+        COMPLETION: norm(os.path.join(
+            prefix, pkg_config_variable("bash-completion", "completionsdir", ("datadir", datadir), env)
+            or os.path.join(datadir, "bash-completion", "completions"))),
     }
 
 
@@ -642,6 +648,13 @@ class InstallTest(unittest.TestCase):
                         open(os.path.join(self.source, "introspection", name), "rb") as g:
                     self.assertEqual(f.read(), g.read(), "installed XML differs from introspection/")
 
+    def test_bash_completion(self):
+        path, copy = self.dest(COMPLETION)
+        self.assertEqual(norm(os.path.dirname(path)), self.expected[COMPLETION])
+        with open(copy, "rb") as f, \
+                open(os.path.join(self.source, "data", "completion", "qmachinectl.bash"), "rb") as g:
+            self.assertEqual(f.read(), g.read())
+
     def test_man_pages(self):
         if self.options.get("man") == "disabled" or not any(
                 os.path.basename(p) in MAN_PAGES for p in self.installed.values()):
@@ -715,6 +728,7 @@ class InstallTest(unittest.TestCase):
             DAEMON: "/usr/sbin",
             INTERFACES[0]: "/usr/stub-share/dbus-1/stub-interfaces",
             LOGROTATE: "/etc/logrotate.d",
+            COMPLETION: "/usr/share/bash-completion/completions",
         }
         got = {name: os.path.dirname(installed_path(installed, name)) for name in want}
         self.assertEqual(got, want)
