@@ -13,6 +13,10 @@ QM_PACKAGES="$QM_PACKAGES iproute2 openssh-server ansible-core"
 # dpkg-dev, build-essential, debhelper, dh-python, lintian: the Debian
 # packages (debian/) and their test (tests/integration/test_debian_package.py).
 QM_PACKAGES="$QM_PACKAGES dpkg-dev build-essential debhelper dh-python lintian"
+# python3-docutils: rst2man for the manual pages (man/), man-db and
+# groff-base to check them; bash-completion, logrotate: their files' tests;
+# libglib2.0-dev-bin: gdbus-codegen (tests/codegen).
+QM_PACKAGES="$QM_PACKAGES python3-docutils man-db groff-base bash-completion logrotate libglib2.0-dev-bin"
 
 # qm_install_packages: install the Debian packages we need that are missing.
 qm_install_packages() {
