@@ -12,7 +12,8 @@ python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev"
 QM_PACKAGES="$QM_PACKAGES iproute2 openssh-server ansible-core"
 # dpkg-dev, build-essential, debhelper, dh-python, lintian: the Debian
 # packages (debian/) and their test (tests/integration/test_debian_package.py).
-QM_PACKAGES="$QM_PACKAGES dpkg-dev build-essential debhelper dh-python lintian"
+QM_PACKAGES="$QM_PACKAGES dpkg-dev build-essential debhelper dh-python lintian
+python3-docutils"
 
 # qm_install_packages: install the Debian packages we need that are missing.
 qm_install_packages() {
