@@ -54,10 +54,16 @@ REQUIRED_FILES = {
         "/usr/share/dbus-1/system.d/org.qmachine.QMachine1.conf",
         "/usr/share/dbus-1/system-services/org.qmachine.QMachine1.service",
         "/usr/share/polkit-1/actions/org.qmachine.QMachine1.policy",
+        "/usr/share/dbus-1/interfaces/org.qmachine.QMachine1.Manager.xml",
+        "/usr/share/dbus-1/interfaces/org.qmachine.QMachine1.Machine.xml",
+        "/etc/logrotate.d/qmachined",
+        "/usr/share/man/man8/qmachined.8.gz",
+        "/usr/share/man/man5/org.qmachine.QMachine1.5.gz",
         "/usr/share/doc/qmachined/copyright",
     ),
     "qmachinectl": (
         "/usr/bin/qmachinectl",
+        "/usr/share/man/man1/qmachinectl.1.gz",
         "/usr/share/doc/qmachinectl/copyright",
     ),
     "python3-qmachine": (
@@ -251,7 +257,7 @@ class DebianPackageTest(unittest.TestCase):
                     seen[path] = pkg
         # the client alone, no daemon files
         ctl = [p for p in self.contents("qmachinectl")
-               if not p.startswith(("/usr/share/doc/", "/usr/share/lintian/"))]
+               if not p.startswith(("/usr/share/doc/", "/usr/share/man/"))]
         self.assertEqual(ctl, ["/usr/bin/qmachinectl"])
         # every module of python/qmachine, and only there
         modules = sorted(f for f in os.listdir(os.path.join(self.source, "python", "qmachine"))
@@ -297,6 +303,11 @@ class DebianPackageTest(unittest.TestCase):
             text = f.read()
         self.assertIn('systemd-sysusers ${DPKG_ROOT:+--root="$DPKG_ROOT"} qmachined.conf', text)
         self.assertIn("adduser --system", text)
+
+    def test_logrotate_file_is_a_conffile(self):
+        with open(os.path.join(self.maintainer_scripts("qmachined"), "conffiles"),
+                  encoding="utf-8") as f:
+            self.assertEqual(f.read().split(), ["/etc/logrotate.d/qmachined"])
 
     def fresh_root(self, name):
         """An empty root that dpkg --root accepts, with /etc/passwd and
