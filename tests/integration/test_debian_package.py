@@ -64,6 +64,7 @@ REQUIRED_FILES = {
     "qmachinectl": (
         "/usr/bin/qmachinectl",
         "/usr/share/man/man1/qmachinectl.1.gz",
+        "/usr/share/bash-completion/completions/qmachinectl",
         "/usr/share/doc/qmachinectl/copyright",
     ),
     "python3-qmachine": (
@@ -258,7 +259,8 @@ class DebianPackageTest(unittest.TestCase):
         # the client alone, no daemon files
         ctl = [p for p in self.contents("qmachinectl")
                if not p.startswith(("/usr/share/doc/", "/usr/share/man/"))]
-        self.assertEqual(ctl, ["/usr/bin/qmachinectl"])
+        self.assertEqual(ctl, ["/usr/bin/qmachinectl",
+                               "/usr/share/bash-completion/completions/qmachinectl"])
         # every module of python/qmachine, and only there
         modules = sorted(f for f in os.listdir(os.path.join(self.source, "python", "qmachine"))
                          if f.endswith(".py"))
