@@ -6,8 +6,8 @@
 # The tables below follow src/qmachinectl/main.c; test_completion.py checks
 # them against `qmachinectl --help` and `qmachinectl COMMAND --help`.
 
-__qmachinectl_commands='list status create clone remove start launch stop kill
-wait powerdown pause resume reset qmp command events wait-event monitor log
+__qmachinectl_commands='list status create clone remove enable disable start launch stop kill
+wait powerdown powerdown-all pause resume reset qmp command events wait-event monitor log
 console console-output send-key images image-create image-check image-remove
 migrate version port help'
 
@@ -28,7 +28,7 @@ __qmachinectl_command_options() {
                       --console-device= --console-index= --nics= --qmp-timeout= --uuid=
                       --incoming= --description= --no-qmp' ;;
         stop) echo '--timeout= --force' ;;
-        wait|powerdown) echo '--timeout=' ;;
+        wait|powerdown|powerdown-all) echo '--timeout=' ;;
         events) echo '--after=' ;;
         wait-event) echo '--after= --timeout=' ;;
         console) echo '--drain=' ;;
@@ -44,7 +44,7 @@ __qmachinectl_command_options() {
 # nothing to complete.
 __qmachinectl_argument_kind() {
     case $1 in
-        list|images|version|create|image-create) ;;
+        list|images|version|create|image-create|powerdown-all) ;;
         image-check|image-remove) echo image ;;
         help) echo command ;;
         *) echo machine ;;

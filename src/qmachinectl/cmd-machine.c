@@ -282,6 +282,17 @@ int cmd_remove(Ctl *c, int argc, char **argv) {
         return ctl_manager_call(c, "RemoveMachine", 0, NULL, "s", argv[0]);
 }
 
+/* machinectl enable/disable: autostart at the next host boot (a kept
+ * definition is needed for that, so enable also makes it persistent). */
+int cmd_enable(Ctl *c, int argc, char **argv) {
+        return ctl_manager_call(c, "UpdateMachine", 0, NULL, "sa{sv}", argv[0], 2, "autostart", "b", 1,
+                                "persistent", "b", 1);
+}
+
+int cmd_disable(Ctl *c, int argc, char **argv) {
+        return ctl_manager_call(c, "UpdateMachine", 0, NULL, "sa{sv}", argv[0], 1, "autostart", "b", 0);
+}
+
 int cmd_start(Ctl *c, int argc, char **argv) {
         return ctl_machine_call(c, argv[0], "Launch", 0, NULL, NULL);
 }

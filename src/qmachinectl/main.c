@@ -180,6 +180,10 @@ static const Command commands[] = {
         { "clone", "NAME NEW_NAME", "define a copy of a machine (new UUID and MACs)", 2, 2, cmd_clone,
           NO_OPTS, NULL },
         { "remove", "NAME", "remove a machine that does not run", 1, 1, cmd_remove, NO_OPTS, NULL },
+        { "enable", "NAME",
+          "start the machine when the daemon first starts after a host boot (autostart; makes it persistent)",
+          1, 1, cmd_enable, NO_OPTS, NULL },
+        { "disable", "NAME", "no autostart for the machine", 1, 1, cmd_disable, NO_OPTS, NULL },
         { "start", "NAME", "start QEMU; returns when its QMP monitor is ready", 1, 1, cmd_start, NO_OPTS,
           NULL },
         { "launch", "NAME", "the same as start", 1, 1, cmd_start, NO_OPTS, NULL },
@@ -192,6 +196,11 @@ static const Command commands[] = {
         { "powerdown", "NAME [--timeout S]",
           "press the ACPI power button and wait for the guest to power off", 1, 1, cmd_powerdown,
           OPTS(OPT_TIMEOUT), "seconds to wait for the guest (default 30; negative: no limit)" },
+        { "powerdown-all", "[--timeout S]",
+          "press the ACPI power button of every running machine at once and wait; a guest that has not "
+          "powered off when the timeout runs out is ended (QMP quit, then SIGKILL); exit 1 if any was. "
+          "qmachined-guests.service runs this at host shutdown",
+          0, 0, cmd_powerdown_all, OPTS(OPT_TIMEOUT), "seconds each guest has (default 120)" },
         { "pause", "NAME", "pause the guest's CPUs (QMP stop)", 1, 1, cmd_pause, NO_OPTS, NULL },
         { "resume", "NAME", "resume the guest's CPUs (QMP cont)", 1, 1, cmd_resume, NO_OPTS, NULL },
         { "reset", "NAME", "reset the guest (QMP system_reset)", 1, 1, cmd_reset, NO_OPTS, NULL },

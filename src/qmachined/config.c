@@ -62,6 +62,7 @@ static const KeyInfo keys[] = {
         KEY("sandbox", "b", KEY_BOOL, sandbox, FALSE),
         KEY("forward-ports", "aq", KEY_U16V, forward_ports, FALSE),
         KEY("guest-agent", "b", KEY_BOOL, guest_agent, FALSE),
+        KEY("autostart", "b", KEY_BOOL, autostart, FALSE),
 };
 
 /* An aq as a GArray of guint16. */
@@ -221,6 +222,12 @@ static gboolean check_values(QmConfig *c, QmError **error) {
         if (c->forward_ports->len > 0 && c->nics == 0) {
                 *error = qm_error_new(QM_ERROR_INVALID_ARGS,
                                       "config key 'forward-ports' needs 'nics' of at least 1 (ports of NIC 0 are forwarded)");
+                return FALSE;
+        }
+        if (c->autostart && !c->persistent) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "config key 'autostart' needs 'persistent' set to true (only a kept "
+                                      "definition is there at the next boot)");
                 return FALSE;
         }
         if (c->binary && strchr(c->binary, '\n')) {

@@ -35,6 +35,7 @@ typedef struct {
         gboolean sandbox;
         GArray *forward_ports; /* guint16 guest TCP ports of NIC 0, distinct, non-zero */
         gboolean guest_agent;  /* a virtio-serial port for the QEMU guest agent */
+        gboolean autostart;    /* launched when the daemon first starts after a host boot */
         /* Not a key: the uid that created the machine (its Owner). Set by
          * the daemon, never by a caller; kept in definitions and records. */
         uid_t owner;

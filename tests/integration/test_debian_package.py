@@ -50,6 +50,7 @@ REQUIRED_FILES = {
     "qmachined": (
         "/usr/sbin/qmachined",
         "/lib/systemd/system/qmachined.service",
+        "/lib/systemd/system/qmachined-guests.service",
         "/usr/lib/sysusers.d/qmachined.conf",
         "/usr/share/dbus-1/system.d/org.qmachine.QMachine1.conf",
         "/usr/share/dbus-1/system-services/org.qmachine.QMachine1.service",

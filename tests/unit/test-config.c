@@ -56,7 +56,7 @@ static void test_all_keys(void) {
         g_assert_cmpstr(c->uuid, ==, "0f0e0d0c-0b0a-0908-0706-050403020100");
         back = g_variant_ref_sink(qm_config_to_variant(c));
         /* every key but the unset user */
-        g_assert_cmpuint(g_variant_n_children(back), ==, 17);
+        g_assert_cmpuint(g_variant_n_children(back), ==, 18);
         g_assert_false(g_variant_lookup(back, "user", "&s", NULL));
         g_assert_cmpuint(c->forward_ports->len, ==, 2);
         g_assert_cmpuint(g_array_index(c->forward_ports, guint16, 1), ==, 8080);
@@ -89,6 +89,7 @@ static void test_forward_ports(void) {
         assert_invalid("{'nics': <uint32 1>, 'forward-ports': <[uint16 22, 22]>}", "twice");
         assert_invalid("{'nics': <uint32 1>, 'forward-ports': <[22]>}", "'aq'");
         assert_invalid("{'guest-agent': <'yes'>}", "guest-agent");
+        assert_invalid("{'autostart': <true>}", "persistent");
 }
 
 static void test_errors(void) {
