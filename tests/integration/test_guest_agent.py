@@ -13,6 +13,7 @@ import re
 import select
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -100,9 +101,12 @@ class AgentCalls:
             options["timeout"] = GLib.Variant("d", float(timeout))
         if env is not None:
             options["env"] = GLib.Variant("as", env)
-        code, out, errout = self.machine(
-            path, "GuestExec", GLib.Variant("(asaya{sv})", (argv, stdin, options)),
-            "(iayay)", timeout=call_timeout)
+        # "ay" from bytes without a Python object per byte
+        args = GLib.Variant.new_tuple(
+            GLib.Variant("as", argv),
+            GLib.Variant.new_from_bytes(GLib.VariantType.new("ay"), GLib.Bytes.new(stdin), True),
+            GLib.Variant("a{sv}", options))
+        code, out, errout = self.machine(path, "GuestExec", args, "(iayay)", timeout=call_timeout)
         return code, bytes(out), bytes(errout)
 
     def sh(self, path, script, **kw):
@@ -295,6 +299,57 @@ class GuestAgentTest(AgentCalls, qmtest.QMTestCase):
         self.wait_property(path, "GuestAgentConnected", True, timeout=60)
         timing("daemon restart to GuestAgentConnected", time.monotonic() - t0)
         self.assertEqual(self.sh(path, "echo again; exit 4"), (4, b"again\n", b""))
+        self.shutdown(path, True)
+
+    def ctl(self, *args, stdin=b"", timeout=120):
+        """qmachinectl; returns the CompletedProcess (bytes)."""
+        exe = os.environ.get("QMACHINECTL") or os.path.join(
+            qmtest.source_root(), "build", "src", "qmachinectl", "qmachinectl")
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.env.system_address)
+        return subprocess.run([exe] + list(args), input=stdin, capture_output=True, env=env,
+                              timeout=timeout)
+
+    def test_qmachinectl(self):
+        path = self.booted_with_agent("ga-ctl")
+        # exec: output apart, the program's status is ours
+        r = self.ctl("exec", "ga-ctl", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 7")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (7, b"out\n", b"err\n"))
+        # stdin that is not a terminal is passed; machinectl's spelling
+        r = self.ctl("shell", "ga-ctl", "--", "tr", "a-z", "A-Z", stdin=b"hello\n")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"HELLO\n", b""))
+        # a signal: 128+N
+        r = self.ctl("exec", "ga-ctl", "--", "/bin/sh", "-c", "kill -TERM $$")
+        self.assertEqual(r.returncode, 128 + 15, r)
+        r = self.ctl("exec", "ga-ctl", "--timeout", "1", "--", "sleep", "20")
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn(b"did not end within", r.stderr)
+        r = self.ctl("exec", "ga-ctl", "--", "/no/such/program")
+        self.assertEqual(r.returncode, 1, r)
+        self.assertTrue(r.stderr.startswith(b"qmachinectl: "), r.stderr)
+        # copies: the host files are opened by qmachinectl
+        tmp = self.env.path("ctl-copies")
+        os.makedirs(tmp, exist_ok=True)
+        src, back = os.path.join(tmp, "src"), os.path.join(tmp, "back")
+        payload = os.urandom(300 * 1024)
+        with open(src, "wb") as f:
+            f.write(payload)
+        r = self.ctl("copy-to", "ga-ctl", src, "/tmp/ctl-file", "--mode", "0755")
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+        self.assertEqual(self.sh(path, "stat -c %a /tmp/ctl-file")[1], b"755\n")
+        r = self.ctl("copy-from", "ga-ctl", "/tmp/ctl-file", back)
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+        with open(back, "rb") as f:
+            self.assertEqual(f.read(), payload)
+        # a failed copy leaves no host file it created
+        missing = os.path.join(tmp, "missing")
+        r = self.ctl("copy-from", "ga-ctl", "/no/such/file", missing)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn(b"No such file", r.stderr)
+        self.assertFalse(os.path.exists(missing))
+        # usage errors
+        self.assertEqual(self.ctl("copy-to", "ga-ctl", src, "/tmp/x", "--mode", "9").returncode, 2)
+        self.assertEqual(self.ctl("exec", "ga-ctl").returncode, 2)
+        self.assertEqual(self.ctl("copy-to", "ga-ctl", "/no/such/host/file", "/tmp/x").returncode, 1)
         self.shutdown(path, True)
 
     def test_without_agent(self):
