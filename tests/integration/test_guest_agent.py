@@ -24,6 +24,9 @@ from qmtest import (BUS_NAME, INVALID_ARGS, MACHINE_IFACE, GLib, Gio,  # noqa: E
                     err)
 from test_polkit import NobodyMixin, action, vtext  # noqa: E402
 
+sys.path.insert(0, os.path.join(qmtest.source_root(), "python"))
+import qmachine  # noqa: E402
+
 BANNER = b"QMACHINE-GUEST-READY"
 BOOT_TIMEOUT = 120.0
 AGENT_TIMEOUT = 120.0  # launch to the agent answering, TCG on a busy machine
@@ -309,7 +312,7 @@ class GuestAgentTest(AgentCalls, qmtest.QMTestCase):
         return subprocess.run([exe] + list(args), input=stdin, capture_output=True, env=env,
                               timeout=timeout)
 
-    def test_qmachinectl(self):
+    def test_qmachinectl_and_python_client(self):
         path = self.booted_with_agent("ga-ctl")
         # exec: output apart, the program's status is ours
         r = self.ctl("exec", "ga-ctl", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 7")
@@ -350,7 +353,40 @@ class GuestAgentTest(AgentCalls, qmtest.QMTestCase):
         self.assertEqual(self.ctl("copy-to", "ga-ctl", src, "/tmp/x", "--mode", "9").returncode, 2)
         self.assertEqual(self.ctl("exec", "ga-ctl").returncode, 2)
         self.assertEqual(self.ctl("copy-to", "ga-ctl", "/no/such/host/file", "/tmp/x").returncode, 1)
-        self.shutdown(path, True)
+
+        # The Python client, on the same guest.
+        mgr = qmachine.connect(address=self.env.address)
+        self.addCleanup(mgr.close)
+        m = mgr.get_machine("ga-ctl")
+        self.assertTrue(m.guest_agent_connected)
+        self.assertEqual(m.guest_agent("guest-ping"), {"return": {}})
+        self.assertEqual(m.guest_agent("guest-file-close", handle=123456)["error"]["class"],
+                         "GenericError")
+        r = m.guest_exec(["/bin/sh", "-c", "cat; echo e >&2; exit 2"], stdin=b"in\n",
+                         env=["PATH=/bin"])
+        self.assertEqual(r, qmachine.GuestExecResult(2, b"in\n", b"e\n"))
+        self.assertEqual(r.exit_code, 2)
+        with self.assertRaises(qmachine.Timeout):
+            m.guest_exec(["sleep", "20"], timeout=1)
+        with self.assertRaises(qmachine.GuestExecFailed):
+            m.guest_exec(["/no/such/program"])
+        m.copy_to_guest(src, "/tmp/py-file", mode=0o600)
+        self.assertEqual(m.guest_exec(["stat", "-c", "%a", "/tmp/py-file"]).stdout, b"600\n")
+        with open(back, "wb") as f:  # an open file, left open
+            m.copy_from_guest("/tmp/py-file", f)
+            self.assertFalse(f.closed)
+        with open(back, "rb") as f:
+            self.assertEqual(f.read(), payload)
+        os.unlink(back)
+        m.copy_from_guest("/tmp/py-file", back)  # a path, created here
+        with open(back, "rb") as f:
+            self.assertEqual(f.read(), payload)
+        with self.assertRaises(qmachine.QmpError):
+            m.copy_from_guest("/no/such/file", back)
+        m.shutdown(hard=True)
+        self.assertFalse(m.guest_agent_connected)
+        with self.assertRaises(qmachine.NotRunning):
+            m.guest_exec(["true"])
 
     def test_without_agent(self):
         # config without guest-agent: NoGuestAgent, whatever the state
