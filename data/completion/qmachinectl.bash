@@ -8,7 +8,7 @@
 
 __qmachinectl_commands='list status create clone remove enable disable start launch stop kill
 wait powerdown powerdown-all pause resume reset qmp command events wait-event monitor log
-console console-output send-key images image-create image-check image-remove
+console console-output send-key exec shell copy-to copy-from images image-create image-check image-remove
 migrate version port help'
 
 __qmachinectl_global_options='--help -h --session --address= --host= -H
@@ -19,7 +19,7 @@ __qmachinectl_value_options='--address --host -H --timeout --after --hold
 --machine --arg --wrapper --binary --console-device --console-index --nics
 --qmp-timeout --uuid --incoming --description --cluster-size --backing --to
 --dname --listen-address --bandwidth --downtime-limit --postcopy-after
---cancel-after --drain'
+--cancel-after --drain --mode'
 
 # The options of each command, besides the global ones.
 __qmachinectl_command_options() {
@@ -33,6 +33,8 @@ __qmachinectl_command_options() {
         wait-event) echo '--after= --timeout=' ;;
         console) echo '--drain=' ;;
         send-key) echo '--hold=' ;;
+        exec|shell) echo '--timeout=' ;;
+        copy-to) echo '--mode=' ;;
         image-create) echo '--cluster-size= --backing=' ;;
         migrate) echo '--timeout= --offline --cancel-after= --to= --persistent
                        --undefine-source --dname= --listen-address= --bandwidth=

@@ -122,3 +122,6 @@ __all__ = [
     "EventStream", "KernelCrashStream", "MachineChangeStream", "WAIT_FOREVER", "CALL_MARGIN",
     "errors",
 ] + [n for n in errors.__all__ if n[0].isupper()]  # the error classes
+
+from .client import GuestExecResult  # noqa: E402
+__all__.append("GuestExecResult")

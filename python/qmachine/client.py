@@ -84,6 +84,10 @@ ImageInfo = collections.namedtuple("ImageInfo", "name format size")
 ImageInfo.__doc__ = """One entry of Manager.list_images(): file name, format
 and virtual size in bytes."""
 
+GuestExecResult = collections.namedtuple("GuestExecResult", "exit_code stdout stderr")
+GuestExecResult.__doc__ = """What Machine.guest_exec() returns: the program's
+exit code (-N when signal N ended it), its stdout and stderr (bytes)."""
+
 Event = collections.namedtuple("Event", "seq name data timestamp")
 Event.__doc__ = """One QMP event from Machine.events(): its sequence number,
 name (e.g. "STOP"), data (a dict, {} when QEMU sent none) and timestamp (µs
@@ -667,6 +671,8 @@ _MACHINE_PROPERTIES = {
     "owner": ("Owner", "The uid that created the machine."),
     "forwarded_ports": ("ForwardedPorts", "Guest TCP port → host port on 127.0.0.1 (dict of "
                         "int to int) for config forward-ports, in this run; empty when not running."),
+    "guest_agent_connected": ("GuestAgentConnected",
+                              "True while the guest agent answers (config guest_agent)."),
 }
 
 
@@ -927,6 +933,89 @@ class Machine:
         through get_port(). NoSuchNic."""
         (address,) = self._call("GetAddress", GLib.Variant("(u)", (int(nic),)), "(s)")
         return address
+
+
+    # -- the guest agent (config guest_agent)
+
+    def guest_agent(self, command, arguments=None, **kwargs):
+        """Send a raw guest agent command (libvirt's
+        virDomainQemuAgentCommand); returns the agent's whole response as a
+        dict, {"return": ...} or {"error": ...}. Keyword arguments are
+        merged into `arguments`. NoGuestAgent, NotRunning,
+        GuestAgentUnavailable (the agent does not answer)."""
+        (text,) = self._call("GuestAgent",
+                             GLib.Variant("(ss)", (command, _json_arg(arguments, kwargs))), "(s)")
+        return json.loads(text)
+
+    def guest_exec(self, argv, stdin=b"", timeout=60.0, env=None):
+        """Run a program in the guest (BaseVM session.cmd); returns
+        GuestExecResult(exit_code, stdout, stderr). argv is a list (the
+        program first, searched in the agent's PATH); stdin bytes for its
+        standard input (at most 16 MiB); env a list of "NAME=value"
+        replacing the agent's environment. Timeout when it runs longer than
+        timeout seconds (it keeps running in the guest); GuestExecFailed
+        when the agent cannot start it."""
+        options = {"timeout": GLib.Variant("d", float(timeout))}
+        if env is not None:
+            options["env"] = GLib.Variant("as", list(env))
+        data = GLib.Variant.new_from_bytes(GLib.VariantType.new("ay"), GLib.Bytes.new(bytes(stdin)), True)
+        args = GLib.Variant.new_tuple(GLib.Variant("as", list(argv)), data, GLib.Variant("a{sv}", options))
+        reply = self._bus.call(self.path, MACHINE_IFACE, "GuestExec", args, "(iayay)",
+                               timeout_ms=_call_timeout_ms(timeout))
+
+        def child_bytes(i):
+            return bytes(reply.get_child_value(i).get_data_as_bytes().get_data())
+        return GuestExecResult(reply.get_child_value(0).get_int32(), child_bytes(1), child_bytes(2))
+
+    def copy_to_guest(self, source, guest_path, mode=0):
+        """Copy into the guest file guest_path (created or truncated;
+        BaseVM copy_files_to). source is a host path (opened here, as the
+        calling user) or an open file or fd (read from its offset to its
+        end). mode: permission bits, 0 for the agent's default."""
+        with _open_source(source) as fd:
+            self._bus.call(self.path, MACHINE_IFACE, "CopyToGuest",
+                           GLib.Variant("(hsu)", (0, guest_path, int(mode))), "()",
+                           timeout_ms=_NO_CALL_TIMEOUT_MS, fds=[fd])
+
+    def copy_from_guest(self, guest_path, destination):
+        """Copy the guest file guest_path to the host (BaseVM
+        copy_files_from). destination is a host path (created or
+        truncated here, as the calling user) or an open file or fd
+        (written at its offset). The agent's errors (e.g. no such file)
+        raise QmpError."""
+        with _open_destination(destination) as fd:
+            self._bus.call(self.path, MACHINE_IFACE, "CopyFromGuest",
+                           GLib.Variant("(sh)", (guest_path, 0)), "()",
+                           timeout_ms=_NO_CALL_TIMEOUT_MS, fds=[fd])
+
+
+class _HostFile:
+    """An fd for a copy: opened here from a path (and closed after), or
+    the caller's own (left open)."""
+
+    def __init__(self, target, flags):
+        if isinstance(target, (str, bytes, os.PathLike)):
+            self.fd = os.open(target, flags | os.O_CLOEXEC, 0o666)
+            self.owned = True
+        else:
+            self.fd = _fileno(target)
+            self.owned = False
+
+    def __enter__(self):
+        return self.fd
+
+    def __exit__(self, *exc):
+        if self.owned:
+            os.close(self.fd)
+        return False
+
+
+def _open_source(source):
+    return _HostFile(source, os.O_RDONLY)
+
+
+def _open_destination(destination):
+    return _HostFile(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
 
 
 for _py_name, (_dbus_name, _doc) in _MACHINE_PROPERTIES.items():

@@ -64,6 +64,7 @@ typedef struct {
         bool postcopy;
         bool postcopy_after_set;
         double postcopy_after;
+        uint32_t mode; /* copy-to --mode */
 } CtlOptions;
 
 typedef struct {
@@ -142,6 +143,10 @@ int cmd_console_output(Ctl *c, int argc, char **argv);
 
 int cmd_monitor(Ctl *c, int argc, char **argv);
 int cmd_console(Ctl *c, int argc, char **argv);
+
+int cmd_exec(Ctl *c, int argc, char **argv);
+int cmd_copy_to(Ctl *c, int argc, char **argv);
+int cmd_copy_from(Ctl *c, int argc, char **argv);
 
 int cmd_images(Ctl *c, int argc, char **argv);
 int cmd_image_create(Ctl *c, int argc, char **argv);

@@ -51,6 +51,7 @@ enum {
         OPT_AUTO_CONVERGE,
         OPT_POSTCOPY,
         OPT_POSTCOPY_AFTER,
+        OPT_MODE,
 };
 
 typedef struct {
@@ -152,6 +153,9 @@ static const OptionInfo command_options[] = {
           "S",
           "without a terminal: after EOF on stdin, go on printing console output "
           "until it was quiet for S seconds (default 1)" },
+        { { "mode", required_argument, NULL, OPT_MODE },
+          "OCTAL",
+          "permission bits of the guest file, e.g. 0644 (default: the agent's)" },
 };
 
 typedef struct {
@@ -249,6 +253,17 @@ static const Command commands[] = {
                OPT_DNAME, OPT_LISTEN_ADDRESS, OPT_BANDWIDTH, OPT_DOWNTIME_LIMIT, OPT_AUTO_CONVERGE, OPT_POSTCOPY,
                OPT_POSTCOPY_AFTER),
           "seconds until the migration is cancelled (default 3600; 0 or less: no limit)" },
+        { "exec", "NAME [--timeout S] -- PROGRAM [ARGS...]",
+          "run a program in the guest through its agent (stdin passed when it is not a terminal); "
+          "exits with the program's status, 128+N for signal N",
+          2, -1, cmd_exec, OPTS(OPT_TIMEOUT), "seconds the program may run (default 60)" },
+        { "shell", "NAME -- COMMAND [ARGS...]",
+          "machinectl's spelling of exec (no terminal: for an interactive shell use console)", 2, -1,
+          cmd_exec, OPTS(OPT_TIMEOUT), "seconds the program may run (default 60)" },
+        { "copy-to", "NAME HOST_PATH GUEST_PATH [--mode OCTAL]",
+          "copy a host file into the guest through its agent", 3, 3, cmd_copy_to, OPTS(OPT_MODE), NULL },
+        { "copy-from", "NAME GUEST_PATH HOST_PATH", "copy a guest file to the host through its agent", 3, 3,
+          cmd_copy_from, NO_OPTS, NULL },
         { "version", "", "print the versions and the daemon's default QEMU binary", 0, 0, cmd_version,
           NO_OPTS, NULL },
         { "port", "NAME [GUEST_PORT]",
@@ -486,6 +501,14 @@ static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, 
                 o->postcopy_after_set = true;
                 name = "postcopy-after";
                 break;
+        case OPT_MODE: {
+                char *end = NULL;
+                unsigned long v = strtoul(arg, &end, 8);
+                r = !*arg || *end || v > 07777 ? -1 : 0;
+                o->mode = (uint32_t)v;
+                name = "mode";
+                break;
+        }
         case ':':
                 return usage_error(cmd, "option %s needs a value", arg);
         default:

@@ -207,6 +207,23 @@ void qm_reply_bytes(QmReply *r, const void *data, gsize len) {
         reply_free(r);
 }
 
+void qm_reply_int_bytes_bytes(QmReply *r, gint32 i, GBytes *a, GBytes *b) {
+        g_autoptr(sd_bus_message) m = NULL;
+        gsize alen, blen;
+        const void *adata = g_bytes_get_data(a, &alen), *bdata = g_bytes_get_data(b, &blen);
+        int e;
+
+        e = sd_bus_message_new_method_return(r->call, &m);
+        if (e >= 0)
+                e = sd_bus_message_append(m, "i", i);
+        if (e >= 0)
+                e = sd_bus_message_append_array(m, 'y', adata, alen);
+        if (e >= 0)
+                e = sd_bus_message_append_array(m, 'y', bdata, blen);
+        qm_reply_send(r->call, m, e);
+        reply_free(r);
+}
+
 void qm_reply_fail(QmReply *r, const QmError *e) {
         if (answered_internally(r, e))
                 return;

@@ -54,6 +54,8 @@ void qm_reply_ok(QmReply *r);
 void qm_reply_value(QmReply *r, const char *types, ...);
 /* Success with one byte array ("ay"). */
 void qm_reply_bytes(QmReply *r, const void *data, gsize len);
+/* Success with (i, ay, ay): GuestExec's exit code, stdout and stderr. */
+void qm_reply_int_bytes_bytes(QmReply *r, gint32 i, GBytes *a, GBytes *b);
 void qm_reply_fail(QmReply *r, const QmError *e);
 void qm_reply_failf(QmReply *r, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /* @e NULL: ok. */

@@ -11,6 +11,7 @@
 
 #include "bus-gvariant.h"
 #include "dbus-common.h"
+#include "guest-agent-dbus.h"
 #include "json-util.h"
 #include "keys.h"
 #include "machine-dbus.h"
@@ -456,6 +457,7 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_PROPERTY("RuntimeDirectory", "s", prop_runtime_directory, 0, CONST),
         SD_BUS_PROPERTY("LogDirectory", "s", prop_log_directory, 0, CONST),
         SD_BUS_PROPERTY("ForwardedPorts", "a{qq}", ports_dbus_forwarded_ports, 0, CHANGES),
+        SD_BUS_PROPERTY("GuestAgentConnected", "b", prop_guest_agent_connected, 0, CHANGES),
         SD_BUS_METHOD_WITH_ARGS("Launch", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_launch, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("b", hard, "d", timeout), SD_BUS_NO_RESULT,
                                 method_shutdown, ANYONE),
@@ -494,6 +496,15 @@ static const sd_bus_vtable machine_vtable[] = {
                                 ports_dbus_get_port, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("GetAddress", SD_BUS_ARGS("u", nic), SD_BUS_RESULT("s", address),
                                 ports_dbus_get_address, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GuestAgent", SD_BUS_ARGS("s", command, "s", arguments),
+                                SD_BUS_RESULT("s", response), method_guest_agent, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GuestExec", SD_BUS_ARGS("as", argv, "ay", stdin, "a{sv}", options),
+                                SD_BUS_RESULT("i", exit_code, "ay", stdout, "ay", stderr), method_guest_exec,
+                                ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("CopyToGuest", SD_BUS_ARGS("h", fd, "s", guest_path, "u", mode), SD_BUS_NO_RESULT,
+                                method_copy_to_guest, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("CopyFromGuest", SD_BUS_ARGS("s", guest_path, "h", fd), SD_BUS_NO_RESULT,
+                                method_copy_from_guest, ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),
         SD_BUS_SIGNAL_WITH_ARGS("KernelCrashDetected", SD_BUS_ARGS("s", text), 0),
         SD_BUS_VTABLE_END,

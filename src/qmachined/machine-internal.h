@@ -1,6 +1,7 @@
 /* Private to the machine*.c files: the struct and what they share. */
 #pragma once
 
+#include "guest-agent.h"
 #include "machine.h"
 
 /* An fd given with AddFd, kept for the next launch. */
@@ -69,6 +70,8 @@ struct Machine {
         gboolean runstate_query_again;
         GArray *forwarded_ports; /* QmPortPair: forward-ports of this run */
         guint port_tries;        /* host port choices in this Launch */
+        QmGuestAgent *agent; /* this run's, when config guest-agent */
+        GQueue guest_ops;    /* QmGuestOp: GuestExec and copies under way */
 };
 
 #define QM_EXIT_CODE_UNKNOWN (-1000)
@@ -138,6 +141,15 @@ void machine_console_start(Machine *m, int fd, gboolean append_log);
 /* Reads the last output, then closes the console and its clients. */
 void machine_console_stop(Machine *m);
 void machine_console_reset(Machine *m);
+
+/* machine-agent.c */
+char *machine_agent_socket_path(Machine *m);
+/* Connect (@fd: made before QEMU started, or -1) and synchronise. */
+void machine_agent_start(Machine *m, int fd);
+/* The run ended: its guest agent calls answer NotRunning. */
+void machine_agent_stop(Machine *m);
+/* VSERPORT_CHANGE of the agent's port. */
+void machine_agent_on_event(Machine *m, const QmEvent *e);
 
 /* Reports up, through the installed MachineNotify (if any). */
 static inline void machine_notify_changed(Machine *m, char **properties) {

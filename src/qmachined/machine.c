@@ -148,6 +148,7 @@ void machine_free(Machine *m) {
          * that still use the machine. */
         g_clear_pointer(&m->qmp, qmp_client_free);
         g_clear_pointer(&m->console, qm_console_free);
+        machine_agent_stop(m);
         machine_migration_abort(m, "the daemon is stopping");
         qm_event_waiters_end(m->waiters, FALSE);
         /* A running QEMU is left alone: VMs outlive the daemon. On an
@@ -268,8 +269,10 @@ static char *record_path(Machine *m) {
 /* Remove what a run leaves in the runtime directory. */
 void machine_remove_runtime_files(Machine *m) {
         g_autofree char *record = record_path(m);
+        g_autofree char *agent = machine_agent_socket_path(m);
 
         g_unlink(record);
+        g_unlink(agent);
         g_unlink(m->qmp_socket);
         g_unlink(m->console_socket);
         g_rmdir(m->runtime_dir);
@@ -415,6 +418,7 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
          * socket when the exit is noticed first. */
         qmp_client_drain(m->qmp);
         g_clear_pointer(&m->qmp, qmp_client_free);
+        machine_agent_stop(m);
         machine_migration_abort(m, "QEMU exited during the migration");
         machine_console_stop(m);
         machine_remove_runtime_files(m);
@@ -675,6 +679,8 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
                 else
                         g_warning("machine %s: no console after restart: %s", m->name, err->message);
         }
+        if (m->config->guest_agent)
+                machine_agent_start(m, -1); /* QEMU listens again, as for QMP */
         g_message("machine %s: took back QEMU %d", m->name, (int)r->pid);
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);

@@ -86,6 +86,22 @@ char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, 
         return (char **)g_ptr_array_free(a, FALSE);
 }
 
+void qm_argv_append_guest_agent(char ***argv, int fd) {
+        GPtrArray *a = g_ptr_array_new();
+
+        for (char **p = *argv; *p; p++)
+                g_ptr_array_add(a, *p);
+        g_free(*argv); /* the strings moved */
+        add(a, "-chardev");
+        addf(a, "socket,id=qga0,fd=%d,server=on,wait=off", fd);
+        add(a, "-device");
+        add(a, "virtio-serial-pci,id=qm-vser0");
+        add(a, "-device");
+        add(a, "virtserialport,bus=qm-vser0.0,chardev=qga0,name=org.qemu.guest_agent.0,id=qm-guest-agent");
+        g_ptr_array_add(a, NULL);
+        *argv = (char **)g_ptr_array_free(a, FALSE);
+}
+
 char *qm_argv_to_string(char **argv) {
         GString *s = g_string_new(NULL);
 

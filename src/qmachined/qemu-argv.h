@@ -19,5 +19,10 @@ char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, 
                      const QmAddFdArg *add_fds, guint n_add_fds, const QmPortPair *forwards,
                      guint n_forwards);
 
+/* Append the guest agent's port to @argv (g_strfreev'able): a
+ * virtio-serial port org.qemu.guest_agent.0 on the listening socket that
+ * QEMU gets as @fd; its VSERPORT_CHANGE events name it qm-guest-agent. */
+void qm_argv_append_guest_agent(char ***argv, int fd);
+
 /* The argv as one line, each word shell-quoted where needed. */
 char *qm_argv_to_string(char **argv);
