@@ -51,6 +51,7 @@ typedef struct {
         bool cancel_after_set;
         double cancel_after;
         double drain;
+        bool paused;
 } CtlOptions;
 
 typedef struct {
@@ -117,6 +118,9 @@ int cmd_console_output(Ctl *c, int argc, char **argv);
 
 int cmd_monitor(Ctl *c, int argc, char **argv);
 int cmd_console(Ctl *c, int argc, char **argv);
+
+int cmd_save(Ctl *c, int argc, char **argv);
+int cmd_restore(Ctl *c, int argc, char **argv);
 
 int cmd_images(Ctl *c, int argc, char **argv);
 int cmd_image_create(Ctl *c, int argc, char **argv);

@@ -41,6 +41,7 @@ enum {
         OPT_OFFLINE,
         OPT_CANCEL_AFTER,
         OPT_DRAIN,
+        OPT_PAUSED,
 };
 
 typedef struct {
@@ -110,6 +111,7 @@ static const OptionInfo command_options[] = {
           "S",
           "without a terminal: after EOF on stdin, go on printing console output "
           "until it was quiet for S seconds (default 1)" },
+        { { "paused", no_argument, NULL, OPT_PAUSED }, NULL, "leave the guest paused" },
 };
 
 typedef struct {
@@ -191,6 +193,13 @@ static const Command commands[] = {
           "migrate the VM and wait for the end", 2, 2, cmd_migrate,
           OPTS(OPT_TIMEOUT, OPT_OFFLINE, OPT_CANCEL_AFTER),
           "seconds until the migration is cancelled (default 3600; 0 or less: no limit)" },
+        { "save", "NAME FILE [--timeout S]",
+          "save the guest's state into FILE (\"-\": stdout) and stop the machine", 2, 2, cmd_save,
+          OPTS(OPT_TIMEOUT), "seconds the state may take to save (default 3600; 0 or less: no limit)" },
+        { "restore", "NAME FILE [--paused] [--timeout S]",
+          "start the machine from a state that save wrote into FILE (\"-\": stdin) and resume it", 2, 2,
+          cmd_restore, OPTS(OPT_PAUSED, OPT_TIMEOUT),
+          "seconds the state may take to load (default 3600; 0 or less: no limit)" },
         { "version", "", "print the versions and the daemon's default QEMU binary", 0, 0, cmd_version,
           NO_OPTS, NULL },
 };
@@ -379,6 +388,9 @@ static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, 
         case OPT_DRAIN:
                 r = ctl_parse_double(arg, &o->drain);
                 name = "drain";
+                break;
+        case OPT_PAUSED:
+                o->paused = true;
                 break;
         case ':':
                 return usage_error(cmd, "option %s needs a value", arg);

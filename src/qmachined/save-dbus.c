@@ -69,8 +69,9 @@ static int save_or_restore(sd_bus_message *msg, Machine *m, gboolean restore, sd
 
         AUTHORIZE(msg, m, QM_AUTH_MANAGE, NULL, error);
         r = sd_bus_message_read(msg, "h", &fd);
-        if (r < 0)
-                return r;
+        if (r < 0) /* a handle without its fd */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "no file descriptor came with fd: %s",
+                                         g_strerror(-r));
         r = read_options(msg, restore, &o, error);
         if (r < 0)
                 return r;
