@@ -342,6 +342,11 @@ static void on_resumed(const QmpResponse *resp, const QmError *failure, gpointer
 static void on_loaded(Machine *m, const QmError *error, gpointer data) {
         if (!m->restore)
                 return;
+        if (error && (!m->process || !qmp_client_is_open(m->qmp))) {
+                /* QEMU 7.2 exits when a load fails: its output says why */
+                restore_fail(m, QM_ERROR_MIGRATE_FAILED, "QEMU ended while loading the state", FALSE);
+                return;
+        }
         if (error) {
                 restore_fail(m, error->name, error->message, TRUE);
                 return;

@@ -8,6 +8,7 @@ callers polkit denies change nothing; qmachinectl save and restore."""
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -222,6 +223,64 @@ class SaveRestoreTest(SaveRestoreCase):
         self.assertEqual(self.command(path, "query-status")["status"], "paused")
         self.shutdown(path, True)
 
+    def test_restore_that_never_gets_its_state(self):
+        path = self.create_machine("starve", machine="pc", args=small_pc_args())
+        r, w = os.pipe()  # nothing is ever written
+        try:
+            t0 = time.monotonic()
+            e = self.expect_error(err("MigrateTimeout"), self.restore, path, r, timeout=1.0)
+            self.assertLess(time.monotonic() - t0, 20)
+            self.assertIn("did not complete in time", e.text)
+            self.assertEqual(self.mprop(path, "State"), "failed")
+            self.assert_no_test_processes()
+            # Killed while it loads (State starting): the Restore call
+            # ends too, and so does QEMU.
+            call = FdCall(self.conn, path, "Restore", r, {})
+            self.wait_property(path, "State", "starting")
+            self.wait_property(path, "Pid", lambda pid: pid > 0)
+            qmtest.iterate_for(0.3)
+            self.assertFalse(call.done)
+            self.kill(path)
+            self.assertTrue(qmtest.iterate_until(lambda: call.done, 30))
+            self.assertIsInstance(call.error, qmtest.DBusCallError)
+            self.assertEqual(call.error.name, err("MigrateFailed"), call.error.text)
+            self.assertEqual(self.mprop(path, "State"), "failed")
+            self.assert_no_test_processes()
+        finally:
+            os.close(w)
+            os.close(r)
+
+    def test_save_while_migrating_is_busy(self):
+        path = self.create_machine("busy", machine="pc", args=small_pc_args() + ["-m", "512"])
+        self.launch(path)
+        self.wait_property(path, "RunState", "running")
+        # a migration into a socket nobody reads stalls
+        self.command(path, "migrate-set-parameters", '{"max-bandwidth": 65536}')
+        sink = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sink.bind(("127.0.0.1", 0))
+        sink.listen(1)
+        uri = "tcp:127.0.0.1:%d" % sink.getsockname()[1]
+        migrate = self.call_async(path, MACHINE_IFACE, "Migrate",
+                                  GLib.Variant("(sa{sv})", (uri, {})), "()")
+        try:
+            self.assertTrue(qmtest.iterate_until(
+                lambda: self.command(path, "query-migrate").get("status") == "active", 10))
+            self.assertFalse(migrate.done)
+            fd = os.open(self.file("busy-state"), os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                self.expect_error(err("Busy"), self.save, path, fd)
+            finally:
+                os.close(fd)
+            self.assertEqual(os.path.getsize(self.file("busy-state")), 0)
+            self.assertEqual(self.mprop(path, "State"), "running")
+        finally:
+            self.command(path, "migrate_cancel")
+            self.assertRaises(qmtest.DBusCallError, migrate.wait, 30)
+            sink.close()
+        self.wait_property(path, "RunState", "running")
+        self.shutdown(path, True)
+
     def test_state_errors(self):
         path = self.create_machine("states", machine="pc", args=small_pc_args())
         fd = os.open(self.file("s"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -283,6 +342,29 @@ class SaveRestoreTest(SaveRestoreCase):
         self.assertEqual(self.mprop(defined, "State"), "defined")
         self.assertEqual(os.path.getsize(self.file("w")), 0)
         self.shutdown(path, True)
+
+
+class FdCall:
+    """method(h fd, a{sv} options) in flight: .done, .error."""
+
+    def __init__(self, conn, path, method, fd, options, timeout=120.0):
+        self.done = False
+        self.error = None
+        self.fds = Gio.UnixFDList.new()
+        self.fds.append(fd)
+        conn.call_with_unix_fd_list(qmtest.BUS_NAME, path, MACHINE_IFACE, method,
+                                    GLib.Variant("(ha{sv})", (0, options)), None,
+                                    Gio.DBusCallFlags.NONE, int(timeout * 1000), self.fds,
+                                    None, self._done, None)
+
+    def _done(self, conn, res, _data):
+        try:
+            conn.call_with_unix_fd_list_finish(res)
+        except GLib.Error as e:
+            self.error = qmtest.convert_error(e)
+        for copy in self.fds.steal_fds():
+            os.close(copy)
+        self.done = True
 
 
 def read_all(fd):
@@ -423,6 +505,7 @@ class GuestSaveRestoreTest(SaveRestoreCase):
         self.assertLessEqual(first, last + 3)
         self.wait_output(path, rb"QMACHINE-COUNT %d\r?\n" % (first + 2))
         up_after = self.uptime(path)
+        print("guest: first count after restore %d, uptime %.2f" % (first, up_after), file=sys.stderr)
         self.assertGreater(up_after, up_before)
         self.assertLess(up_after, up_before + 30)
 
