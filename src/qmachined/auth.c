@@ -282,7 +282,8 @@ static gboolean is_allowed_call(QmAuth *a, sd_bus_message *call) {
         uint64_t cookie;
 
         return a->allowed_sender && sd_bus_message_get_cookie(call, &cookie) >= 0 &&
-               cookie == a->allowed_cookie && g_strcmp0(sd_bus_message_get_sender(call), a->allowed_sender) == 0;
+               cookie == a->allowed_cookie &&
+               g_strcmp0(sd_bus_message_get_sender(call), a->allowed_sender) == 0;
 }
 
 static void note_allowed(QmAuth *a, sd_bus_message *call, uid_t uid) {

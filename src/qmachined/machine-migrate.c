@@ -21,7 +21,7 @@ struct QmMigration {
         guint poll_timer;
         gboolean timed_out;
         gboolean cancel_requested;
-        gboolean incoming; /* migrate-incoming: QEMU is the destination */
+        gboolean incoming;         /* migrate-incoming: QEMU is the destination */
         MachineMigrationDone done; /* instead of answering @call */
         gpointer done_data;
 };
@@ -80,8 +80,8 @@ static gboolean on_timeout(gpointer data) {
         mg->timed_out = TRUE;
         if (mg->incoming) {
                 /* migrate_cancel does not end an incoming migration */
-                finish(mg, QM_ERROR_MIGRATE_TIMEOUT, "the incoming migration from %s did not complete in time",
-                       mg->uri);
+                finish(mg, QM_ERROR_MIGRATE_TIMEOUT,
+                       "the incoming migration from %s did not complete in time", mg->uri);
                 return G_SOURCE_REMOVE;
         }
         cancel(mg);

@@ -45,9 +45,9 @@ struct QmRestore {
         int fd;
         gboolean paused;
         double timeout;
-        gboolean loading;   /* the handshake is done; the state is loading */
-        QmError *error;     /* why the load failed (the first reason) */
-        guint grace_timer;  /* ends a QEMU that does not exit by itself */
+        gboolean loading;  /* the handshake is done; the state is loading */
+        QmError *error;    /* why the load failed (the first reason) */
+        guint grace_timer; /* ends a QEMU that does not exit by itself */
 };
 
 static JsonNode *fdname_args(const char *fdname) {
@@ -64,10 +64,11 @@ static JsonNode *fdname_args(const char *fdname) {
 static void send_fd(Machine *m, const char *fdname, int fd, QmpReplyFunc func, gpointer data) {
         g_autoptr(JsonNode) args = fdname_args(fdname);
 
-        qmp_client_call(m->qmp, "getfd",
-                        &(QmpCallOptions){ .arguments_node = args, .timeout = m->config->qmp_timeout,
-                                           .with_fd = TRUE, .fd = fd },
-                        func, data);
+        qmp_client_call(
+                m->qmp, "getfd",
+                &(QmpCallOptions){
+                        .arguments_node = args, .timeout = m->config->qmp_timeout, .with_fd = TRUE, .fd = fd },
+                func, data);
 }
 
 /* @r's failure as text, or NULL when it succeeded. */
@@ -83,7 +84,8 @@ static int dup_fd(int fd, QmError **error) {
         int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 
         if (copy < 0)
-                *error = qm_error_new(qm_error_name_for_errno(errno), "cannot keep the fd: %s", g_strerror(errno));
+                *error = qm_error_new(qm_error_name_for_errno(errno), "cannot keep the fd: %s",
+                                      g_strerror(errno));
         return copy;
 }
 
@@ -201,7 +203,8 @@ void machine_save(Machine *m, QmReply *call, int fd, double timeout) {
         QmSave *s;
 
         if (!e && m->state != QM_STATE_RUNNING)
-                e = qm_error_new(QM_ERROR_NOT_RUNNING, "Machine '%s' is %s", m->name, qm_state_to_string(m->state));
+                e = qm_error_new(QM_ERROR_NOT_RUNNING, "Machine '%s' is %s", m->name,
+                                 qm_state_to_string(m->state));
         if (!e && (m->migration || m->save))
                 e = qm_error_new(QM_ERROR_BUSY, "Machine '%s' is migrating or saving already", m->name);
         if (e) {
@@ -248,7 +251,8 @@ void machine_restore(Machine *m, QmReply *call, int fd, gboolean paused, double 
         }
         if (!m->config->qmp) {
                 qm_reply_failf(call, QM_ERROR_NO_MONITOR,
-                               "Machine '%s' was created without a QMP monitor: it cannot load a state", m->name);
+                               "Machine '%s' was created without a QMP monitor: it cannot load a state",
+                               m->name);
                 return;
         }
         fd = dup_fd(fd, &e);

@@ -51,7 +51,8 @@ static int read_options(sd_bus_message *msg, gboolean restore, SaveOptions *o, s
                 g_autoptr(GVariant) v = value;
                 if (strcmp(key, "timeout") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_DOUBLE))
                         o->timeout = g_variant_get_double(v);
-                else if (restore && strcmp(key, "paused") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
+                else if (restore && strcmp(key, "paused") == 0 &&
+                         g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
                         o->paused = g_variant_get_boolean(v);
                 else
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
@@ -70,8 +71,8 @@ static int save_or_restore(sd_bus_message *msg, Machine *m, gboolean restore, sd
         AUTHORIZE(msg, m, QM_AUTH_MANAGE, NULL, error);
         r = sd_bus_message_read(msg, "h", &fd);
         if (r < 0) /* a handle without its fd */
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "no file descriptor came with fd: %s",
-                                         g_strerror(-r));
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "no file descriptor came with fd: %s", g_strerror(-r));
         r = read_options(msg, restore, &o, error);
         if (r < 0)
                 return r;

@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
 from qmtest import (ACCESS_DENIED, INVALID_ARGS, MACHINE_IFACE, GLib, Gio,  # noqa: E402
-                    err)
+                    err, machine_path)
 from test_guest import BANNER, guest_dir  # noqa: E402
 from test_polkit import NobodyMixin, action, vtext  # noqa: E402
 from test_qmachinectl import qmachinectl_binary  # noqa: E402
@@ -165,6 +165,50 @@ class SaveRestoreTest(SaveRestoreCase):
         self.machine(path, "Resume", None, "()")
         self.wait_property(path, "RunState", "running")
         self.shutdown(path, True)
+
+    def test_python_client_and_qmachinectl(self):
+        sys.path.insert(0, os.path.join(qmtest.source_root(), "python"))
+        import qmachine
+        from qmachine import errors
+        self.running_pc("py")
+        with qmachine.connect(address=self.env.address) as mgr:
+            m = mgr.get_machine("py")
+            with open(self.file("py.state"), "wb") as f:
+                m.save(f)
+            self.assertEqual(m.state, "stopped")
+            with open("/dev/null", "wb") as null:
+                self.assertRaises(errors.NotRunning, m.save, null)
+            with open(self.file("py.state"), "rb") as f:
+                m.restore(f, paused=True)
+            self.assertEqual((m.state, m.run_state), ("running", "paused"))
+            with open(self.file("py.state"), "rb") as f:
+                self.assertRaises(errors.AlreadyRunning, m.restore, f)
+            m.kill()
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.env.system_address)
+
+        def ctl(*args):
+            return subprocess.run([qmachinectl_binary()] + list(args), env=env,
+                                  capture_output=True, text=True, timeout=120)
+        r = ctl("--help")
+        self.assertIn("save NAME FILE", r.stdout)
+        self.assertIn("restore NAME FILE [--paused]", r.stdout)
+        self.assertEqual(ctl("save", "py").returncode, 2)
+        r = ctl("restore", "py", self.file("no-such-file"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot open", r.stderr)
+        self.assertEqual(self.mprop(machine_path("py"), "State"), "failed")  # the kill
+        r = ctl("restore", "py", self.file("py.state"))
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertEqual(self.mprop(machine_path("py"), "RunState"), "running")
+        # an existing file is overwritten
+        r = ctl("save", "py", self.file("py.state"))
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertEqual(self.mprop(machine_path("py"), "State"), "stopped")
+        # a failing Save leaves no file behind that qmachinectl created
+        r = ctl("save", "py", self.file("never"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not running", r.stderr)
+        self.assertFalse(os.path.exists(self.file("never")))
 
     def test_bad_and_truncated_state(self):
         path = self.running_pc("bad")
