@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+import unicodedata
 
 import gi
 
@@ -152,19 +153,87 @@ def _event_from_object(seq, obj):
     return Event(seq, obj.get("event", ""), obj.get("data") or {}, us)
 
 
+_CONNECTION_FLAGS = (Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
+                     | Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT)
+# How long closing waits for ssh to exit after its stdin closed.
+_SSH_EXIT_TIMEOUT = 5.0
+
+
+def _check_host(host):
+    """A [user@]host for ssh: not empty, no option, no blank or control
+    character."""
+    if not isinstance(host, str) or not host or host.startswith("-") or any(
+            c.isspace() or unicodedata.category(c).startswith("C") for c in host):
+        raise ValueError("connect(): invalid host %r" % (host,))
+
+
+def _open_over_ssh(host):
+    """A connection to the system bus of host through
+    `ssh -xT -- HOST systemd-stdio-bridge`, the transport of sd-bus's
+    sd_bus_open_system_remote() (busctl -H); ssh is found through PATH.
+    Returns (connection, the ssh Gio.Subprocess)."""
+    _check_host(host)
+    try:
+        ssh = Gio.Subprocess.new(["ssh", "-xT", "--", host, "systemd-stdio-bridge"],
+                                 Gio.SubprocessFlags.STDIN_PIPE
+                                 | Gio.SubprocessFlags.STDOUT_PIPE)
+    except GLib.Error as e:
+        raise errors.DBusError("cannot run ssh to %s: %s" % (host, e.message)) from None
+    stream = Gio.SimpleIOStream.new(ssh.get_stdout_pipe(), ssh.get_stdin_pipe())
+    try:
+        conn = Gio.DBusConnection.new_sync(stream, None, _CONNECTION_FLAGS, None, None)
+    except GLib.Error as e:
+        _end_ssh(ssh, stream)
+        raise errors.DBusError("cannot reach the system bus of %s over ssh (ssh says why "
+                               "on stderr): %s" % (host, e.message)) from None
+    return conn, ssh
+
+
+def _end_ssh(ssh, stream=None):
+    """Close ssh's pipes and wait for it to exit (killed when it does not
+    within _SSH_EXIT_TIMEOUT)."""
+    if stream is not None:
+        try:
+            stream.close(None)
+        except GLib.Error:
+            pass
+    deadline = time.monotonic() + _SSH_EXIT_TIMEOUT
+    # The identifier (pid) goes away once GLib has reaped ssh.
+    while ssh.get_identifier() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if ssh.get_identifier() is not None:
+        ssh.force_exit()
+        try:
+            ssh.wait(None)
+        except GLib.Error:
+            pass
+
+
 class _Bus:
     """The private connection and the main context its signals use."""
 
-    def __init__(self, address, interactive):
+    def __init__(self, address, interactive, host=None):
         self.context = GLib.MainContext.new()
         self.interactive = interactive
-        flags = (Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
-                 | Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT)
+        self.host = host
+        self.ssh = None
+        if host is not None:
+            self.conn, self.ssh = _open_over_ssh(host)
+            return
         try:
             self.conn = Gio.DBusConnection.new_for_address_sync(
-                address, flags, None, None)
+                address, _CONNECTION_FLAGS, None, None)
         except GLib.Error as e:
             raise errors.from_gerror(e) from None
+
+    def can_pass_fds(self):
+        return bool(self.conn.get_capabilities() & Gio.DBusCapabilityFlags.UNIX_FD_PASSING)
+
+    def _require_fd_passing(self, method):
+        if not self.can_pass_fds():
+            where = "ssh to %s" % self.host if self.host else "this connection"
+            raise errors.NoFdPassing("%s passes a file descriptor, which cannot cross %s; "
+                                     "run the client on the machine's host" % (method, where))
 
     def _flags(self):
         if self.interactive:
@@ -178,6 +247,9 @@ class _Bus:
         [] to receive some)."""
         if timeout_ms is None:
             timeout_ms = int(DEFAULT_CALL_TIMEOUT * 1000)
+        if fds is not None:
+            # The transport would drop the message: no reply, ever.
+            self._require_fd_passing(method)
         rt = GLib.VariantType.new(reply_type) if reply_type else None
         try:
             if fds is None:
@@ -250,6 +322,9 @@ class _Bus:
                 self.conn.close_sync(None)
             except GLib.Error:
                 pass
+        if self.ssh is not None:
+            _end_ssh(self.ssh)
+            self.ssh = None
 
 
 class _SignalStream:
@@ -380,7 +455,13 @@ def connect(address=None, *, system=None, session=None, host=None,
     session      True: the session bus (a daemon run with --session);
     system       True or nothing given: the system bus
                  (DBUS_SYSTEM_BUS_ADDRESS is honoured, as Gio does);
-    host         reserved for remote hosts; only None is supported;
+    host         "[user@]host": the system bus of that host, over ssh
+                 (`ssh -xT -- HOST systemd-stdio-bridge`, as busctl -H and
+                 qmachinectl -H; ssh is found through PATH and must not
+                 ask for a password). File descriptors cannot cross ssh:
+                 open_console, add_fd, send_fd and qmp_with_fd raise
+                 NoFdPassing at once. The ssh process ends with the
+                 connection;
     interactive  let polkit ask the user for a password
                  (ALLOW_INTERACTIVE_AUTHORIZATION); without it a call that
                  needs one fails with InteractiveAuthorizationRequired.
@@ -389,7 +470,10 @@ def connect(address=None, *, system=None, session=None, host=None,
     Manager.close() or a `with` block.
     """
     if host is not None:
-        raise NotImplementedError("qmachine.connect(): remote hosts are not supported yet")
+        if address is not None or session:
+            raise ValueError("connect(): a host has only its system bus; give no address "
+                             "or session")
+        return Manager(_Bus(None, interactive, host=host))
     if address is None:
         if session and system:
             raise ValueError("connect(): choose one of system and session")
@@ -494,6 +578,13 @@ class Manager:
                              "(o)")
         return self._machine(path, new_name or None)
 
+    def update_machine(self, name, overrides):
+        """Change the definition of machine `name` (not running, else
+        Busy): the overrides (a config dict) are applied and validated as
+        create_machine's config; an empty value ("" or []) removes a key."""
+        self._call("UpdateMachine",
+                   GLib.Variant("(sa{sv})", (name, _vardict(overrides, CONFIG_TYPES))), "()")
+
     def list_machines(self):
         """All machines as a list of MachineInfo(name, state, pid, path)."""
         (machines,) = self._call("ListMachines", None, "(a(ssuo))")
@@ -576,6 +667,8 @@ _MACHINE_PROPERTIES = {
     "runtime_directory": ("RuntimeDirectory", "The daemon's runtime directory of this machine."),
     "log_directory": ("LogDirectory", "The daemon's log directory of this machine."),
     "owner": ("Owner", "The uid that created the machine."),
+    "forwarded_ports": ("ForwardedPorts", "Guest TCP port → host port on 127.0.0.1 (dict of "
+                        "int to int) for config forward-ports, in this run; empty when not running."),
 }
 
 
@@ -846,6 +939,20 @@ class Machine:
         if isinstance(keys, str):
             keys = [keys]
         self._call("SendKey", GLib.Variant("(asu)", (list(keys), int(hold_ms))), "()")
+
+    def get_port(self, guest_port):
+        """The host port on 127.0.0.1 forwarded to guest TCP port
+        guest_port in this run (BaseVM get_port). PortNotRedirected when it
+        is not in config forward-ports, NotRunning."""
+        (host_port,) = self._call("GetPort", GLib.Variant("(q)", (int(guest_port),)), "(q)")
+        return host_port
+
+    def get_address(self, nic=0):
+        """The address a host process uses to reach the guest of NIC nic
+        (BaseVM get_address): "127.0.0.1" for the user-mode NICs, reached
+        through get_port(). NoSuchNic."""
+        (address,) = self._call("GetAddress", GLib.Variant("(u)", (int(nic),)), "(s)")
+        return address
 
 
 for _py_name, (_dbus_name, _doc) in _MACHINE_PROPERTIES.items():

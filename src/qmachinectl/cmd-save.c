@@ -53,6 +53,9 @@ int cmd_save(Ctl *c, int argc, char **argv) {
         bool created = false;
         int fd, r;
 
+        r = ctl_require_fd_passing(c, "Save");
+        if (r != EXIT_OK)
+                return r; /* before FILE is made */
         if (strcmp(file, "-") == 0)
                 return call_with_fd(c, argv[0], "Save", STDOUT_FILENO, false);
         /* A file this command created is removed again when Save fails. */
@@ -77,6 +80,9 @@ int cmd_restore(Ctl *c, int argc, char **argv) {
         const char *file = argv[1];
         int fd, r;
 
+        r = ctl_require_fd_passing(c, "Restore");
+        if (r != EXIT_OK)
+                return r;
         if (strcmp(file, "-") == 0)
                 return call_with_fd(c, argv[0], "Restore", STDIN_FILENO, c->o.paused);
         fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);

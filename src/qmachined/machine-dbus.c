@@ -16,6 +16,7 @@
 #include "machine-dbus.h"
 #include "machine-internal.h"
 #include "names.h"
+#include "ports-dbus.h"
 #include "save-dbus.h"
 
 /* D-Bus allows 128 MiB per message; leave room for the framing. */
@@ -437,7 +438,7 @@ PROPERTY_GETTER(prop_mac_addresses) {
 static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", prop_name, 0, CONST),
-        SD_BUS_PROPERTY("UUID", "s", prop_uuid, 0, CONST),
+        SD_BUS_PROPERTY("UUID", "s", prop_uuid, 0, CHANGES),
         SD_BUS_PROPERTY("State", "s", prop_state, 0, CHANGES),
         SD_BUS_PROPERTY("RunState", "s", prop_run_state, 0, CHANGES),
         SD_BUS_PROPERTY("Pid", "u", prop_pid, 0, CHANGES),
@@ -445,16 +446,17 @@ static const sd_bus_vtable machine_vtable[] = {
         /* Not in GetAll, GetManagedObjects, InterfacesAdded nor, but as a
          * name, in PropertiesChanged: their values are not for everyone. */
         SD_BUS_PROPERTY("CommandLine", "as", prop_command_line, 0, SECRET | INVALIDATES),
-        SD_BUS_PROPERTY("Config", "a{sv}", prop_config, 0, SECRET | CONST),
+        SD_BUS_PROPERTY("Config", "a{sv}", prop_config, 0, SECRET | INVALIDATES),
         SD_BUS_PROPERTY("Owner", "u", prop_owner, 0, CONST),
-        SD_BUS_PROPERTY("Persistent", "b", prop_persistent, 0, CONST),
+        SD_BUS_PROPERTY("Persistent", "b", prop_persistent, 0, CHANGES),
         SD_BUS_PROPERTY("QemuVersion", "s", prop_qemu_version, 0, CHANGES),
         SD_BUS_PROPERTY("EventSequence", "t", prop_event_sequence, 0, CHANGES),
         SD_BUS_PROPERTY("KernelCrash", "s", prop_kernel_crash, 0, CHANGES),
-        SD_BUS_PROPERTY("MacAddresses", "as", prop_mac_addresses, 0, CONST),
+        SD_BUS_PROPERTY("MacAddresses", "as", prop_mac_addresses, 0, CHANGES),
         SD_BUS_PROPERTY("LaunchTimestamp", "t", prop_launch_timestamp, 0, CHANGES),
         SD_BUS_PROPERTY("RuntimeDirectory", "s", prop_runtime_directory, 0, CONST),
         SD_BUS_PROPERTY("LogDirectory", "s", prop_log_directory, 0, CONST),
+        SD_BUS_PROPERTY("ForwardedPorts", "a{qq}", ports_dbus_forwarded_ports, 0, CHANGES),
         SD_BUS_METHOD_WITH_ARGS("Launch", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_launch, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("b", hard, "d", timeout), SD_BUS_NO_RESULT,
                                 method_shutdown, ANYONE),
@@ -467,7 +469,7 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Resume", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_resume, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Qmp", SD_BUS_ARGS("s", command, "s", arguments), SD_BUS_RESULT("s", response),
                                 method_qmp, ANYONE),
-        SD_BUS_METHOD_WITH_ARGS("Command", SD_BUS_ARGS("s", command, "s", arguments), SD_BUS_RESULT("s", return),
+        SD_BUS_METHOD_WITH_ARGS("Command", SD_BUS_ARGS("s", command, "s", arguments), SD_BUS_RESULT("s", result),
                                 method_command, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("QmpWithFd", SD_BUS_ARGS("s", command, "s", arguments, "h", fd),
                                 SD_BUS_RESULT("s", response), method_qmp_with_fd, ANYONE),
@@ -489,6 +491,10 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("VerifyAlive", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_verify_alive, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("SendKey", SD_BUS_ARGS("as", keys, "u", hold_ms), SD_BUS_NO_RESULT,
                                 method_send_key, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetPort", SD_BUS_ARGS("q", guest_port), SD_BUS_RESULT("q", host_port),
+                                ports_dbus_get_port, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetAddress", SD_BUS_ARGS("u", nic), SD_BUS_RESULT("s", address),
+                                ports_dbus_get_address, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Save", SD_BUS_ARGS("h", fd, "a{sv}", options), SD_BUS_NO_RESULT, method_save,
                                 ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Restore", SD_BUS_ARGS("h", fd, "a{sv}", options), SD_BUS_NO_RESULT,

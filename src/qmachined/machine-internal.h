@@ -70,6 +70,8 @@ struct Machine {
         gboolean killed_by_us;
         gboolean runstate_query_busy;
         gboolean runstate_query_again;
+        GArray *forwarded_ports; /* QmPortPair: forward-ports of this run */
+        guint port_tries;        /* host port choices in this Launch */
         QmSave *save;       /* a Save under way (machine-save.c) */
         QmRestore *restore; /* a Restore's launch under way (machine-save.c) */
 };
@@ -144,6 +146,17 @@ void machine_restore_free(Machine *m);
 QmError *machine_monitor_unavailable(Machine *m);
 /* Ask QEMU for the run state (changes without an event, e.g. postmigrate). */
 void machine_refresh_run_state(Machine *m);
+
+/* machine-ports.c */
+/* Choose this launch's host ports for forward-ports (LaunchFailed when
+ * none is free). */
+gboolean machine_ports_pick(Machine *m, QmError **error);
+/* A launch's QEMU exited: TRUE when it was because a chosen host port was
+ * taken and another try is left (else, when that was the cause, sets
+ * launch_error). */
+gboolean machine_ports_retry_wanted(Machine *m);
+/* A restarted daemon takes back the ports of the run's record. */
+void machine_ports_restore(Machine *m, const GArray *pairs);
 
 /* machine-console.c */
 void machine_console_start(Machine *m, int fd, gboolean append_log);

@@ -250,6 +250,8 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
         QemuCredentials creds = { 0 };
         int log_fd;
 
+        if (!machine_ports_pick(m, error))
+                return FALSE;
         user = resolve_credentials(m, &creds, error);
         if (!user)
                 return FALSE;
@@ -293,7 +295,8 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
         m->command_line = qm_build_argv(m->config, m->daemon->default_binary,
                                         m->config->qmp ? QMP_FD_IN_QEMU : -1,
                                         m->config->console ? CONSOLE_FD_IN_QEMU : -1,
-                                        (QmAddFdArg *)add_fd_args->data, add_fd_args->len);
+                                        (QmAddFdArg *)add_fd_args->data, add_fd_args->len,
+                                        (QmPortPair *)m->forwarded_ports->data, m->forwarded_ports->len);
         machine_restore_extend_argv(m);
         m->launch_timestamp = g_get_real_time();
         m->process = qemu_process_spawn(m->command_line, &creds, log_fd, (int *)pass_fds->data,
@@ -346,6 +349,7 @@ void machine_launch(Machine *m, QmReply *call) {
                 return;
         }
         m->launch_retried = FALSE;
+        m->port_tries = 0;
         if (!machine_spawn_qemu(m, &e)) {
                 g_array_set_size(m->add_fds, 0);
                 machine_set_state(m, QM_STATE_FAILED);

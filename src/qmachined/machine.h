@@ -71,6 +71,11 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config);
 void machine_free(Machine *m);
 
 gboolean machine_is_active(Machine *m);
+
+/* UpdateMachine: take @config (validated, owner set) for a machine that
+ * does not run (else Busy); the definition on disk follows it (saved,
+ * or removed when no longer persistent) or nothing changes. */
+gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error);
 pid_t machine_pid(Machine *m);
 
 /* Take back a QEMU that a previous daemon started (record in the runtime
@@ -133,3 +138,11 @@ void machine_forget_client(Machine *m, const char *unique_name);
 
 /* The log of the current or last run, valid UTF-8, at most the tail. */
 char *machine_read_log(Machine *m);
+
+/* machine-ports.c: forward-ports. QmPortPair of this run (empty when not
+ * running). */
+const GArray *machine_get_forwarded_ports(Machine *m);
+/* NULL and the host port of @guest_port, or NotRunning/PortNotRedirected. */
+QmError *machine_get_port(Machine *m, guint16 guest_port, guint16 *host_port);
+/* NULL and the address of NIC @nic's guest, or NoSuchNic. */
+QmError *machine_get_address(Machine *m, guint32 nic, const char **address);

@@ -16,7 +16,8 @@ static void addf(GPtrArray *a, const char *fmt, ...) {
 }
 
 char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, int console_fd,
-                     const QmAddFdArg *add_fds, guint n_add_fds) {
+                     const QmAddFdArg *add_fds, guint n_add_fds, const QmPortPair *forwards,
+                     guint n_forwards) {
         GPtrArray *a = g_ptr_array_new();
 
         for (char **w = c->wrapper; *w; w++)
@@ -64,8 +65,11 @@ char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, 
         add(a, c->uuid);
         for (guint i = 0; i < c->nics; i++) {
                 g_autofree char *mac = qm_config_mac_address(c, i);
+                g_autofree char *hostfwd = qm_forward_ports_hostfwd(forwards, i == 0 ? n_forwards : 0);
                 add(a, "-nic");
-                addf(a, "user,id=nic%u,mac=%s", i, mac);
+                /* virtio-net: what a modern guest has a driver for (QEMU's
+                 * default e1000 is missing from cloud kernels). */
+                addf(a, "user,model=virtio-net-pci,id=nic%u,mac=%s%s", i, mac, hostfwd);
         }
         for (guint i = 0; i < n_add_fds; i++) {
                 const QmAddFdArg *f = &add_fds[i];
