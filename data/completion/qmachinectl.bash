@@ -9,7 +9,7 @@
 __qmachinectl_commands='list status create clone remove enable disable start launch stop kill
 wait powerdown powerdown-all pause resume reset qmp command events wait-event monitor log
 console console-output send-key exec shell copy-to copy-from images image-create image-check image-remove
-migrate version port help'
+migrate save restore version port help'
 
 __qmachinectl_global_options='--help -h --session --address= --host= -H
 --no-ask-password --version'
@@ -28,7 +28,8 @@ __qmachinectl_command_options() {
                       --console-device= --console-index= --nics= --qmp-timeout= --uuid=
                       --incoming= --description= --no-qmp' ;;
         stop) echo '--timeout= --force' ;;
-        wait|powerdown|powerdown-all) echo '--timeout=' ;;
+        wait|powerdown|powerdown-all|save) echo '--timeout=' ;;
+        restore) echo '--paused --timeout=' ;;
         events) echo '--after=' ;;
         wait-event) echo '--after= --timeout=' ;;
         console) echo '--drain=' ;;

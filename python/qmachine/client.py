@@ -65,6 +65,8 @@ CONFIG_TYPES = {
 
 # CreateImage options and Migrate options.
 IMAGE_OPTION_TYPES = {"cluster-size": "t", "backing-file": "s"}
+# Save and Restore options (the daemon refuses any other key).
+SAVE_OPTION_TYPES = {"timeout": "d", "paused": "b"}
 MIGRATE_OPTION_TYPES = {
     "timeout": "d",
     "offline": "b",
@@ -908,6 +910,30 @@ class Machine:
         self._call("Migrate",
                    GLib.Variant("(sa{sv})", (uri, _vardict(options, MIGRATE_OPTION_TYPES))),
                    "()", timeout_ms=_call_timeout_ms(timeout))
+
+    def save(self, fd, timeout=3600.0):
+        """Save the guest's state into fd (a file object or an fd number
+        the caller opened for writing; the daemon never opens a path) and
+        stop the machine (BaseVM save_to_file). timeout bounds the
+        migration (None: no limit). NotRunning, NoMonitor, Busy,
+        MigrateFailed, MigrateTimeout; after a failure the machine runs on
+        as before."""
+        self._call_with_fd("Save", fd, {"timeout": 0.0 if timeout is None else float(timeout)}, timeout)
+
+    def restore(self, fd, paused=False, timeout=3600.0):
+        """Launch the machine from a state save() wrote, read from fd (open
+        for reading), and resume it unless paused. AlreadyRunning,
+        LaunchFailed, MigrateFailed (bad or truncated state: the machine
+        ends failed), MigrateTimeout."""
+        self._call_with_fd("Restore", fd, {"paused": bool(paused),
+                                           "timeout": 0.0 if timeout is None else float(timeout)},
+                           timeout)
+
+    def _call_with_fd(self, method, fd, options, timeout):
+        """method(h fd, a{sv} options), waiting up to timeout seconds."""
+        self._bus.call(self.path, MACHINE_IFACE, method,
+                       GLib.Variant("(ha{sv})", (0, _vardict(options, SAVE_OPTION_TYPES))), "()",
+                       timeout_ms=_call_timeout_ms(timeout), fds=[_fileno(fd)])
 
     def verify_alive(self):
         """Raise Dead unless QEMU runs and answers query-status."""

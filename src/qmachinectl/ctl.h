@@ -65,6 +65,7 @@ typedef struct {
         bool postcopy_after_set;
         double postcopy_after;
         uint32_t mode; /* copy-to --mode */
+        bool paused;
 } CtlOptions;
 
 typedef struct {
@@ -147,6 +148,8 @@ int cmd_console(Ctl *c, int argc, char **argv);
 int cmd_exec(Ctl *c, int argc, char **argv);
 int cmd_copy_to(Ctl *c, int argc, char **argv);
 int cmd_copy_from(Ctl *c, int argc, char **argv);
+int cmd_save(Ctl *c, int argc, char **argv);
+int cmd_restore(Ctl *c, int argc, char **argv);
 
 int cmd_images(Ctl *c, int argc, char **argv);
 int cmd_image_create(Ctl *c, int argc, char **argv);

@@ -52,6 +52,7 @@ enum {
         OPT_POSTCOPY,
         OPT_POSTCOPY_AFTER,
         OPT_MODE,
+        OPT_PAUSED,
 };
 
 typedef struct {
@@ -156,6 +157,7 @@ static const OptionInfo command_options[] = {
         { { "mode", required_argument, NULL, OPT_MODE },
           "OCTAL",
           "permission bits of the guest file, e.g. 0644 (default: the agent's)" },
+        { { "paused", no_argument, NULL, OPT_PAUSED }, NULL, "leave the guest paused" },
 };
 
 typedef struct {
@@ -264,6 +266,13 @@ static const Command commands[] = {
           "copy a host file into the guest through its agent", 3, 3, cmd_copy_to, OPTS(OPT_MODE), NULL },
         { "copy-from", "NAME GUEST_PATH HOST_PATH", "copy a guest file to the host through its agent", 3, 3,
           cmd_copy_from, NO_OPTS, NULL },
+        { "save", "NAME FILE [--timeout S]",
+          "save the guest's state into FILE (\"-\": stdout) and stop the machine", 2, 2, cmd_save,
+          OPTS(OPT_TIMEOUT), "seconds the state may take to save (default 3600; 0 or less: no limit)" },
+        { "restore", "NAME FILE [--paused] [--timeout S]",
+          "start the machine from a state that save wrote into FILE (\"-\": stdin) and resume it", 2, 2,
+          cmd_restore, OPTS(OPT_PAUSED, OPT_TIMEOUT),
+          "seconds the state may take to load (default 3600; 0 or less: no limit)" },
         { "version", "", "print the versions and the daemon's default QEMU binary", 0, 0, cmd_version,
           NO_OPTS, NULL },
         { "port", "NAME [GUEST_PORT]",
@@ -509,6 +518,9 @@ static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, 
                 name = "mode";
                 break;
         }
+        case OPT_PAUSED:
+                o->paused = true;
+                break;
         case ':':
                 return usage_error(cmd, "option %s needs a value", arg);
         default:

@@ -18,6 +18,7 @@
 #include "machine-internal.h"
 #include "names.h"
 #include "ports-dbus.h"
+#include "save-dbus.h"
 
 /* D-Bus allows 128 MiB per message; leave room for the framing. */
 #define GET_EVENTS_MAX_BYTES (64u * 1024 * 1024)
@@ -505,6 +506,10 @@ static const sd_bus_vtable machine_vtable[] = {
                                 method_copy_to_guest, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("CopyFromGuest", SD_BUS_ARGS("s", guest_path, "h", fd), SD_BUS_NO_RESULT,
                                 method_copy_from_guest, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Save", SD_BUS_ARGS("h", fd, "a{sv}", options), SD_BUS_NO_RESULT, method_save,
+                                ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Restore", SD_BUS_ARGS("h", fd, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_restore, ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),
         SD_BUS_SIGNAL_WITH_ARGS("KernelCrashDetected", SD_BUS_ARGS("s", text), 0),
         SD_BUS_VTABLE_END,

@@ -4,6 +4,9 @@
 #include "guest-agent.h"
 #include "machine.h"
 
+typedef struct QmSave QmSave;
+typedef struct QmRestore QmRestore;
+
 /* An fd given with AddFd, kept for the next launch. */
 typedef struct {
         int fd;
@@ -72,6 +75,8 @@ struct Machine {
         guint port_tries;        /* host port choices in this Launch */
         QmGuestAgent *agent; /* this run's, when config guest-agent */
         GQueue guest_ops;    /* QmGuestOp: GuestExec and copies under way */
+        QmSave *save;       /* a Save under way (machine-save.c) */
+        QmRestore *restore; /* a Restore's launch under way (machine-save.c) */
 };
 
 #define QM_EXIT_CODE_UNKNOWN (-1000)
@@ -120,6 +125,26 @@ gboolean machine_qmp_send_powerdown(Machine *m, QmReply *call);
 
 /* machine-migrate.c: answer a running Migrate with MigrateFailed. */
 void machine_migration_abort(Machine *m, const char *why);
+/* machine-migrate.c: the outcome of a migration the daemon runs for
+ * itself (Save, Restore): @error NULL when it completed. */
+typedef void (*MachineMigrationDone)(Machine *m, const QmError *error, gpointer data);
+/* QMP migrate (migrate-incoming when @incoming) to/from @uri, polled until
+ * the outcome, then @done; the caller checked the monitor. FALSE (Busy)
+ * when a migration runs already. */
+gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, double timeout,
+                               MachineMigrationDone done, gpointer data, QmError **error);
+
+/* machine-save.c: Restore's part in a launch. */
+/* Append what this launch needs (-incoming defer, -S) to m->command_line. */
+void machine_restore_extend_argv(Machine *m);
+/* The handshake completed: TRUE if the Restore goes on loading the state
+ * (it calls machine_launch_done() again when the guest runs). */
+gboolean machine_restore_take_over(Machine *m);
+/* The launch failed: TRUE if Restore answered the held call itself. */
+gboolean machine_restore_reply_failed(Machine *m);
+/* The machine goes away: forget the Restore. */
+void machine_restore_free(Machine *m);
+
 /* machine-qmp.c: NULL when the monitor can take commands, else why not. */
 QmError *machine_monitor_unavailable(Machine *m);
 /* Ask QEMU for the run state (changes without an event, e.g. postmigrate). */

@@ -57,6 +57,8 @@ QmError *machine_fd_headroom_error(Machine *m) {
 }
 
 void machine_reply_launch_failed(Machine *m) {
+        if (machine_restore_reply_failed(m))
+                return;
         g_autofree char *cmdline = qm_argv_to_string(m->command_line);
         g_autofree char *output = machine_read_log_tail(m, LAUNCH_LOG_TAIL);
         g_autoptr(QmError) e = qm_error_new(QM_ERROR_LAUNCH_FAILED,
@@ -130,6 +132,8 @@ static gboolean on_launch_timeout(gpointer data) {
 void machine_launch_done(Machine *m) {
         if (m->killed_by_us)
                 return; /* the launch is failing; its exit answers the caller */
+        if (machine_restore_take_over(m))
+                return; /* loads the state first */
         machine_stop_launch_timers(m);
         /* AddFd's fds are for this launch only (QEMUMachine closes them
          * after launch too). */
@@ -308,6 +312,7 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
                                         (QmPortPair *)m->forwarded_ports->data, m->forwarded_ports->len);
         if (agent_listen >= 0)
                 qm_argv_append_guest_agent(&m->command_line, AGENT_FD_IN_QEMU);
+        machine_restore_extend_argv(m);
         m->launch_timestamp = g_get_real_time();
         m->process = qemu_process_spawn(m->command_line, &creds, log_fd, (int *)pass_fds->data,
                                         (int *)pass_targets->data, pass_fds->len, machine_on_process_exit, m, &err);

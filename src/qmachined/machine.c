@@ -159,6 +159,7 @@ void machine_free(Machine *m) {
         qemu_process_free(m->process);
         machine_stop_launch_timers(m);
         qm_reply_drop(g_steal_pointer(&m->launch_call));
+        machine_restore_free(m);
         g_ptr_array_unref(m->exit_calls);
         g_array_unref(m->add_fds);
         g_array_unref(m->forwarded_ports);

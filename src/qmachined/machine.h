@@ -104,6 +104,13 @@ void machine_qmp_with_fd(Machine *m, QmReply *call, const char *command, const c
 void machine_migrate(Machine *m, QmReply *call, const char *uri, double timeout, gboolean offline,
                      double cancel_after);
 
+/* Save (BaseVM save_to_file): pause, migrate the state into @fd (the
+ * caller's, copied), quit QEMU; answered when the machine is stopped.
+ * Restore: launch with -incoming defer, load the state from @fd, resume
+ * unless @paused. @timeout bounds the migration (<= 0: none). */
+void machine_save(Machine *m, QmReply *call, int fd, double timeout);
+void machine_restore(Machine *m, QmReply *call, int fd, gboolean paused, double timeout);
+
 /* The process runs and query-status answers in time; else Dead. */
 void machine_verify_alive(Machine *m, QmReply *call);
 
