@@ -6,6 +6,17 @@
 QM_PACKAGES="meson ninja-build gcc pkg-config libsystemd-dev libglib2.0-dev
 libjson-glib-dev qemu-system-x86 qemu-utils dbus python3 python3-gi
 python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev"
+# iproute2, openssh-server: the two hosts of the remote and migration tests
+# (network namespaces, sshd; tests/integration/qmtest/twohost.py).
+# ansible-core: the Ansible module's test (contrib/ansible).
+QM_PACKAGES="$QM_PACKAGES iproute2 openssh-server ansible-core"
+# dpkg-dev, build-essential, debhelper, dh-python, lintian: the Debian
+# packages (debian/) and their test (tests/integration/test_debian_package.py).
+QM_PACKAGES="$QM_PACKAGES dpkg-dev build-essential debhelper dh-python lintian"
+# python3-docutils: rst2man for the manual pages (man/), man-db and
+# groff-base to check them; bash-completion, logrotate: their files' tests;
+# libglib2.0-dev-bin: gdbus-codegen (tests/codegen).
+QM_PACKAGES="$QM_PACKAGES python3-docutils man-db groff-base bash-completion logrotate libglib2.0-dev-bin"
 
 # qm_install_packages: install the Debian packages we need that are missing.
 qm_install_packages() {

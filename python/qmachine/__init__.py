@@ -8,6 +8,7 @@ Connecting
     manager = qmachine.connect()                  # the system bus
     manager = qmachine.connect(session=True)      # a daemon run with --session
     manager = qmachine.connect("unix:path=/run/x") # any D-Bus address
+    manager = qmachine.connect(host="root@hostb") # hostb's system bus, over ssh
 
     connect() returns a Manager; close it with manager.close() or use it
     in a `with` block.
@@ -53,7 +54,9 @@ Errors
     StorageFailed, PortNotRedirected, NoSuchNic, NoGuestAgent,
     GuestAgentUnavailable, GuestExecFailed, and for the standard ones AccessDenied, InvalidArgs,
     InteractiveAuthorizationRequired, UnknownObject; others as DBusError.
-    Each has .name (the D-Bus error name) and .message.
+    Each has .name (the D-Bus error name) and .message. Over ssh
+    (connect(host=...)) the methods that pass file descriptors
+    (open_console, add_fd, send_fd, qmp_with_fd) raise NoFdPassing at once.
 
 QEMU's python API
     qmachine.QEMUMachine and qmachine.QEMUQtestMachine have the interface of
@@ -79,6 +82,7 @@ from .errors import (AbnormalShutdown, AccessDenied, AlreadyRunning, Busy,
                      NoSuchMachine, NoSuchNic, NotRunning,
                      PortNotRedirected, QMachineError, QmpDisconnected, QmpError,
                      StorageFailed, Timeout, UnknownMethod, UnknownObject)
+from .errors import NoFdPassing
 
 # Names loaded from the QEMUMachine drop-in on first use, so the client
 # works without those modules.
@@ -118,3 +122,6 @@ __all__ = [
     "EventStream", "KernelCrashStream", "MachineChangeStream", "WAIT_FOREVER", "CALL_MARGIN",
     "errors",
 ] + [n for n in errors.__all__ if n[0].isupper()]  # the error classes
+
+from .client import GuestExecResult  # noqa: E402
+__all__.append("GuestExecResult")

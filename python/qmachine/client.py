@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+import unicodedata
 
 import gi
 
@@ -64,6 +65,8 @@ CONFIG_TYPES = {
 
 # CreateImage options and Migrate options.
 IMAGE_OPTION_TYPES = {"cluster-size": "t", "backing-file": "s"}
+# Save and Restore options (the daemon refuses any other key).
+SAVE_OPTION_TYPES = {"timeout": "d", "paused": "b"}
 MIGRATE_OPTION_TYPES = {
     "timeout": "d",
     "offline": "b",
@@ -82,6 +85,10 @@ name, State, Pid (0 when not running) and D-Bus object path."""
 ImageInfo = collections.namedtuple("ImageInfo", "name format size")
 ImageInfo.__doc__ = """One entry of Manager.list_images(): file name, format
 and virtual size in bytes."""
+
+GuestExecResult = collections.namedtuple("GuestExecResult", "exit_code stdout stderr")
+GuestExecResult.__doc__ = """What Machine.guest_exec() returns: the program's
+exit code (-N when signal N ended it), its stdout and stderr (bytes)."""
 
 Event = collections.namedtuple("Event", "seq name data timestamp")
 Event.__doc__ = """One QMP event from Machine.events(): its sequence number,
@@ -150,19 +157,87 @@ def _event_from_object(seq, obj):
     return Event(seq, obj.get("event", ""), obj.get("data") or {}, us)
 
 
+_CONNECTION_FLAGS = (Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
+                     | Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT)
+# How long closing waits for ssh to exit after its stdin closed.
+_SSH_EXIT_TIMEOUT = 5.0
+
+
+def _check_host(host):
+    """A [user@]host for ssh: not empty, no option, no blank or control
+    character."""
+    if not isinstance(host, str) or not host or host.startswith("-") or any(
+            c.isspace() or unicodedata.category(c).startswith("C") for c in host):
+        raise ValueError("connect(): invalid host %r" % (host,))
+
+
+def _open_over_ssh(host):
+    """A connection to the system bus of host through
+    `ssh -xT -- HOST systemd-stdio-bridge`, the transport of sd-bus's
+    sd_bus_open_system_remote() (busctl -H); ssh is found through PATH.
+    Returns (connection, the ssh Gio.Subprocess)."""
+    _check_host(host)
+    try:
+        ssh = Gio.Subprocess.new(["ssh", "-xT", "--", host, "systemd-stdio-bridge"],
+                                 Gio.SubprocessFlags.STDIN_PIPE
+                                 | Gio.SubprocessFlags.STDOUT_PIPE)
+    except GLib.Error as e:
+        raise errors.DBusError("cannot run ssh to %s: %s" % (host, e.message)) from None
+    stream = Gio.SimpleIOStream.new(ssh.get_stdout_pipe(), ssh.get_stdin_pipe())
+    try:
+        conn = Gio.DBusConnection.new_sync(stream, None, _CONNECTION_FLAGS, None, None)
+    except GLib.Error as e:
+        _end_ssh(ssh, stream)
+        raise errors.DBusError("cannot reach the system bus of %s over ssh (ssh says why "
+                               "on stderr): %s" % (host, e.message)) from None
+    return conn, ssh
+
+
+def _end_ssh(ssh, stream=None):
+    """Close ssh's pipes and wait for it to exit (killed when it does not
+    within _SSH_EXIT_TIMEOUT)."""
+    if stream is not None:
+        try:
+            stream.close(None)
+        except GLib.Error:
+            pass
+    deadline = time.monotonic() + _SSH_EXIT_TIMEOUT
+    # The identifier (pid) goes away once GLib has reaped ssh.
+    while ssh.get_identifier() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if ssh.get_identifier() is not None:
+        ssh.force_exit()
+        try:
+            ssh.wait(None)
+        except GLib.Error:
+            pass
+
+
 class _Bus:
     """The private connection and the main context its signals use."""
 
-    def __init__(self, address, interactive):
+    def __init__(self, address, interactive, host=None):
         self.context = GLib.MainContext.new()
         self.interactive = interactive
-        flags = (Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
-                 | Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT)
+        self.host = host
+        self.ssh = None
+        if host is not None:
+            self.conn, self.ssh = _open_over_ssh(host)
+            return
         try:
             self.conn = Gio.DBusConnection.new_for_address_sync(
-                address, flags, None, None)
+                address, _CONNECTION_FLAGS, None, None)
         except GLib.Error as e:
             raise errors.from_gerror(e) from None
+
+    def can_pass_fds(self):
+        return bool(self.conn.get_capabilities() & Gio.DBusCapabilityFlags.UNIX_FD_PASSING)
+
+    def _require_fd_passing(self, method):
+        if not self.can_pass_fds():
+            where = "ssh to %s" % self.host if self.host else "this connection"
+            raise errors.NoFdPassing("%s passes a file descriptor, which cannot cross %s; "
+                                     "run the client on the machine's host" % (method, where))
 
     def _flags(self):
         if self.interactive:
@@ -176,6 +251,9 @@ class _Bus:
         [] to receive some)."""
         if timeout_ms is None:
             timeout_ms = int(DEFAULT_CALL_TIMEOUT * 1000)
+        if fds is not None:
+            # The transport would drop the message: no reply, ever.
+            self._require_fd_passing(method)
         rt = GLib.VariantType.new(reply_type) if reply_type else None
         try:
             if fds is None:
@@ -248,6 +326,9 @@ class _Bus:
                 self.conn.close_sync(None)
             except GLib.Error:
                 pass
+        if self.ssh is not None:
+            _end_ssh(self.ssh)
+            self.ssh = None
 
 
 class _SignalStream:
@@ -378,7 +459,13 @@ def connect(address=None, *, system=None, session=None, host=None,
     session      True: the session bus (a daemon run with --session);
     system       True or nothing given: the system bus
                  (DBUS_SYSTEM_BUS_ADDRESS is honoured, as Gio does);
-    host         reserved for remote hosts; only None is supported;
+    host         "[user@]host": the system bus of that host, over ssh
+                 (`ssh -xT -- HOST systemd-stdio-bridge`, as busctl -H and
+                 qmachinectl -H; ssh is found through PATH and must not
+                 ask for a password). File descriptors cannot cross ssh:
+                 open_console, add_fd, send_fd and qmp_with_fd raise
+                 NoFdPassing at once. The ssh process ends with the
+                 connection;
     interactive  let polkit ask the user for a password
                  (ALLOW_INTERACTIVE_AUTHORIZATION); without it a call that
                  needs one fails with InteractiveAuthorizationRequired.
@@ -387,7 +474,10 @@ def connect(address=None, *, system=None, session=None, host=None,
     Manager.close() or a `with` block.
     """
     if host is not None:
-        raise NotImplementedError("qmachine.connect(): remote hosts are not supported yet")
+        if address is not None or session:
+            raise ValueError("connect(): a host has only its system bus; give no address "
+                             "or session")
+        return Manager(_Bus(None, interactive, host=host))
     if address is None:
         if session and system:
             raise ValueError("connect(): choose one of system and session")
@@ -492,6 +582,13 @@ class Manager:
                              "(o)")
         return self._machine(path, new_name or None)
 
+    def update_machine(self, name, overrides):
+        """Change the definition of machine `name` (not running, else
+        Busy): the overrides (a config dict) are applied and validated as
+        create_machine's config; an empty value ("" or []) removes a key."""
+        self._call("UpdateMachine",
+                   GLib.Variant("(sa{sv})", (name, _vardict(overrides, CONFIG_TYPES))), "()")
+
     def list_machines(self):
         """All machines as a list of MachineInfo(name, state, pid, path)."""
         (machines,) = self._call("ListMachines", None, "(a(ssuo))")
@@ -576,6 +673,10 @@ _MACHINE_PROPERTIES = {
     "owner": ("Owner", "The uid that created the machine."),
     "console_bytes": ("ConsoleBytes", "Bytes of console output in this run: the offset of "
                       "\"from now on\" for wait_console()."),
+    "forwarded_ports": ("ForwardedPorts", "Guest TCP port → host port on 127.0.0.1 (dict of "
+                        "int to int) for config forward-ports, in this run; empty when not running."),
+    "guest_agent_connected": ("GuestAgentConnected",
+                              "True while the guest agent answers (config guest_agent)."),
 }
 
 
@@ -837,6 +938,30 @@ class Machine:
                    GLib.Variant("(sa{sv})", (uri, _vardict(options, MIGRATE_OPTION_TYPES))),
                    "()", timeout_ms=_call_timeout_ms(timeout))
 
+    def save(self, fd, timeout=3600.0):
+        """Save the guest's state into fd (a file object or an fd number
+        the caller opened for writing; the daemon never opens a path) and
+        stop the machine (BaseVM save_to_file). timeout bounds the
+        migration (None: no limit). NotRunning, NoMonitor, Busy,
+        MigrateFailed, MigrateTimeout; after a failure the machine runs on
+        as before."""
+        self._call_with_fd("Save", fd, {"timeout": 0.0 if timeout is None else float(timeout)}, timeout)
+
+    def restore(self, fd, paused=False, timeout=3600.0):
+        """Launch the machine from a state save() wrote, read from fd (open
+        for reading), and resume it unless paused. AlreadyRunning,
+        LaunchFailed, MigrateFailed (bad or truncated state: the machine
+        ends failed), MigrateTimeout."""
+        self._call_with_fd("Restore", fd, {"paused": bool(paused),
+                                           "timeout": 0.0 if timeout is None else float(timeout)},
+                           timeout)
+
+    def _call_with_fd(self, method, fd, options, timeout):
+        """method(h fd, a{sv} options), waiting up to timeout seconds."""
+        self._bus.call(self.path, MACHINE_IFACE, method,
+                       GLib.Variant("(ha{sv})", (0, _vardict(options, SAVE_OPTION_TYPES))), "()",
+                       timeout_ms=_call_timeout_ms(timeout), fds=[_fileno(fd)])
+
     def verify_alive(self):
         """Raise Dead unless QEMU runs and answers query-status."""
         self._call("VerifyAlive", None, "()")
@@ -847,6 +972,103 @@ class Machine:
         if isinstance(keys, str):
             keys = [keys]
         self._call("SendKey", GLib.Variant("(asu)", (list(keys), int(hold_ms))), "()")
+
+    def get_port(self, guest_port):
+        """The host port on 127.0.0.1 forwarded to guest TCP port
+        guest_port in this run (BaseVM get_port). PortNotRedirected when it
+        is not in config forward-ports, NotRunning."""
+        (host_port,) = self._call("GetPort", GLib.Variant("(q)", (int(guest_port),)), "(q)")
+        return host_port
+
+    def get_address(self, nic=0):
+        """The address a host process uses to reach the guest of NIC nic
+        (BaseVM get_address): "127.0.0.1" for the user-mode NICs, reached
+        through get_port(). NoSuchNic."""
+        (address,) = self._call("GetAddress", GLib.Variant("(u)", (int(nic),)), "(s)")
+        return address
+
+
+    # -- the guest agent (config guest_agent)
+
+    def guest_agent(self, command, arguments=None, **kwargs):
+        """Send a raw guest agent command (libvirt's
+        virDomainQemuAgentCommand); returns the agent's whole response as a
+        dict, {"return": ...} or {"error": ...}. Keyword arguments are
+        merged into `arguments`. NoGuestAgent, NotRunning,
+        GuestAgentUnavailable (the agent does not answer)."""
+        (text,) = self._call("GuestAgent",
+                             GLib.Variant("(ss)", (command, _json_arg(arguments, kwargs))), "(s)")
+        return json.loads(text)
+
+    def guest_exec(self, argv, stdin=b"", timeout=60.0, env=None):
+        """Run a program in the guest (BaseVM session.cmd); returns
+        GuestExecResult(exit_code, stdout, stderr). argv is a list (the
+        program first, searched in the agent's PATH); stdin bytes for its
+        standard input (at most 16 MiB); env a list of "NAME=value"
+        replacing the agent's environment. Timeout when it runs longer than
+        timeout seconds (it keeps running in the guest); GuestExecFailed
+        when the agent cannot start it."""
+        options = {"timeout": GLib.Variant("d", float(timeout))}
+        if env is not None:
+            options["env"] = GLib.Variant("as", list(env))
+        data = GLib.Variant.new_from_bytes(GLib.VariantType.new("ay"), GLib.Bytes.new(bytes(stdin)), True)
+        args = GLib.Variant.new_tuple(GLib.Variant("as", list(argv)), data, GLib.Variant("a{sv}", options))
+        reply = self._bus.call(self.path, MACHINE_IFACE, "GuestExec", args, "(iayay)",
+                               timeout_ms=_call_timeout_ms(timeout))
+
+        def child_bytes(i):
+            return bytes(reply.get_child_value(i).get_data_as_bytes().get_data())
+        return GuestExecResult(reply.get_child_value(0).get_int32(), child_bytes(1), child_bytes(2))
+
+    def copy_to_guest(self, source, guest_path, mode=0):
+        """Copy into the guest file guest_path (created or truncated;
+        BaseVM copy_files_to). source is a host path (opened here, as the
+        calling user) or an open file or fd (read from its offset to its
+        end). mode: permission bits, 0 for the agent's default."""
+        with _open_source(source) as fd:
+            self._bus.call(self.path, MACHINE_IFACE, "CopyToGuest",
+                           GLib.Variant("(hsu)", (0, guest_path, int(mode))), "()",
+                           timeout_ms=_NO_CALL_TIMEOUT_MS, fds=[fd])
+
+    def copy_from_guest(self, guest_path, destination):
+        """Copy the guest file guest_path to the host (BaseVM
+        copy_files_from). destination is a host path (created or
+        truncated here, as the calling user) or an open file or fd
+        (written at its offset). The agent's errors (e.g. no such file)
+        raise QmpError."""
+        with _open_destination(destination) as fd:
+            self._bus.call(self.path, MACHINE_IFACE, "CopyFromGuest",
+                           GLib.Variant("(sh)", (guest_path, 0)), "()",
+                           timeout_ms=_NO_CALL_TIMEOUT_MS, fds=[fd])
+
+
+class _HostFile:
+    """An fd for a copy: opened here from a path (and closed after), or
+    the caller's own (left open)."""
+
+    def __init__(self, target, flags):
+        if isinstance(target, (str, bytes, os.PathLike)):
+            self.fd = os.open(target, flags | os.O_CLOEXEC, 0o666)
+            self.owned = True
+        else:
+            self.fd = _fileno(target)
+            self.owned = False
+
+    def __enter__(self):
+        return self.fd
+
+    def __exit__(self, *exc):
+        if self.owned:
+            os.close(self.fd)
+        return False
+
+
+def _open_source(source):
+    return _HostFile(source, os.O_RDONLY)
+
+
+def _open_destination(destination):
+    return _HostFile(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
 
 
 for _py_name, (_dbus_name, _doc) in _MACHINE_PROPERTIES.items():

@@ -219,6 +219,14 @@ class GuestExecFailed(QMachineError):
     """The guest agent could not start the program."""
 
 
+class NoFdPassing(DBusError):
+    """The connection cannot carry file descriptors (a remote host over
+    ssh: `connect(host=...)`), so a method that passes one (open_console,
+    add_fd, send_fd, qmp_with_fd, and any other whose D-Bus signature has
+    an `h`) cannot work; raised at once by the client, before any call.
+    Run the code on the machine's host instead. `.name` is None."""
+
+
 # The daemon's error names (last component) → class.
 _QMACHINE_ERRORS = {cls.__name__: cls for cls in (
     NoSuchMachine, MachineExists, AlreadyRunning, NotRunning, Busy,
@@ -278,5 +286,6 @@ __all__ = [
     "ImageCheckFailed", "LimitExceeded", "StorageFailed", "Migrated",
     "PortNotRedirected", "NoSuchNic", "NoGuestAgent", "GuestAgentUnavailable",
     "GuestExecFailed",
+    "NoFdPassing",
     "error_class", "from_dbus", "from_gerror",
 ]

@@ -34,7 +34,10 @@ int ctl_connect(Ctl *c) {
         sd_bus *bus = NULL;
         int r;
 
-        if (c->address) {
+        if (c->host) {
+                /* ssh -xT -- HOST systemd-stdio-bridge, as busctl -H */
+                r = sd_bus_open_system_remote(&bus, c->host);
+        } else if (c->address) {
                 r = sd_bus_new(&bus);
                 if (r >= 0)
                         r = sd_bus_set_address(bus, c->address);
@@ -49,6 +52,9 @@ int ctl_connect(Ctl *c) {
         }
         if (r < 0) {
                 sd_bus_unref(bus);
+                if (c->host)
+                        return ctl_error("cannot connect to the system bus of %s: %s", c->host,
+                                         g_strerror(-r));
                 return ctl_error("cannot connect to the %s bus: %s",
                                  c->address           ? "given"
                                          : c->session ? "session"
@@ -77,6 +83,35 @@ uint64_t ctl_timeout_usec(double seconds) {
         return (uint64_t)((seconds + 60.0) * 1e6);
 }
 
+/* The methods that pass a file descriptor, in or out (API.md). */
+static const char *const fd_methods[] = {
+        "OpenConsole", "AddFd", "SendFd", "QmpWithFd", "CopyToGuest", "CopyFromGuest", "Save", "Restore",
+};
+
+static bool passes_fds(const char *member) {
+        for (size_t i = 0; i < G_N_ELEMENTS(fd_methods); i++)
+                if (strcmp(fd_methods[i], member) == 0)
+                        return true;
+        return false;
+}
+
+bool ctl_can_pass_fds(Ctl *c) {
+        return sd_bus_can_send(c->bus, SD_BUS_TYPE_UNIX_FD) > 0;
+}
+
+/* A call that carries an fd over a transport that cannot (ssh) would
+ * never get its reply: the bridge drops the message. Fail at once. */
+int ctl_require_fd_passing(Ctl *c, const char *what) {
+        if (ctl_can_pass_fds(c))
+                return EXIT_OK;
+        if (c->host)
+                return ctl_error(
+                        "%s passes a file descriptor, which cannot cross ssh to %s; "
+                        "run qmachinectl on that host",
+                        what, c->host);
+        return ctl_error("%s passes a file descriptor, which this connection to the bus cannot carry", what);
+}
+
 static int callv(Ctl *c, const char *path, const char *iface, const char *member, uint64_t usec,
                  sd_bus_message **reply, const char *types, va_list ap) {
         g_autoptr(sd_bus_message) m = NULL;
@@ -84,6 +119,11 @@ static int callv(Ctl *c, const char *path, const char *iface, const char *member
         sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
+        if (passes_fds(member)) {
+                r = ctl_require_fd_passing(c, member);
+                if (r != EXIT_OK)
+                        return r;
+        }
         r = sd_bus_message_new_method_call(c->bus, &m, QM_BUS_NAME, path, iface, member);
         if (r >= 0 && types && types[0])
                 r = sd_bus_message_appendv(m, types, ap);

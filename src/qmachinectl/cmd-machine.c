@@ -282,6 +282,17 @@ int cmd_remove(Ctl *c, int argc, char **argv) {
         return ctl_manager_call(c, "RemoveMachine", 0, NULL, "s", argv[0]);
 }
 
+/* machinectl enable/disable: autostart at the next host boot (a kept
+ * definition is needed for that, so enable also makes it persistent). */
+int cmd_enable(Ctl *c, int argc, char **argv) {
+        return ctl_manager_call(c, "UpdateMachine", 0, NULL, "sa{sv}", argv[0], 2, "autostart", "b", 1,
+                                "persistent", "b", 1);
+}
+
+int cmd_disable(Ctl *c, int argc, char **argv) {
+        return ctl_manager_call(c, "UpdateMachine", 0, NULL, "sa{sv}", argv[0], 1, "autostart", "b", 0);
+}
+
 int cmd_start(Ctl *c, int argc, char **argv) {
         return ctl_machine_call(c, argv[0], "Launch", 0, NULL, NULL);
 }
@@ -342,44 +353,6 @@ int cmd_send_key(Ctl *c, int argc, char **argv) {
         if (r < 0)
                 return ctl_error("cannot build the call: %s", g_strerror(-r));
         r = sd_bus_call(c->bus, m, 0, &error, &reply);
-        if (r < 0) {
-                r = ctl_bus_error(&error, r);
-                sd_bus_error_free(&error);
-                return r;
-        }
-        return EXIT_OK;
-}
-
-int cmd_migrate(Ctl *c, int argc, char **argv) {
-        g_autoptr(sd_bus_message) m = NULL;
-        g_autoptr(sd_bus_message) reply = NULL;
-        g_autofree char *path = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        const CtlOptions *o = &c->o;
-        double limit = o->timeout_set ? o->timeout : 3600;
-        int r;
-
-        if (o->cancel_after_set && (limit <= 0 || o->cancel_after < limit))
-                limit = o->cancel_after;
-        r = ctl_machine_path(c, argv[0], &path);
-        if (r != EXIT_OK)
-                return r;
-        r = sd_bus_message_new_method_call(c->bus, &m, QM_BUS_NAME, path, QM_MACHINE_IFACE, "Migrate");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", argv[1]);
-        if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0 && o->timeout_set)
-                r = sd_bus_message_append(m, "{sv}", "timeout", "d", o->timeout);
-        if (r >= 0 && o->offline)
-                r = sd_bus_message_append(m, "{sv}", "offline", "b", 1);
-        if (r >= 0 && o->cancel_after_set)
-                r = sd_bus_message_append(m, "{sv}", "cancel-after", "d", o->cancel_after);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return ctl_error("cannot build the call: %s", g_strerror(-r));
-        r = sd_bus_call(c->bus, m, ctl_timeout_usec(limit <= 0 ? -1 : limit), &error, &reply);
         if (r < 0) {
                 r = ctl_bus_error(&error, r);
                 sd_bus_error_free(&error);

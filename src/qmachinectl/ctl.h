@@ -51,11 +51,27 @@ typedef struct {
         bool cancel_after_set;
         double cancel_after;
         double drain;
+        /* migrate --to */
+        const char *to;
+        const char *dname;
+        const char *listen_address;
+        bool undefine_source;
+        bool bandwidth_set;
+        uint64_t bandwidth;
+        bool downtime_limit_set;
+        uint64_t downtime_limit;
+        bool auto_converge;
+        bool postcopy;
+        bool postcopy_after_set;
+        double postcopy_after;
+        uint32_t mode; /* copy-to --mode */
+        bool paused;
 } CtlOptions;
 
 typedef struct {
         bool session;
         const char *address;
+        const char *host; /* -H [USER@]HOST: the system bus there, over ssh */
         bool ask_password;
         sd_bus *bus;
         CtlOptions o;
@@ -75,6 +91,14 @@ int ctl_machine_path(Ctl *c, const char *name, char **path);
 int ctl_machine_call(Ctl *c, const char *name, const char *member, uint64_t usec, sd_bus_message **reply,
                      const char *types, ...);
 int ctl_get_string_property(Ctl *c, const char *path, const char *iface, const char *property, char **value);
+/* Whether the connection can pass file descriptors (not over ssh). */
+bool ctl_can_pass_fds(Ctl *c);
+/* EXIT_OK when it can; else prints why @what cannot work here and returns
+ * EXIT_FAIL. ctl_call() does this itself for the methods that pass fds. */
+int ctl_require_fd_passing(Ctl *c, const char *what);
+
+/* remote.c */
+int ctl_remote_console(Ctl *c, const char *name);
 
 /* util.c */
 int ctl_parse_size(const char *s, uint64_t *ret);
@@ -96,6 +120,9 @@ int cmd_status(Ctl *c, int argc, char **argv);
 int cmd_create(Ctl *c, int argc, char **argv);
 int cmd_clone(Ctl *c, int argc, char **argv);
 int cmd_remove(Ctl *c, int argc, char **argv);
+int cmd_enable(Ctl *c, int argc, char **argv);
+int cmd_powerdown_all(Ctl *c, int argc, char **argv);
+int cmd_disable(Ctl *c, int argc, char **argv);
 int cmd_start(Ctl *c, int argc, char **argv);
 int cmd_stop(Ctl *c, int argc, char **argv);
 int cmd_kill(Ctl *c, int argc, char **argv);
@@ -120,7 +147,15 @@ int cmd_console(Ctl *c, int argc, char **argv);
 int cmd_expect(Ctl *c, int argc, char **argv);
 int cmd_send(Ctl *c, int argc, char **argv);
 
+int cmd_exec(Ctl *c, int argc, char **argv);
+int cmd_copy_to(Ctl *c, int argc, char **argv);
+int cmd_copy_from(Ctl *c, int argc, char **argv);
+int cmd_save(Ctl *c, int argc, char **argv);
+int cmd_restore(Ctl *c, int argc, char **argv);
+
 int cmd_images(Ctl *c, int argc, char **argv);
 int cmd_image_create(Ctl *c, int argc, char **argv);
 int cmd_image_check(Ctl *c, int argc, char **argv);
 int cmd_image_remove(Ctl *c, int argc, char **argv);
+
+int cmd_port(Ctl *c, int argc, char **argv);

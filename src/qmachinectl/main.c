@@ -12,6 +12,7 @@
 
 enum {
         OPT_HELP = 'h',
+        OPT_HOST = 'H',
         OPT_FIRST = 0x100,
         OPT_SESSION = OPT_FIRST,
         OPT_ADDRESS,
@@ -41,6 +42,17 @@ enum {
         OPT_OFFLINE,
         OPT_CANCEL_AFTER,
         OPT_DRAIN,
+        OPT_TO,
+        OPT_DNAME,
+        OPT_LISTEN_ADDRESS,
+        OPT_UNDEFINE_SOURCE,
+        OPT_BANDWIDTH,
+        OPT_DOWNTIME_LIMIT,
+        OPT_AUTO_CONVERGE,
+        OPT_POSTCOPY,
+        OPT_POSTCOPY_AFTER,
+        OPT_MODE,
+        OPT_PAUSED,
 };
 
 typedef struct {
@@ -55,6 +67,9 @@ static const OptionInfo global_options[] = {
         { { "address", required_argument, NULL, OPT_ADDRESS },
           "ADDR",
           "talk to the daemon on the bus at this D-Bus address" },
+        { { "host", required_argument, NULL, OPT_HOST },
+          "[USER@]HOST",
+          "-H: talk to the daemon of a remote host, over ssh (file descriptors cannot cross it)" },
         { { "no-ask-password", no_argument, NULL, OPT_NO_ASK_PASSWORD },
           NULL,
           "do not ask for a password when polkit wants one" },
@@ -102,7 +117,36 @@ static const OptionInfo command_options[] = {
           "N",
           "qcow2 cluster size (suffixes K, M)" },
         { { "backing", required_argument, NULL, OPT_BACKING }, "B", "backing image (an image name)" },
-        { { "offline", no_argument, NULL, OPT_OFFLINE }, NULL, "pause the guest first" },
+        { { "offline", no_argument, NULL, OPT_OFFLINE },
+          NULL,
+          "pause the guest first (a consistent copy; the guest does not run meanwhile)" },
+        { { "to", required_argument, NULL, OPT_TO },
+          "[USER@]HOST",
+          "move the machine to the daemon of HOST, reached over ssh (localhost: this daemon)" },
+        { { "dname", required_argument, NULL, OPT_DNAME },
+          "NAME",
+          "the machine's name on the destination (default its own; needed for localhost)" },
+        { { "listen-address", required_argument, NULL, OPT_LISTEN_ADDRESS },
+          "ADDR",
+          "the address the destination listens on (default HOST; localhost: a unix socket)" },
+        { { "undefine-source", no_argument, NULL, OPT_UNDEFINE_SOURCE },
+          NULL,
+          "remove the machine here once it runs there" },
+        { { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
+          "B",
+          "at most B bytes per second (suffixes K, M, G)" },
+        { { "downtime-limit", required_argument, NULL, OPT_DOWNTIME_LIMIT },
+          "MS",
+          "the longest pause of the guest at the switch-over" },
+        { { "auto-converge", no_argument, NULL, OPT_AUTO_CONVERGE },
+          NULL,
+          "slow the guest's CPUs down when it dirties memory faster than it is sent" },
+        { { "postcopy", no_argument, NULL, OPT_POSTCOPY },
+          NULL,
+          "switch to post-copy (the guest runs there while its memory follows)" },
+        { { "postcopy-after", required_argument, NULL, OPT_POSTCOPY_AFTER },
+          "S",
+          "with --postcopy: switch after S seconds of pre-copy (default 0)" },
         { { "cancel-after", required_argument, NULL, OPT_CANCEL_AFTER },
           "S",
           "cancel the migration after S seconds" },
@@ -110,6 +154,10 @@ static const OptionInfo command_options[] = {
           "S",
           "without a terminal: after EOF on stdin, go on printing console output "
           "until it was quiet for S seconds (default 1)" },
+        { { "mode", required_argument, NULL, OPT_MODE },
+          "OCTAL",
+          "permission bits of the guest file, e.g. 0644 (default: the agent's)" },
+        { { "paused", no_argument, NULL, OPT_PAUSED }, NULL, "leave the guest paused" },
 };
 
 typedef struct {
@@ -138,6 +186,10 @@ static const Command commands[] = {
         { "clone", "NAME NEW_NAME", "define a copy of a machine (new UUID and MACs)", 2, 2, cmd_clone,
           NO_OPTS, NULL },
         { "remove", "NAME", "remove a machine that does not run", 1, 1, cmd_remove, NO_OPTS, NULL },
+        { "enable", "NAME",
+          "start the machine when the daemon first starts after a host boot (autostart; makes it persistent)",
+          1, 1, cmd_enable, NO_OPTS, NULL },
+        { "disable", "NAME", "no autostart for the machine", 1, 1, cmd_disable, NO_OPTS, NULL },
         { "start", "NAME", "start QEMU; returns when its QMP monitor is ready", 1, 1, cmd_start, NO_OPTS,
           NULL },
         { "launch", "NAME", "the same as start", 1, 1, cmd_start, NO_OPTS, NULL },
@@ -150,6 +202,11 @@ static const Command commands[] = {
         { "powerdown", "NAME [--timeout S]",
           "press the ACPI power button and wait for the guest to power off", 1, 1, cmd_powerdown,
           OPTS(OPT_TIMEOUT), "seconds to wait for the guest (default 30; negative: no limit)" },
+        { "powerdown-all", "[--timeout S]",
+          "press the ACPI power button of every running machine at once and wait; a guest that has not "
+          "powered off when the timeout runs out is ended (QMP quit, then SIGKILL); exit 1 if any was. "
+          "qmachined-guests.service runs this at host shutdown",
+          0, 0, cmd_powerdown_all, OPTS(OPT_TIMEOUT), "seconds each guest has (default 120)" },
         { "pause", "NAME", "pause the guest's CPUs (QMP stop)", 1, 1, cmd_pause, NO_OPTS, NULL },
         { "resume", "NAME", "resume the guest's CPUs (QMP cont)", 1, 1, cmd_resume, NO_OPTS, NULL },
         { "reset", "NAME", "reset the guest (QMP system_reset)", 1, 1, cmd_reset, NO_OPTS, NULL },
@@ -197,12 +254,41 @@ static const Command commands[] = {
           "check an image; prints the verdict and qemu-img's report, exit 0 only when ok", 1, 1,
           cmd_image_check, NO_OPTS, NULL },
         { "image-remove", "NAME", "remove a disk image", 1, 1, cmd_image_remove, NO_OPTS, NULL },
-        { "migrate", "NAME URI [--timeout S] [--offline] [--cancel-after S]",
-          "migrate the VM and wait for the end", 2, 2, cmd_migrate,
-          OPTS(OPT_TIMEOUT, OPT_OFFLINE, OPT_CANCEL_AFTER),
+        { "migrate",
+          "NAME {URI | --to [USER@]HOST [--persistent] [--undefine-source] [--dname N]} [--offline] "
+          "[--bandwidth B] [--postcopy] [--timeout S] [--cancel-after S]",
+          "migrate the VM and wait for the end: to a QEMU migration URI, or with --to the whole move to "
+          "another host's daemon (prepared there from this machine's config, progress shown on a terminal; "
+          "on success it runs there and this one is left migrated, on failure nothing stays there)",
+          1, 2, cmd_migrate,
+          OPTS(OPT_TIMEOUT, OPT_OFFLINE, OPT_CANCEL_AFTER, OPT_TO, OPT_PERSISTENT, OPT_UNDEFINE_SOURCE,
+               OPT_DNAME, OPT_LISTEN_ADDRESS, OPT_BANDWIDTH, OPT_DOWNTIME_LIMIT, OPT_AUTO_CONVERGE, OPT_POSTCOPY,
+               OPT_POSTCOPY_AFTER),
           "seconds until the migration is cancelled (default 3600; 0 or less: no limit)" },
+        { "exec", "NAME [--timeout S] -- PROGRAM [ARGS...]",
+          "run a program in the guest through its agent (stdin passed when it is not a terminal); "
+          "exits with the program's status, 128+N for signal N",
+          2, -1, cmd_exec, OPTS(OPT_TIMEOUT), "seconds the program may run (default 60)" },
+        { "shell", "NAME -- COMMAND [ARGS...]",
+          "machinectl's spelling of exec (no terminal: for an interactive shell use console)", 2, -1,
+          cmd_exec, OPTS(OPT_TIMEOUT), "seconds the program may run (default 60)" },
+        { "copy-to", "NAME HOST_PATH GUEST_PATH [--mode OCTAL]",
+          "copy a host file into the guest through its agent", 3, 3, cmd_copy_to, OPTS(OPT_MODE), NULL },
+        { "copy-from", "NAME GUEST_PATH HOST_PATH", "copy a guest file to the host through its agent", 3, 3,
+          cmd_copy_from, NO_OPTS, NULL },
+        { "save", "NAME FILE [--timeout S]",
+          "save the guest's state into FILE (\"-\": stdout) and stop the machine", 2, 2, cmd_save,
+          OPTS(OPT_TIMEOUT), "seconds the state may take to save (default 3600; 0 or less: no limit)" },
+        { "restore", "NAME FILE [--paused] [--timeout S]",
+          "start the machine from a state that save wrote into FILE (\"-\": stdin) and resume it", 2, 2,
+          cmd_restore, OPTS(OPT_PAUSED, OPT_TIMEOUT),
+          "seconds the state may take to load (default 3600; 0 or less: no limit)" },
         { "version", "", "print the versions and the daemon's default QEMU binary", 0, 0, cmd_version,
           NO_OPTS, NULL },
+        { "port", "NAME [GUEST_PORT]",
+          "print the host port on 127.0.0.1 forwarded to a guest TCP port; without one, every forwarded "
+          "port as \"GUEST HOST\" lines",
+          1, 2, cmd_port, NO_OPTS, NULL },
 };
 
 static const OptionInfo *find_option(int code) {
@@ -298,10 +384,19 @@ static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, 
         case OPT_SESSION:
                 c->session = true;
                 c->address = NULL;
+                c->host = NULL;
                 return EXIT_OK;
         case OPT_ADDRESS:
                 c->address = arg;
                 c->session = false;
+                c->host = NULL;
+                return EXIT_OK;
+        case OPT_HOST:
+                if (arg[0] == '\0' || arg[0] == '-')
+                        return usage_error(cmd, "invalid host for -H: \"%s\"", arg);
+                c->host = arg;
+                c->session = false;
+                c->address = NULL;
                 return EXIT_OK;
         case OPT_NO_ASK_PASSWORD:
                 c->ask_password = false;
@@ -390,6 +485,52 @@ static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, 
                 r = ctl_parse_double(arg, &o->drain);
                 name = "drain";
                 break;
+        case OPT_TO:
+                if (arg[0] == '\0' || arg[0] == '-')
+                        return usage_error(cmd, "invalid host for --to: \"%s\"", arg);
+                o->to = arg;
+                break;
+        case OPT_DNAME:
+                o->dname = arg;
+                break;
+        case OPT_LISTEN_ADDRESS:
+                o->listen_address = arg;
+                break;
+        case OPT_UNDEFINE_SOURCE:
+                o->undefine_source = true;
+                break;
+        case OPT_BANDWIDTH:
+                r = ctl_parse_size(arg, &o->bandwidth);
+                o->bandwidth_set = true;
+                name = "bandwidth";
+                break;
+        case OPT_DOWNTIME_LIMIT:
+                r = ctl_parse_u64(arg, &o->downtime_limit);
+                o->downtime_limit_set = true;
+                name = "downtime-limit";
+                break;
+        case OPT_AUTO_CONVERGE:
+                o->auto_converge = true;
+                break;
+        case OPT_POSTCOPY:
+                o->postcopy = true;
+                break;
+        case OPT_POSTCOPY_AFTER:
+                r = ctl_parse_double(arg, &o->postcopy_after);
+                o->postcopy_after_set = true;
+                name = "postcopy-after";
+                break;
+        case OPT_MODE: {
+                char *end = NULL;
+                unsigned long v = strtoul(arg, &end, 8);
+                r = !*arg || *end || v > 07777 ? -1 : 0;
+                o->mode = (uint32_t)v;
+                name = "mode";
+                break;
+        }
+        case OPT_PAUSED:
+                o->paused = true;
+                break;
         case ':':
                 return usage_error(cmd, "option %s needs a value", arg);
         default:
@@ -440,7 +581,7 @@ int main(int argc, char **argv) {
         c.o.drain = 1.0;
 
         /* Global options up to the command name. */
-        r = parse_options(&c, NULL, argc, argv, "+:h");
+        r = parse_options(&c, NULL, argc, argv, "+:hH:");
         if (r >= 0)
                 return r;
         if (optind >= argc)
@@ -465,7 +606,7 @@ int main(int argc, char **argv) {
         argc -= optind;
         argv += optind;
         optind = 0;
-        r = parse_options(&c, cmd, argc, argv, ":h");
+        r = parse_options(&c, cmd, argc, argv, ":hH:");
         if (r >= 0)
                 return r;
         argc -= optind;
@@ -473,6 +614,8 @@ int main(int argc, char **argv) {
         if (argc < cmd->min_args || (cmd->max_args >= 0 && argc > cmd->max_args))
                 return usage_error(cmd, "%s arguments", argc < cmd->min_args ? "too few" : "too many");
 
+        if (c.host && cmd->run == cmd_console)
+                return ctl_remote_console(&c, argv[0]);
         r = ctl_connect(&c);
         if (r != EXIT_OK)
                 return r;

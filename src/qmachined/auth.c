@@ -34,9 +34,12 @@ struct QmAuth {
         uid_t own_uid;
         GHashTable *uids;    /* unique name -> uid + 1 */
         GHashTable *queries; /* sd_bus_message* -> AuthQuery */
-        /* The call last allowed, and its sender's uid: what
-         * qm_auth_sender_uid() answers while that call is handled. */
-        sd_bus_message *allowed_call;
+        /* The call last allowed (its sender and cookie, not a reference:
+         * a held message would keep the fds it carries open), and its
+         * sender's uid: what qm_auth_sender_uid() answers while that call
+         * is handled. */
+        char *allowed_sender;
+        uint64_t allowed_cookie;
         uid_t allowed_uid;
 };
 
@@ -94,7 +97,7 @@ void qm_auth_free(QmAuth *a) {
                 return;
         g_hash_table_unref(a->queries);
         g_hash_table_unref(a->uids);
-        sd_bus_message_unref(a->allowed_call);
+        g_free(a->allowed_sender);
         g_free(a);
 }
 
@@ -273,10 +276,24 @@ static AuthQuery *query_new(QmAuth *a, sd_bus_message *call, const QmAuthRequest
         return q;
 }
 
+/* A sender never reuses a cookie on its connection, and a unique name
+ * is never given twice: the pair names one call. */
+static gboolean is_allowed_call(QmAuth *a, sd_bus_message *call) {
+        uint64_t cookie;
+
+        return a->allowed_sender && sd_bus_message_get_cookie(call, &cookie) >= 0 &&
+               cookie == a->allowed_cookie &&
+               g_strcmp0(sd_bus_message_get_sender(call), a->allowed_sender) == 0;
+}
+
 static void note_allowed(QmAuth *a, sd_bus_message *call, uid_t uid) {
-        /* a reference, so that no later message can have its address */
-        sd_bus_message_unref(a->allowed_call);
-        a->allowed_call = sd_bus_message_ref(call);
+        uint64_t cookie;
+
+        g_clear_pointer(&a->allowed_sender, g_free);
+        if (sd_bus_message_get_cookie(call, &cookie) < 0 || !sd_bus_message_get_sender(call))
+                return;
+        a->allowed_sender = g_strdup(sd_bus_message_get_sender(call));
+        a->allowed_cookie = cookie;
         a->allowed_uid = uid;
 }
 
@@ -377,7 +394,7 @@ int qm_auth_check_request(QmAuth *a, sd_bus_message *call, const QmAuthRequest *
 gboolean qm_auth_sender_uid(QmAuth *a, sd_bus_message *call, uid_t *uid) {
         const char *sender = sd_bus_message_get_sender(call);
 
-        if (call == a->allowed_call) {
+        if (is_allowed_call(a, call)) {
                 *uid = a->allowed_uid;
                 return TRUE;
         }

@@ -137,23 +137,48 @@ int qm_reply_error(sd_bus_message *call, const QmError *e) {
 
 struct QmReply {
         QmCalls *calls;
-        sd_bus_message *call;
+        sd_bus_message *call; /* NULL: the daemon's own operation */
+        char *what;           /* its name in the log */
 };
 
 QmReply *qm_reply_new(QmCalls *c, sd_bus_message *call) {
-        QmReply *r = g_new(QmReply, 1);
+        QmReply *r = g_new0(QmReply, 1);
 
         r->calls = c;
         r->call = qm_calls_hold(c, call);
         return r;
 }
 
+QmReply *qm_reply_new_internal(const char *what) {
+        QmReply *r = g_new0(QmReply, 1);
+
+        r->what = g_strdup(what);
+        return r;
+}
+
 static void reply_free(QmReply *r) {
-        qm_calls_release(r->calls, r->call);
+        if (r->call)
+                qm_calls_release(r->calls, r->call);
+        g_free(r->what);
         g_free(r);
 }
 
+/* The daemon's own operation ended: its outcome goes to the log. TRUE
+ * when @r was one (and is freed). */
+static gboolean answered_internally(QmReply *r, const QmError *e) {
+        if (r->call)
+                return FALSE;
+        if (e)
+                g_warning("%s failed: %s", r->what, e->message);
+        else
+                g_message("%s: done", r->what);
+        reply_free(r);
+        return TRUE;
+}
+
 void qm_reply_ok(QmReply *r) {
+        if (answered_internally(r, NULL))
+                return;
         qm_reply_return(r->call, NULL);
         reply_free(r);
 }
@@ -161,6 +186,8 @@ void qm_reply_ok(QmReply *r) {
 void qm_reply_value(QmReply *r, const char *types, ...) {
         va_list ap;
 
+        if (answered_internally(r, NULL))
+                return;
         va_start(ap, types);
         reply_returnv(r->call, types, ap);
         va_end(ap);
@@ -171,6 +198,8 @@ void qm_reply_bytes(QmReply *r, const void *data, gsize len) {
         g_autoptr(sd_bus_message) m = NULL;
         int e;
 
+        if (answered_internally(r, NULL))
+                return;
         e = sd_bus_message_new_method_return(r->call, &m);
         if (e >= 0)
                 e = sd_bus_message_append_array(m, 'y', data, len);
@@ -178,7 +207,26 @@ void qm_reply_bytes(QmReply *r, const void *data, gsize len) {
         reply_free(r);
 }
 
+void qm_reply_int_bytes_bytes(QmReply *r, gint32 i, GBytes *a, GBytes *b) {
+        g_autoptr(sd_bus_message) m = NULL;
+        gsize alen, blen;
+        const void *adata = g_bytes_get_data(a, &alen), *bdata = g_bytes_get_data(b, &blen);
+        int e;
+
+        e = sd_bus_message_new_method_return(r->call, &m);
+        if (e >= 0)
+                e = sd_bus_message_append(m, "i", i);
+        if (e >= 0)
+                e = sd_bus_message_append_array(m, 'y', adata, alen);
+        if (e >= 0)
+                e = sd_bus_message_append_array(m, 'y', bdata, blen);
+        qm_reply_send(r->call, m, e);
+        reply_free(r);
+}
+
 void qm_reply_fail(QmReply *r, const QmError *e) {
+        if (answered_internally(r, e))
+                return;
         qm_reply_error(r->call, e);
         reply_free(r);
 }
@@ -187,9 +235,14 @@ void qm_reply_failf(QmReply *r, const char *name, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        reply_errorv(r->call, name, fmt, ap);
+        if (r->call) {
+                reply_errorv(r->call, name, fmt, ap);
+                reply_free(r);
+        } else {
+                g_autoptr(QmError) e = qm_error_newv(name, fmt, ap);
+                answered_internally(r, e);
+        }
         va_end(ap);
-        reply_free(r);
 }
 
 void qm_reply_ok_or_fail(QmReply *r, const QmError *e) {
@@ -205,5 +258,7 @@ void qm_reply_drop(QmReply *r) {
 }
 
 const char *qm_reply_sender(const QmReply *r) {
+        if (!r->call)
+                return "";
         return sender_of(r->call);
 }

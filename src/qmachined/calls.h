@@ -45,17 +45,22 @@ int qm_reply_send(sd_bus_message *call, sd_bus_message *reply, int build_result)
 typedef struct QmReply QmReply;
 
 QmReply *qm_reply_new(QmCalls *c, sd_bus_message *call);
+/* For an operation the daemon starts itself (autostart): the answer is
+ * only logged, as "@what: done" or "@what failed: why". */
+QmReply *qm_reply_new_internal(const char *what);
 /* Success without values. */
 void qm_reply_ok(QmReply *r);
 /* Success with values of D-Bus @types (sd_bus_message_append). */
 void qm_reply_value(QmReply *r, const char *types, ...);
 /* Success with one byte array ("ay"). */
 void qm_reply_bytes(QmReply *r, const void *data, gsize len);
+/* Success with (i, ay, ay): GuestExec's exit code, stdout and stderr. */
+void qm_reply_int_bytes_bytes(QmReply *r, gint32 i, GBytes *a, GBytes *b);
 void qm_reply_fail(QmReply *r, const QmError *e);
 void qm_reply_failf(QmReply *r, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /* @e NULL: ok. */
 void qm_reply_ok_or_fail(QmReply *r, const QmError *e);
 /* No answer: its caller left the bus, or the daemon stops. */
 void qm_reply_drop(QmReply *r);
-/* The caller's unique bus name. */
+/* The caller's unique bus name ("" for the daemon's own operations). */
 const char *qm_reply_sender(const QmReply *r);

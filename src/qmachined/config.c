@@ -62,6 +62,7 @@ static const KeyInfo keys[] = {
         KEY("sandbox", "b", KEY_BOOL, sandbox, FALSE),
         KEY("forward-ports", "aq", KEY_U16V, forward_ports, FALSE),
         KEY("guest-agent", "b", KEY_BOOL, guest_agent, FALSE),
+        KEY("autostart", "b", KEY_BOOL, autostart, FALSE),
 };
 
 /* An aq as a GArray of guint16. */
@@ -223,6 +224,12 @@ static gboolean check_values(QmConfig *c, QmError **error) {
                                       "config key 'forward-ports' needs 'nics' of at least 1 (ports of NIC 0 are forwarded)");
                 return FALSE;
         }
+        if (c->autostart && !c->persistent) {
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS,
+                                      "config key 'autostart' needs 'persistent' set to true (only a kept "
+                                      "definition is there at the next boot)");
+                return FALSE;
+        }
         if (c->binary && strchr(c->binary, '\n')) {
                 *error = qm_error_new(QM_ERROR_INVALID_ARGS, "config key 'binary' holds a newline");
                 return FALSE;
@@ -260,29 +267,36 @@ QmConfig *qm_config_from_variant(GVariant *asv, QmError **error) {
         return g_steal_pointer(&c);
 }
 
-GVariant *qm_config_to_variant(const QmConfig *c, const char *default_binary) {
+/* One key's value as its D-Bus type; NULL for an unset string. */
+static GVariant *key_to_variant(const QmConfig *c, const KeyInfo *k) {
+        gconstpointer field = G_STRUCT_MEMBER_P(c, k->offset);
+
+        switch (k->kind) {
+        case KEY_STR:
+                return *(char *const *)field ? g_variant_new_string(*(char *const *)field) : NULL;
+        case KEY_STRV:
+                return g_variant_new_strv((const char *const *)*(char **const *)field, -1);
+        case KEY_BOOL:
+                return g_variant_new_boolean(*(const gboolean *)field);
+        case KEY_U32:
+                return g_variant_new_uint32(*(const guint32 *)field);
+        case KEY_DOUBLE:
+                return g_variant_new_double(*(const double *)field);
+        case KEY_U16V:
+                return u16v_to_variant(*(GArray *const *)field);
+        }
+        return NULL;
+}
+
+GVariant *qm_config_to_variant(const QmConfig *c) {
         GVariantBuilder b;
 
         g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
-        g_variant_builder_add(&b, "{sv}", "binary", g_variant_new_string(c->binary ? c->binary : default_binary));
-        g_variant_builder_add(&b, "{sv}", "args", g_variant_new_strv((const char *const *)c->args, -1));
-        g_variant_builder_add(&b, "{sv}", "wrapper", g_variant_new_strv((const char *const *)c->wrapper, -1));
-        g_variant_builder_add(&b, "{sv}", "machine", g_variant_new_string(c->machine ? c->machine : ""));
-        g_variant_builder_add(&b, "{sv}", "qmp", g_variant_new_boolean(c->qmp));
-        g_variant_builder_add(&b, "{sv}", "console", g_variant_new_boolean(c->console));
-        g_variant_builder_add(&b, "{sv}", "console-device",
-                              g_variant_new_string(c->console_device ? c->console_device : ""));
-        g_variant_builder_add(&b, "{sv}", "console-index", g_variant_new_uint32(c->console_index));
-        g_variant_builder_add(&b, "{sv}", "qmp-timeout", g_variant_new_double(c->qmp_timeout));
-        g_variant_builder_add(&b, "{sv}", "persistent", g_variant_new_boolean(c->persistent));
-        g_variant_builder_add(&b, "{sv}", "uuid", g_variant_new_string(c->uuid));
-        g_variant_builder_add(&b, "{sv}", "incoming", g_variant_new_string(c->incoming ? c->incoming : ""));
-        g_variant_builder_add(&b, "{sv}", "nics", g_variant_new_uint32(c->nics));
-        g_variant_builder_add(&b, "{sv}", "description", g_variant_new_string(c->description));
-        g_variant_builder_add(&b, "{sv}", "user", g_variant_new_string(c->user ? c->user : ""));
-        g_variant_builder_add(&b, "{sv}", "sandbox", g_variant_new_boolean(c->sandbox));
-        g_variant_builder_add(&b, "{sv}", "forward-ports", u16v_to_variant(c->forward_ports));
-        g_variant_builder_add(&b, "{sv}", "guest-agent", g_variant_new_boolean(c->guest_agent));
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+                GVariant *v = key_to_variant(c, &keys[i]);
+                if (v)
+                        g_variant_builder_add(&b, "{sv}", keys[i].name, v);
+        }
         return g_variant_builder_end(&b);
 }
 
@@ -440,8 +454,22 @@ QmConfig *qm_config_from_json(JsonNode *node, QmError **error) {
         return qm_config_from_variant(asv, error);
 }
 
-QmConfig *qm_config_clone(const QmConfig *base, GVariant *overrides, QmError **error) {
+/* An override that UpdateMachine takes as "remove this key". */
+static gboolean is_empty_value(GVariant *v) {
+        if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
+                return g_variant_get_size(v) <= 1; /* just the NUL */
+        if (g_variant_is_container(v))
+                return g_variant_n_children(v) == 0;
+        return FALSE;
+}
+
+/* @base's keys (all but uuid unless @keep_uuid), then @overrides; with
+ * @empty_removes an empty override drops the key (back to its default). */
+static QmConfig *merge_config(const QmConfig *base, GVariant *overrides, gboolean keep_uuid,
+                              gboolean empty_removes, QmError **error) {
         g_autoptr(GVariant) merged = NULL;
+        g_autoptr(GHashTable) removed = g_hash_table_new(g_str_hash, g_str_equal);
+        QmConfig *c;
         GVariantBuilder b;
         GVariantIter it;
         const char *key;
@@ -451,44 +479,49 @@ QmConfig *qm_config_clone(const QmConfig *base, GVariant *overrides, QmError **e
                 *error = qm_error_new(QM_ERROR_INVALID_ARGS, "overrides must be of type a{sv}");
                 return NULL;
         }
+        g_variant_iter_init(&it, overrides);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+                const KeyInfo *k = find_key(key);
+                if (!k) {
+                        g_variant_unref(value);
+                        *error = qm_error_new(QM_ERROR_INVALID_ARGS, "unknown config key '%s'", key);
+                        return NULL;
+                }
+                if (empty_removes && is_empty_value(value))
+                        g_hash_table_add(removed, (gpointer)k->name);
+                g_variant_unref(value);
+        }
         g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
         for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
                 const KeyInfo *k = &keys[i];
-                gconstpointer field = G_STRUCT_MEMBER_P(base, k->offset);
-                GVariant *v = NULL;
+                GVariant *v;
 
-                if (strcmp(k->name, "uuid") == 0)
+                if (strcmp(k->name, "uuid") == 0 && !keep_uuid)
                         continue; /* a clone is another machine: new UUID, new MACs */
-                switch (k->kind) {
-                case KEY_STR:
-                        if (*(char *const *)field)
-                                v = g_variant_new_string(*(char *const *)field);
-                        break;
-                case KEY_STRV:
-                        v = g_variant_new_strv((const char *const *)*(char **const *)field, -1);
-                        break;
-                case KEY_BOOL:
-                        v = g_variant_new_boolean(*(const gboolean *)field);
-                        break;
-                case KEY_U32:
-                        v = g_variant_new_uint32(*(const guint32 *)field);
-                        break;
-                case KEY_DOUBLE:
-                        v = g_variant_new_double(*(const double *)field);
-                        break;
-                case KEY_U16V:
-                        v = u16v_to_variant(*(GArray *const *)field);
-                        break;
-                }
+                if (g_hash_table_contains(removed, k->name))
+                        continue;
+                v = key_to_variant(base, k);
                 if (v)
                         g_variant_builder_add(&b, "{sv}", k->name, v);
         }
         /* Later entries win in qm_config_from_variant(). */
         g_variant_iter_init(&it, overrides);
         while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
-                g_variant_builder_add(&b, "{sv}", key, value);
+                if (!g_hash_table_contains(removed, find_key(key)->name))
+                        g_variant_builder_add(&b, "{sv}", key, value);
                 g_variant_unref(value);
         }
         merged = g_variant_ref_sink(g_variant_builder_end(&b));
-        return qm_config_from_variant(merged, error);
+        c = qm_config_from_variant(merged, error);
+        if (c)
+                c->owner = base->owner;
+        return c;
+}
+
+QmConfig *qm_config_clone(const QmConfig *base, GVariant *overrides, QmError **error) {
+        return merge_config(base, overrides, FALSE, FALSE, error);
+}
+
+QmConfig *qm_config_update(const QmConfig *base, GVariant *overrides, QmError **error) {
+        return merge_config(base, overrides, TRUE, TRUE, error);
 }

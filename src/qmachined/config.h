@@ -35,6 +35,7 @@ typedef struct {
         gboolean sandbox;
         GArray *forward_ports; /* guint16 guest TCP ports of NIC 0, distinct, non-zero */
         gboolean guest_agent;  /* a virtio-serial port for the QEMU guest agent */
+        gboolean autostart;    /* launched when the daemon first starts after a host boot */
         /* Not a key: the uid that created the machine (its Owner). Set by
          * the daemon, never by a caller; kept in definitions and records. */
         uid_t owner;
@@ -48,9 +49,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmConfig, qm_config_free)
  * InvalidArgs naming the key. A missing uuid gets a random one. */
 QmConfig *qm_config_from_variant(GVariant *asv, QmError **error);
 
-/* The effective config, every key present (binary: @default_binary when
- * unset; optional strings "" when unset). */
-GVariant *qm_config_to_variant(const QmConfig *c, const char *default_binary);
+/* The Config property: the keys that are set (an unset string, e.g.
+ * binary or user, is left out), so it can be given back to CreateMachine
+ * or UpdateMachine unchanged. */
+GVariant *qm_config_to_variant(const QmConfig *c);
 
 /* The config as a JSON object of the keys that are set, and back (with
  * the same validation as qm_config_from_variant). */
@@ -60,6 +62,11 @@ QmConfig *qm_config_from_json(JsonNode *node, QmError **error);
 /* CloneMachine: @base's config with @overrides (an a{sv}) applied; a new
  * random uuid unless the overrides give one. Validated like a new config. */
 QmConfig *qm_config_clone(const QmConfig *base, GVariant *overrides, QmError **error);
+
+/* UpdateMachine: @base with @overrides applied, keeping its uuid and
+ * owner unless overridden; an empty value ("", an empty array) removes
+ * the key, so it takes its default. Validated like a new config. */
+QmConfig *qm_config_update(const QmConfig *base, GVariant *overrides, QmError **error);
 
 /* The user QEMU runs as: the `user` key, else the owner's default
  * (the system user "qmachine" for machines of root, the owner's own uid

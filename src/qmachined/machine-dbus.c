@@ -12,11 +12,14 @@
 #include "bus-gvariant.h"
 #include "console-expect-dbus.h"
 #include "dbus-common.h"
+#include "guest-agent-dbus.h"
 #include "json-util.h"
 #include "keys.h"
 #include "machine-dbus.h"
 #include "machine-internal.h"
 #include "names.h"
+#include "ports-dbus.h"
+#include "save-dbus.h"
 
 /* D-Bus allows 128 MiB per message; leave room for the framing. */
 #define GET_EVENTS_MAX_BYTES (64u * 1024 * 1024)
@@ -437,7 +440,7 @@ PROPERTY_GETTER(prop_mac_addresses) {
 static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", prop_name, 0, CONST),
-        SD_BUS_PROPERTY("UUID", "s", prop_uuid, 0, CONST),
+        SD_BUS_PROPERTY("UUID", "s", prop_uuid, 0, CHANGES),
         SD_BUS_PROPERTY("State", "s", prop_state, 0, CHANGES),
         SD_BUS_PROPERTY("RunState", "s", prop_run_state, 0, CHANGES),
         SD_BUS_PROPERTY("Pid", "u", prop_pid, 0, CHANGES),
@@ -445,19 +448,21 @@ static const sd_bus_vtable machine_vtable[] = {
         /* Not in GetAll, GetManagedObjects, InterfacesAdded nor, but as a
          * name, in PropertiesChanged: their values are not for everyone. */
         SD_BUS_PROPERTY("CommandLine", "as", prop_command_line, 0, SECRET | INVALIDATES),
-        SD_BUS_PROPERTY("Config", "a{sv}", prop_config, 0, SECRET | CONST),
+        SD_BUS_PROPERTY("Config", "a{sv}", prop_config, 0, SECRET | INVALIDATES),
         SD_BUS_PROPERTY("Owner", "u", prop_owner, 0, CONST),
-        SD_BUS_PROPERTY("Persistent", "b", prop_persistent, 0, CONST),
+        SD_BUS_PROPERTY("Persistent", "b", prop_persistent, 0, CHANGES),
         SD_BUS_PROPERTY("QemuVersion", "s", prop_qemu_version, 0, CHANGES),
         SD_BUS_PROPERTY("EventSequence", "t", prop_event_sequence, 0, CHANGES),
         SD_BUS_PROPERTY("KernelCrash", "s", prop_kernel_crash, 0, CHANGES),
-        SD_BUS_PROPERTY("MacAddresses", "as", prop_mac_addresses, 0, CONST),
+        SD_BUS_PROPERTY("MacAddresses", "as", prop_mac_addresses, 0, CHANGES),
         SD_BUS_PROPERTY("LaunchTimestamp", "t", prop_launch_timestamp, 0, CHANGES),
         SD_BUS_PROPERTY("RuntimeDirectory", "s", prop_runtime_directory, 0, CONST),
         SD_BUS_PROPERTY("LogDirectory", "s", prop_log_directory, 0, CONST),
         /* Changes with every console byte: no signal (a client reads it
          * when it wants "from now on"). */
         SD_BUS_PROPERTY("ConsoleBytes", "t", machine_dbus_console_bytes, 0, 0),
+        SD_BUS_PROPERTY("ForwardedPorts", "a{qq}", ports_dbus_forwarded_ports, 0, CHANGES),
+        SD_BUS_PROPERTY("GuestAgentConnected", "b", prop_guest_agent_connected, 0, CHANGES),
         SD_BUS_METHOD_WITH_ARGS("Launch", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_launch, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Shutdown", SD_BUS_ARGS("b", hard, "d", timeout), SD_BUS_NO_RESULT,
                                 method_shutdown, ANYONE),
@@ -470,7 +475,7 @@ static const sd_bus_vtable machine_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Resume", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_resume, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("Qmp", SD_BUS_ARGS("s", command, "s", arguments), SD_BUS_RESULT("s", response),
                                 method_qmp, ANYONE),
-        SD_BUS_METHOD_WITH_ARGS("Command", SD_BUS_ARGS("s", command, "s", arguments), SD_BUS_RESULT("s", return),
+        SD_BUS_METHOD_WITH_ARGS("Command", SD_BUS_ARGS("s", command, "s", arguments), SD_BUS_RESULT("s", result),
                                 method_command, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("QmpWithFd", SD_BUS_ARGS("s", command, "s", arguments, "h", fd),
                                 SD_BUS_RESULT("s", response), method_qmp_with_fd, ANYONE),
@@ -496,6 +501,23 @@ static const sd_bus_vtable machine_vtable[] = {
                                 SD_BUS_RESULT("t", offset, "s", match), machine_dbus_wait_console, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("WriteConsole", SD_BUS_ARGS("ay", data), SD_BUS_NO_RESULT,
                                 machine_dbus_write_console, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetPort", SD_BUS_ARGS("q", guest_port), SD_BUS_RESULT("q", host_port),
+                                ports_dbus_get_port, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GetAddress", SD_BUS_ARGS("u", nic), SD_BUS_RESULT("s", address),
+                                ports_dbus_get_address, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GuestAgent", SD_BUS_ARGS("s", command, "s", arguments),
+                                SD_BUS_RESULT("s", response), method_guest_agent, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("GuestExec", SD_BUS_ARGS("as", argv, "ay", stdin, "a{sv}", options),
+                                SD_BUS_RESULT("i", exit_code, "ay", stdout, "ay", stderr), method_guest_exec,
+                                ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("CopyToGuest", SD_BUS_ARGS("h", fd, "s", guest_path, "u", mode), SD_BUS_NO_RESULT,
+                                method_copy_to_guest, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("CopyFromGuest", SD_BUS_ARGS("s", guest_path, "h", fd), SD_BUS_NO_RESULT,
+                                method_copy_from_guest, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Save", SD_BUS_ARGS("h", fd, "a{sv}", options), SD_BUS_NO_RESULT, method_save,
+                                ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("Restore", SD_BUS_ARGS("h", fd, "a{sv}", options), SD_BUS_NO_RESULT,
+                                method_restore, ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),
         SD_BUS_SIGNAL_WITH_ARGS("KernelCrashDetected", SD_BUS_ARGS("s", text), 0),
         SD_BUS_VTABLE_END,

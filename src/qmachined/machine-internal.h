@@ -1,7 +1,11 @@
 /* Private to the machine*.c files: the struct and what they share. */
 #pragma once
 
+#include "guest-agent.h"
 #include "machine.h"
+
+typedef struct QmSave QmSave;
+typedef struct QmRestore QmRestore;
 
 /* An fd given with AddFd, kept for the next launch. */
 typedef struct {
@@ -69,6 +73,12 @@ struct Machine {
         gboolean killed_by_us;
         gboolean runstate_query_busy;
         gboolean runstate_query_again;
+        GArray *forwarded_ports; /* QmPortPair: forward-ports of this run */
+        guint port_tries;        /* host port choices in this Launch */
+        QmGuestAgent *agent; /* this run's, when config guest-agent */
+        GQueue guest_ops;    /* QmGuestOp: GuestExec and copies under way */
+        QmSave *save;       /* a Save under way (machine-save.c) */
+        QmRestore *restore; /* a Restore's launch under way (machine-save.c) */
 };
 
 #define QM_EXIT_CODE_UNKNOWN (-1000)
@@ -117,10 +127,41 @@ gboolean machine_qmp_send_powerdown(Machine *m, QmReply *call);
 
 /* machine-migrate.c: answer a running Migrate with MigrateFailed. */
 void machine_migration_abort(Machine *m, const char *why);
+/* machine-migrate.c: the outcome of a migration the daemon runs for
+ * itself (Save, Restore): @error NULL when it completed. */
+typedef void (*MachineMigrationDone)(Machine *m, const QmError *error, gpointer data);
+/* QMP migrate (migrate-incoming when @incoming) to/from @uri, polled until
+ * the outcome, then @done; the caller checked the monitor. FALSE (Busy)
+ * when a migration runs already. */
+gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, double timeout,
+                               MachineMigrationDone done, gpointer data, QmError **error);
+
+/* machine-save.c: Restore's part in a launch. */
+/* Append what this launch needs (-incoming defer, -S) to m->command_line. */
+void machine_restore_extend_argv(Machine *m);
+/* The handshake completed: TRUE if the Restore goes on loading the state
+ * (it calls machine_launch_done() again when the guest runs). */
+gboolean machine_restore_take_over(Machine *m);
+/* The launch failed: TRUE if Restore answered the held call itself. */
+gboolean machine_restore_reply_failed(Machine *m);
+/* The machine goes away: forget the Restore. */
+void machine_restore_free(Machine *m);
+
 /* machine-qmp.c: NULL when the monitor can take commands, else why not. */
 QmError *machine_monitor_unavailable(Machine *m);
 /* Ask QEMU for the run state (changes without an event, e.g. postmigrate). */
 void machine_refresh_run_state(Machine *m);
+
+/* machine-ports.c */
+/* Choose this launch's host ports for forward-ports (LaunchFailed when
+ * none is free). */
+gboolean machine_ports_pick(Machine *m, QmError **error);
+/* A launch's QEMU exited: TRUE when it was because a chosen host port was
+ * taken and another try is left (else, when that was the cause, sets
+ * launch_error). */
+gboolean machine_ports_retry_wanted(Machine *m);
+/* A restarted daemon takes back the ports of the run's record. */
+void machine_ports_restore(Machine *m, const GArray *pairs);
 
 /* machine-console.c */
 void machine_console_start(Machine *m, int fd, gboolean append_log);
@@ -139,6 +180,14 @@ void machine_console_waiters_end(Machine *m);
 void machine_console_waiters_free(Machine *m);
 /* A client left the bus: drop its waiters. */
 void machine_console_waiters_forget(Machine *m, const char *unique_name);
+/* machine-agent.c */
+char *machine_agent_socket_path(Machine *m);
+/* Connect (@fd: made before QEMU started, or -1) and synchronise. */
+void machine_agent_start(Machine *m, int fd);
+/* The run ended: its guest agent calls answer NotRunning. */
+void machine_agent_stop(Machine *m);
+/* VSERPORT_CHANGE of the agent's port. */
+void machine_agent_on_event(Machine *m, const QmEvent *e);
 
 /* Reports up, through the installed MachineNotify (if any). */
 static inline void machine_notify_changed(Machine *m, char **properties) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "machine-internal.h"
+#include "fd-util.h"
 #include "qemu-argv.h"
 #include "safe-open.h"
 #include "unix-socket.h"
@@ -18,6 +19,7 @@
 
 #define QMP_FD_IN_QEMU 3
 #define CONSOLE_FD_IN_QEMU 4
+#define AGENT_FD_IN_QEMU 5
 #define ADD_FD_FIRST_IN_QEMU 10
 #define LAUNCH_LOG_TAIL (64 * 1024)
 #define HANDSHAKE_FIRST_RETRY_MS 250
@@ -55,6 +57,8 @@ QmError *machine_fd_headroom_error(Machine *m) {
 }
 
 void machine_reply_launch_failed(Machine *m) {
+        if (machine_restore_reply_failed(m))
+                return;
         g_autofree char *cmdline = qm_argv_to_string(m->command_line);
         g_autofree char *output = machine_read_log_tail(m, LAUNCH_LOG_TAIL);
         g_autoptr(QmError) e = qm_error_new(QM_ERROR_LAUNCH_FAILED,
@@ -128,6 +132,8 @@ static gboolean on_launch_timeout(gpointer data) {
 void machine_launch_done(Machine *m) {
         if (m->killed_by_us)
                 return; /* the launch is failing; its exit answers the caller */
+        if (machine_restore_take_over(m))
+                return; /* loads the state first */
         machine_stop_launch_timers(m);
         /* AddFd's fds are for this launch only (QEMUMachine closes them
          * after launch too). */
@@ -245,7 +251,13 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
         g_autoptr(QmUserIdentity) user = NULL;
         QemuCredentials creds = { 0 };
         int log_fd;
+        /* the guest agent's socket, as the others */
+        int agent_listen = -1, agent_client = -1;
+        int agent_target = AGENT_FD_IN_QEMU;
+        g_autofree char *agent_socket = machine_agent_socket_path(m);
 
+        if (!machine_ports_pick(m, error))
+                return FALSE;
         user = resolve_credentials(m, &creds, error);
         if (!user)
                 return FALSE;
@@ -261,9 +273,12 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
                 return FALSE;
         }
         if ((m->config->qmp && !open_socket(m->qmp_socket, &listen_fds[0], &client_fds[0], &err)) ||
-            (m->config->console && !open_socket(m->console_socket, &listen_fds[1], &client_fds[1], &err))) {
+            (m->config->console && !open_socket(m->console_socket, &listen_fds[1], &client_fds[1], &err)) ||
+            (m->config->guest_agent && !open_socket(agent_socket, &agent_listen, &agent_client, &err))) {
                 close_fds(listen_fds, 2);
                 close_fds(client_fds, 2);
+                qm_fd_close(agent_listen);
+                qm_fd_close(agent_client);
                 close(log_fd);
                 g_strfreev(creds.envp);
                 machine_remove_runtime_files(m);
@@ -275,6 +290,10 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
                         continue;
                 g_array_append_val(pass_fds, listen_fds[i]);
                 g_array_append_val(pass_targets, targets[i]);
+        }
+        if (agent_listen >= 0) {
+                g_array_append_val(pass_fds, agent_listen);
+                g_array_append_val(pass_targets, agent_target);
         }
         for (guint i = 0; i < m->add_fds->len; i++) {
                 QmHeldFd *h = &g_array_index(m->add_fds, QmHeldFd, i);
@@ -289,16 +308,22 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
         m->command_line = qm_build_argv(m->config, m->daemon->default_binary,
                                         m->config->qmp ? QMP_FD_IN_QEMU : -1,
                                         m->config->console ? CONSOLE_FD_IN_QEMU : -1,
-                                        (QmAddFdArg *)add_fd_args->data, add_fd_args->len);
+                                        (QmAddFdArg *)add_fd_args->data, add_fd_args->len,
+                                        (QmPortPair *)m->forwarded_ports->data, m->forwarded_ports->len);
+        if (agent_listen >= 0)
+                qm_argv_append_guest_agent(&m->command_line, AGENT_FD_IN_QEMU);
+        machine_restore_extend_argv(m);
         m->launch_timestamp = g_get_real_time();
         m->process = qemu_process_spawn(m->command_line, &creds, log_fd, (int *)pass_fds->data,
                                         (int *)pass_targets->data, pass_fds->len, machine_on_process_exit, m, &err);
         g_strfreev(creds.envp);
         close(log_fd);
         close_fds(listen_fds, 2);
+        qm_fd_close(agent_listen);
         if (!m->process) {
                 g_autofree char *cmdline = qm_argv_to_string(m->command_line);
                 close_fds(client_fds, 2);
+                qm_fd_close(agent_client);
                 machine_remove_runtime_files(m);
                 *error = qm_error_new(QM_ERROR_LAUNCH_FAILED,
                                       "QEMU of '%s' failed to launch: %s\nExit code: %d\nCommand: %s\nOutput: ",
@@ -311,12 +336,15 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
         if (!machine_write_record(m, &err)) {
                 m->launch_error = g_strdup_printf("cannot write the runtime record: %s", err->message);
                 close_fds(client_fds, 2);
+                qm_fd_close(agent_client);
                 machine_kill(m, SIGKILL);
                 return TRUE; /* the exit handler answers with launch_error */
         }
         qm_registrar_register(m->daemon->registrar, m->name, m->config->uuid, qemu_process_pid(m->process));
         if (client_fds[1] >= 0)
                 machine_console_start(m, client_fds[1], FALSE);
+        if (agent_client >= 0)
+                machine_agent_start(m, agent_client);
         if (m->config->qmp) {
                 m->launch_timer = g_timeout_add((guint)(m->config->qmp_timeout * 1000), on_launch_timeout, m);
                 /* the first retry well inside the launch timeout */
@@ -341,6 +369,7 @@ void machine_launch(Machine *m, QmReply *call) {
                 return;
         }
         m->launch_retried = FALSE;
+        m->port_tries = 0;
         if (!machine_spawn_qemu(m, &e)) {
                 g_array_set_size(m->add_fds, 0);
                 machine_set_state(m, QM_STATE_FAILED);

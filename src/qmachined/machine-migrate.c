@@ -1,7 +1,8 @@
 /*
  * Migrate (BaseVM migrate()): QMP migrate, then query-migrate until the
  * migration ends, with a timeout and an optional cancel-after, both ended
- * by migrate_cancel.
+ * by migrate_cancel. Save and Restore run theirs through the same code
+ * (machine_migration_run()), Restore's as migrate-incoming.
  */
 #include <stdarg.h>
 #include <string.h>
@@ -20,6 +21,9 @@ struct QmMigration {
         guint poll_timer;
         gboolean timed_out;
         gboolean cancel_requested;
+        gboolean incoming;         /* migrate-incoming: QEMU is the destination */
+        MachineMigrationDone done; /* instead of answering @call */
+        gpointer done_data;
 };
 
 static void migration_free(QmMigration *mg) {
@@ -38,6 +42,9 @@ static void migration_free(QmMigration *mg) {
 static void finish(QmMigration *mg, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 static void finish(QmMigration *mg, const char *name, const char *fmt, ...) {
         Machine *m = mg->machine;
+        g_autoptr(QmError) e = NULL;
+        MachineMigrationDone done;
+        gpointer done_data;
 
         if (name) {
                 va_list ap;
@@ -45,14 +52,21 @@ static void finish(QmMigration *mg, const char *name, const char *fmt, ...) {
                 va_start(ap, fmt);
                 text = g_strdup_vprintf(fmt, ap);
                 va_end(ap);
-                qm_reply_failf(g_steal_pointer(&mg->call), name, "%s", text);
-        } else {
+                if (mg->call)
+                        qm_reply_failf(g_steal_pointer(&mg->call), name, "%s", text);
+                else
+                        e = qm_error_new(name, "%s", text);
+        } else if (mg->call) {
                 qm_reply_ok(g_steal_pointer(&mg->call));
         }
+        done = mg->done;
+        done_data = mg->done_data;
         if (m->migration == mg)
                 m->migration = NULL;
         migration_free(mg);
         machine_refresh_run_state(m);
+        if (done)
+                done(m, e, done_data);
 }
 
 static void cancel(QmMigration *mg) {
@@ -64,6 +78,12 @@ static gboolean on_timeout(gpointer data) {
         QmMigration *mg = data;
         mg->timeout_timer = 0;
         mg->timed_out = TRUE;
+        if (mg->incoming) {
+                /* migrate_cancel does not end an incoming migration */
+                finish(mg, QM_ERROR_MIGRATE_TIMEOUT,
+                       "the incoming migration from %s did not complete in time", mg->uri);
+                return G_SOURCE_REMOVE;
+        }
         cancel(mg);
         return G_SOURCE_REMOVE;
 }
@@ -92,8 +112,8 @@ static void on_status(const QmpResponse *r, const QmError *failure, gpointer dat
         if (strcmp(status, "completed") == 0) {
                 finish(mg, NULL, NULL);
         } else if (strcmp(status, "failed") == 0) {
-                finish(mg, QM_ERROR_MIGRATE_FAILED, "migration to %s failed: %s", mg->uri,
-                       qm_json_get_string(ret, "error-desc", "(no reason given)"));
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "migration %s %s failed: %s", mg->incoming ? "from" : "to",
+                       mg->uri, qm_json_get_string(ret, "error-desc", "(no reason given)"));
         } else if (strcmp(status, "cancelled") == 0) {
                 if (mg->timed_out)
                         finish(mg, QM_ERROR_MIGRATE_TIMEOUT, "migration to %s did not complete in time; cancelled",
@@ -121,7 +141,8 @@ static void on_migrate(const QmpResponse *r, const QmError *failure, gpointer da
         QmMigration *mg = data;
 
         if (failure) {
-                finish(mg, QM_ERROR_MIGRATE_FAILED, "migrate: %s", failure->message);
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "%s: %s", mg->incoming ? "migrate-incoming" : "migrate",
+                       failure->message);
                 return;
         }
         if (r->error) {
@@ -140,7 +161,7 @@ static void start_migrate(QmMigration *mg) {
         json_builder_add_string_value(b, mg->uri);
         json_builder_end_object(b);
         args = json_builder_get_root(b);
-        machine_qmp_call(mg->machine, "migrate", args, on_migrate, mg);
+        machine_qmp_call(mg->machine, mg->incoming ? "migrate-incoming" : "migrate", args, on_migrate, mg);
 }
 
 static void on_stopped(const QmpResponse *r, const QmError *failure, gpointer data) {
@@ -185,4 +206,25 @@ void machine_migrate(Machine *m, QmReply *call, const char *uri, double timeout,
 void machine_migration_abort(Machine *m, const char *why) {
         if (m->migration)
                 finish(m->migration, QM_ERROR_MIGRATE_FAILED, "%s", why);
+}
+
+gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, double timeout,
+                               MachineMigrationDone done, gpointer data, QmError **error) {
+        QmMigration *mg;
+
+        if (m->migration) {
+                *error = qm_error_new(QM_ERROR_BUSY, "Machine '%s' is migrating already", m->name);
+                return FALSE;
+        }
+        mg = g_new0(QmMigration, 1);
+        mg->machine = m;
+        mg->uri = g_strdup(uri);
+        mg->incoming = incoming;
+        mg->done = done;
+        mg->done_data = data;
+        m->migration = mg;
+        if (timeout > 0)
+                mg->timeout_timer = g_timeout_add((guint)MIN(timeout * 1000.0, (double)G_MAXUINT), on_timeout, mg);
+        start_migrate(mg);
+        return TRUE;
 }

@@ -134,6 +134,7 @@ static void on_event(QmpClient *c, JsonNode *node, const char *text, gsize len, 
                 m->announce_seq_id = g_idle_add_full(G_PRIORITY_DEFAULT, on_announce_sequence, m, NULL);
         }
         qm_event_waiters_wake(m->waiters, e);
+        machine_agent_on_event(m, e);
 }
 
 static void on_launch_status(const QmpResponse *r, const QmError *failure, gpointer data) {

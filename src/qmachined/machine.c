@@ -115,7 +115,7 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->name = g_strdup(name);
         m->path = qm_name_to_path(name);
         m->config = config;
-        m->config_variant = g_variant_ref_sink(qm_config_to_variant(config, d->default_binary));
+        m->config_variant = g_variant_ref_sink(qm_config_to_variant(config));
         m->state = QM_STATE_DEFINED;
         m->run_state = g_strdup("");
         m->exit_code = QM_EXIT_CODE_UNKNOWN;
@@ -133,6 +133,7 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config) {
         m->exit_calls = g_ptr_array_new_with_free_func(exit_call_free);
         m->add_fds = g_array_new(FALSE, FALSE, sizeof(QmHeldFd));
         g_array_set_clear_func(m->add_fds, held_fd_clear);
+        m->forwarded_ports = g_array_new(FALSE, FALSE, sizeof(QmPortPair));
         return m;
 }
 
@@ -147,6 +148,7 @@ void machine_free(Machine *m) {
          * that still use the machine. */
         g_clear_pointer(&m->qmp, qmp_client_free);
         g_clear_pointer(&m->console, qm_console_free);
+        machine_agent_stop(m);
         machine_migration_abort(m, "the daemon is stopping");
         qm_event_waiters_end(m->waiters, FALSE);
         machine_console_waiters_free(m);
@@ -158,8 +160,10 @@ void machine_free(Machine *m) {
         qemu_process_free(m->process);
         machine_stop_launch_timers(m);
         qm_reply_drop(g_steal_pointer(&m->launch_call));
+        machine_restore_free(m);
         g_ptr_array_unref(m->exit_calls);
         g_array_unref(m->add_fds);
+        g_array_unref(m->forwarded_ports);
         if (m->notify && m->notify->freed)
                 m->notify->freed(m);
         qm_event_ring_free(m->events);
@@ -220,7 +224,8 @@ pid_t machine_pid(Machine *m) {
 void machine_set_state(Machine *m, QmState state) {
         static const char *const props[] = {
                 "State",       "Pid",         "ExitCode",        "RunState",
-                "QemuVersion", "CommandLine", "LaunchTimestamp", "KernelCrash", NULL,
+                "QemuVersion", "CommandLine", "LaunchTimestamp", "KernelCrash",
+                "ForwardedPorts", NULL,
         };
         m->state = state;
         machine_notify_changed(m, (char **)props);
@@ -266,8 +271,10 @@ static char *record_path(Machine *m) {
 /* Remove what a run leaves in the runtime directory. */
 void machine_remove_runtime_files(Machine *m) {
         g_autofree char *record = record_path(m);
+        g_autofree char *agent = machine_agent_socket_path(m);
 
         g_unlink(record);
+        g_unlink(agent);
         g_unlink(m->qmp_socket);
         g_unlink(m->console_socket);
         g_rmdir(m->runtime_dir);
@@ -315,6 +322,7 @@ static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
                 .command_line = m->command_line,
                 .qemu_version = m->qemu_version,
                 .quit_issued = m->quit_issued,
+                .forwarded_ports = m->forwarded_ports,
         };
         char state;
 
@@ -340,6 +348,39 @@ static void save_definition_seq(Machine *m, guint64 event_sequence) {
 
 static void save_definition(Machine *m) {
         save_definition_seq(m, m->event_seq);
+}
+
+gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error) {
+        static const char *const props[] = { "UUID", "Persistent", "MacAddresses", "Config", NULL };
+        g_autoptr(QmConfig) owned = config;
+        g_autoptr(GError) err = NULL;
+
+        if (machine_is_active(m)) {
+                *error = qm_error_new(QM_ERROR_BUSY, "Machine '%s' is %s; shut it down first", m->name,
+                                      qm_state_to_string(m->state));
+                return FALSE;
+        }
+        /* The definition on disk first: when it cannot follow, nothing
+         * changes. */
+        if (owned->persistent) {
+                if (!qm_definition_save(m->daemon->definitions_dir, m->name, owned, m->event_seq, &err)) {
+                        *error = qm_error_new(QM_ERROR_STORAGE_FAILED, "cannot save the definition of '%s': %s",
+                                              m->name, err->message);
+                        return FALSE;
+                }
+        } else if (m->config->persistent) {
+                if (!qm_definition_remove(m->daemon->definitions_dir, m->name, &err)) {
+                        *error = qm_error_new(QM_ERROR_STORAGE_FAILED, "cannot remove the definition of '%s': %s",
+                                              m->name, err->message);
+                        return FALSE;
+                }
+        }
+        qm_config_free(m->config);
+        m->config = g_steal_pointer(&owned);
+        g_variant_unref(m->config_variant);
+        m->config_variant = g_variant_ref_sink(qm_config_to_variant(m->config));
+        machine_notify_changed(m, (char **)props);
+        return TRUE;
 }
 
 static void reply_exit_calls(Machine *m) {
@@ -379,12 +420,16 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
          * socket when the exit is noticed first. */
         qmp_client_drain(m->qmp);
         g_clear_pointer(&m->qmp, qmp_client_free);
+        machine_agent_stop(m);
         machine_migration_abort(m, "QEMU exited during the migration");
         machine_console_stop(m);
         machine_remove_runtime_files(m);
         g_free(m->run_state);
         m->run_state = g_strdup("");
 
+        /* a host port of forward-ports was taken before QEMU bound it */
+        if (launching && !m->relaunching && machine_ports_retry_wanted(m))
+                m->relaunching = TRUE;
         if (launching && m->relaunching) {
                 g_autoptr(QmError) e = NULL;
                 m->relaunching = FALSE;
@@ -615,6 +660,7 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
         g_free(m->qemu_version);
         m->qemu_version = g_strdup(r->qemu_version);
         m->quit_issued = r->quit_issued;
+        machine_ports_restore(m, r->forwarded_ports);
         m->taken_back = TRUE;
 
         m->process = qemu_process_attach(r->pid, r->start_time, machine_on_process_exit, m, &err);
@@ -636,6 +682,8 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
                 else
                         g_warning("machine %s: no console after restart: %s", m->name, err->message);
         }
+        if (m->config->guest_agent)
+                machine_agent_start(m, -1); /* QEMU listens again, as for QMP */
         g_message("machine %s: took back QEMU %d", m->name, (int)r->pid);
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);

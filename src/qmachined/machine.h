@@ -72,6 +72,11 @@ Machine *machine_new(QmDaemon *d, const char *name, QmConfig *config);
 void machine_free(Machine *m);
 
 gboolean machine_is_active(Machine *m);
+
+/* UpdateMachine: take @config (validated, owner set) for a machine that
+ * does not run (else Busy); the definition on disk follows it (saved,
+ * or removed when no longer persistent) or nothing changes. */
+gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error);
 pid_t machine_pid(Machine *m);
 
 /* Take back a QEMU that a previous daemon started (record in the runtime
@@ -99,6 +104,13 @@ void machine_qmp_with_fd(Machine *m, QmReply *call, const char *command, const c
 /* QMP migrate and wait for its end; see machine-migrate.c. */
 void machine_migrate(Machine *m, QmReply *call, const char *uri, double timeout, gboolean offline,
                      double cancel_after);
+
+/* Save (BaseVM save_to_file): pause, migrate the state into @fd (the
+ * caller's, copied), quit QEMU; answered when the machine is stopped.
+ * Restore: launch with -incoming defer, load the state from @fd, resume
+ * unless @paused. @timeout bounds the migration (<= 0: none). */
+void machine_save(Machine *m, QmReply *call, int fd, double timeout);
+void machine_restore(Machine *m, QmReply *call, int fd, gboolean paused, double timeout);
 
 /* The process runs and query-status answers in time; else Dead. */
 void machine_verify_alive(Machine *m, QmReply *call);
@@ -133,3 +145,11 @@ guint64 machine_console_bytes(Machine *m);
 
 /* The log of the current or last run, valid UTF-8, at most the tail. */
 char *machine_read_log(Machine *m);
+
+/* machine-ports.c: forward-ports. QmPortPair of this run (empty when not
+ * running). */
+const GArray *machine_get_forwarded_ports(Machine *m);
+/* NULL and the host port of @guest_port, or NotRunning/PortNotRedirected. */
+QmError *machine_get_port(Machine *m, guint16 guest_port, guint16 *host_port);
+/* NULL and the address of NIC @nic's guest, or NoSuchNic. */
+QmError *machine_get_address(Machine *m, guint32 nic, const char **address);

@@ -97,6 +97,50 @@ static int method_clone_machine(sd_bus_message *msg, void *userdata, sd_bus_erro
         return sd_bus_reply_method_return(msg, "o", machine_get_path(m));
 }
 
+static int method_update_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = MGR(userdata);
+        g_autoptr(GVariant) overrides = NULL;
+        g_autoptr(QmConfig) config = NULL;
+        g_autoptr(QmError) e = NULL;
+        const char *name;
+        uid_t caller;
+        Machine *m;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        m = g_hash_table_lookup(mgr->machines, name);
+        /* the owner changes their own machine without asking */
+        QM_RETURN_UNLESS_AUTHORIZED(qm_auth_check_request(mgr->daemon->auth, msg,
+                                                          &(QmAuthRequest){
+                                                                  .action = QM_AUTH_ADMIN,
+                                                                  .owner = m ? machine_get_config(m)->owner
+                                                                             : QM_NO_OWNER,
+                                                                  .owner_action = QM_AUTH_NONE,
+                                                                  .machine = name,
+                                                          },
+                                                          error));
+        if (!m)
+                return sd_bus_error_setf(error, QM_ERROR_NO_SUCH_MACHINE, "No machine named '%s'", name);
+        r = bus_message_read_gvariant(msg, &overrides);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read overrides: %s",
+                                         g_strerror(-r));
+        config = qm_config_update(machine_get_config(m), overrides, &e);
+        if (!config)
+                return reply_error(error, e);
+        if (!qm_auth_sender_uid(mgr->daemon->auth, msg, &caller))
+                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is");
+        /* Whoever may name a user at creation may name it here. */
+        if (g_strcmp0(config->user, machine_get_config(m)->user) != 0 &&
+            !qm_user_check_allowed(config->user, caller, &e))
+                return reply_error(error, e);
+        if (!machine_update_config(m, g_steal_pointer(&config), &e))
+                return reply_error(error, e);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
 static int method_list_machines(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *mgr = MGR(userdata);
         g_autoptr(sd_bus_message) reply = NULL;
@@ -197,6 +241,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("o", machine), method_create_machine, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("CloneMachine", SD_BUS_ARGS("s", name, "s", new_name, "a{sv}", overrides),
                                 SD_BUS_RESULT("o", machine), method_clone_machine, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("UpdateMachine", SD_BUS_ARGS("s", name, "a{sv}", overrides), SD_BUS_NO_RESULT,
+                                method_update_machine, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("ListMachines", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssuo)", machines),
                                 method_list_machines, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("GetMachine", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", machine),

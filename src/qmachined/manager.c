@@ -174,6 +174,35 @@ static gboolean is_own_directory(const char *path) {
         return TRUE;
 }
 
+/*
+ * Autostart (libvirt's autostart, machinectl enable): once per host boot.
+ * The runtime directory is on a tmpfs that a boot empties, so a marker
+ * there tells a daemon restart (VMs the user stopped stay stopped) from
+ * the first start after a boot.
+ */
+static void autostart(Manager *mgr) {
+        g_autofree char *marker = g_build_filename(mgr->daemon->runtime_dir, "autostarted", NULL);
+        g_autoptr(GError) err = NULL;
+        g_autoptr(GList) names = NULL;
+
+        if (g_file_test(marker, G_FILE_TEST_EXISTS))
+                return;
+        if (!g_file_set_contents(marker, "", 0, &err))
+                g_warning("%s; machines with autostart may start again at the next daemon start", err->message);
+        names = g_list_sort(g_hash_table_get_keys(mgr->machines), (GCompareFunc)g_strcmp0);
+        for (GList *l = names; l; l = l->next) {
+                Machine *m = g_hash_table_lookup(mgr->machines, l->data);
+                const QmConfig *c = machine_get_config(m);
+                g_autofree char *what = NULL;
+
+                if (!c->autostart || !c->persistent || machine_is_active(m))
+                        continue;
+                what = g_strdup_printf("autostart of machine %s", machine_get_name(m));
+                g_message("%s", what);
+                machine_launch(m, qm_reply_new_internal(what));
+        }
+}
+
 void manager_restore(Manager *mgr) {
         g_autoptr(GPtrArray) defs = qm_definitions_load(mgr->daemon->definitions_dir);
         g_autoptr(GDir) dir = NULL;
@@ -200,4 +229,5 @@ void manager_restore(Manager *mgr) {
         }
         mgr->restoring = FALSE;
         g_message("restored %u machines", g_hash_table_size(mgr->machines));
+        autostart(mgr);
 }

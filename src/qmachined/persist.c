@@ -223,7 +223,63 @@ void qm_run_record_free(QmRunRecord *r) {
         qm_config_free(r->config);
         g_strfreev(r->command_line);
         g_free(r->qemu_version);
+        if (r->forwarded_ports)
+                g_array_unref(r->forwarded_ports);
         g_free(r);
+}
+
+/* "forwarded-ports": [[guest, host], ...] */
+static void add_forwarded_ports(JsonBuilder *b, const GArray *ports) {
+        json_builder_set_member_name(b, "forwarded-ports");
+        json_builder_begin_array(b);
+        for (guint i = 0; ports && i < ports->len; i++) {
+                const QmPortPair *p = &g_array_index(ports, QmPortPair, i);
+                json_builder_begin_array(b);
+                json_builder_add_int_value(b, p->guest);
+                json_builder_add_int_value(b, p->host);
+                json_builder_end_array(b);
+        }
+        json_builder_end_array(b);
+}
+
+static gboolean port_number(JsonArray *pair, guint i, guint16 *out) {
+        JsonNode *n = json_array_get_element(pair, i);
+
+        if (json_node_get_value_type(n) != G_TYPE_INT64 || json_node_get_int(n) < 1 ||
+            json_node_get_int(n) > G_MAXUINT16)
+                return FALSE;
+        *out = (guint16)json_node_get_int(n);
+        return TRUE;
+}
+
+/* Strict: each entry a pair of port numbers 1 to 65535; absent: none. */
+static gboolean member_port_pairs(JsonObject *obj, const char *key, GArray **out, GError **error) {
+        JsonNode *n = json_object_get_member(obj, key);
+        g_autoptr(GArray) pairs = g_array_new(FALSE, FALSE, sizeof(QmPortPair));
+        JsonArray *a;
+
+        if (n && !JSON_NODE_HOLDS_ARRAY(n)) {
+                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "member %s is not an array", key);
+                return FALSE;
+        }
+        a = n ? json_node_get_array(n) : NULL;
+        for (guint i = 0; a && i < json_array_get_length(a) && i <= QM_CONFIG_MAX_FORWARD_PORTS; i++) {
+                JsonNode *e = json_array_get_element(a, i);
+                JsonArray *pair = JSON_NODE_HOLDS_ARRAY(e) ? json_node_get_array(e) : NULL;
+                QmPortPair p;
+                if (i == QM_CONFIG_MAX_FORWARD_PORTS || !pair || json_array_get_length(pair) != 2 ||
+                    !port_number(pair, 0, &p.guest) || !port_number(pair, 1, &p.host)) {
+                        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                                    "member %s is not a list of at most %d [guest, host] port pairs", key,
+                                    QM_CONFIG_MAX_FORWARD_PORTS);
+                        return FALSE;
+                }
+                g_array_append_val(pairs, p);
+        }
+        if (*out)
+                g_array_unref(*out);
+        *out = g_steal_pointer(&pairs);
+        return TRUE;
 }
 
 gboolean qm_run_record_save(const char *path, const QmRunRecord *r, GError **error) {
@@ -249,6 +305,7 @@ gboolean qm_run_record_save(const char *path, const QmRunRecord *r, GError **err
         json_builder_add_string_value(b, r->qemu_version ? r->qemu_version : "");
         json_builder_set_member_name(b, "quit-issued");
         json_builder_add_boolean_value(b, r->quit_issued);
+        add_forwarded_ports(b, r->forwarded_ports);
         json_builder_set_member_name(b, "command-line");
         json_builder_begin_array(b);
         for (char **p = r->command_line; p && *p; p++)
@@ -281,7 +338,8 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
             !member_u64(obj, "event-sequence-mark", &r->event_sequence_mark, error) ||
             !member_string(obj, "qemu-version", &r->qemu_version, error) ||
             !member_boolean(obj, "quit-issued", &r->quit_issued, error) ||
-            !member_strv(obj, "command-line", &r->command_line, error) || !member_owner(obj, &owner, error)) {
+            !member_strv(obj, "command-line", &r->command_line, error) || !member_owner(obj, &owner, error) ||
+            !member_port_pairs(obj, "forwarded-ports", &r->forwarded_ports, error)) {
                 g_prefix_error(error, "%s: ", path);
                 return NULL;
         }

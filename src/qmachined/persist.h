@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "port-forward.h"
 
 /* <state>/machines/NAME.json: the definition of a persistent machine. */
 typedef struct {
@@ -36,6 +37,7 @@ typedef struct {
         guint64 event_sequence_mark; /* event numbers up to here may be used */
         char *qemu_version;
         gboolean quit_issued;
+        GArray *forwarded_ports; /* QmPortPair of this run; NULL or empty: none */
 } QmRunRecord;
 
 void qm_run_record_free(QmRunRecord *r);

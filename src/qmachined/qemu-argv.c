@@ -16,7 +16,8 @@ static void addf(GPtrArray *a, const char *fmt, ...) {
 }
 
 char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, int console_fd,
-                     const QmAddFdArg *add_fds, guint n_add_fds) {
+                     const QmAddFdArg *add_fds, guint n_add_fds, const QmPortPair *forwards,
+                     guint n_forwards) {
         GPtrArray *a = g_ptr_array_new();
 
         for (char **w = c->wrapper; *w; w++)
@@ -64,8 +65,11 @@ char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, 
         add(a, c->uuid);
         for (guint i = 0; i < c->nics; i++) {
                 g_autofree char *mac = qm_config_mac_address(c, i);
+                g_autofree char *hostfwd = qm_forward_ports_hostfwd(forwards, i == 0 ? n_forwards : 0);
                 add(a, "-nic");
-                addf(a, "user,id=nic%u,mac=%s", i, mac);
+                /* virtio-net: what a modern guest has a driver for (QEMU's
+                 * default e1000 is missing from cloud kernels). */
+                addf(a, "user,model=virtio-net-pci,id=nic%u,mac=%s%s", i, mac, hostfwd);
         }
         for (guint i = 0; i < n_add_fds; i++) {
                 const QmAddFdArg *f = &add_fds[i];
@@ -80,6 +84,22 @@ char **qm_build_argv(const QmConfig *c, const char *default_binary, int qmp_fd, 
                 add(a, *arg);
         g_ptr_array_add(a, NULL);
         return (char **)g_ptr_array_free(a, FALSE);
+}
+
+void qm_argv_append_guest_agent(char ***argv, int fd) {
+        GPtrArray *a = g_ptr_array_new();
+
+        for (char **p = *argv; *p; p++)
+                g_ptr_array_add(a, *p);
+        g_free(*argv); /* the strings moved */
+        add(a, "-chardev");
+        addf(a, "socket,id=qga0,fd=%d,server=on,wait=off", fd);
+        add(a, "-device");
+        add(a, "virtio-serial-pci,id=qm-vser0");
+        add(a, "-device");
+        add(a, "virtserialport,bus=qm-vser0.0,chardev=qga0,name=org.qemu.guest_agent.0,id=qm-guest-agent");
+        g_ptr_array_add(a, NULL);
+        *argv = (char **)g_ptr_array_free(a, FALSE);
 }
 
 char *qm_argv_to_string(char **argv) {

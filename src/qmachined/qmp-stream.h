@@ -9,6 +9,10 @@ QmpStream *qmp_stream_new(gsize max_line);
 void qmp_stream_free(QmpStream *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpStream, qmp_stream_free)
 
+/* The QEMU guest agent's mode: a 0xFF byte (its answer to
+ * guest-sync-delimited starts with one) drops every byte before it. */
+void qmp_stream_set_sync_byte(QmpStream *s, gboolean on);
+
 void qmp_stream_push(QmpStream *s, const char *data, gsize len);
 
 /* 1: a complete line (without "\r\n") in *line, g_free() it, *len its length;

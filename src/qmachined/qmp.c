@@ -92,6 +92,8 @@ struct QmpClient {
         gboolean busy;      /* the last slice was full: more is coming */
         gint64 ready_time;  /* read_source's, as last set (-1: none) */
         JsonParser *parser;  /* reused for every line */
+        gsize max_line;
+        gboolean quiet_strays;
         QmpCallbacks cb;
         gpointer userdata;
 };
@@ -507,7 +509,10 @@ static void handle_reply(QmpClient *c, JsonObject *obj, JsonNode *msg, const cha
         g_autofree char *text = NULL;
 
         if (!idn || json_node_get_value_type(idn) != G_TYPE_INT64) {
-                g_message("QMP: dropping a reply without our id");
+                if (c->quiet_strays)
+                        g_debug("QMP: dropping a reply without our id");
+                else
+                        g_message("QMP: dropping a reply without our id");
                 return;
         }
         id = json_node_get_int(idn);
@@ -674,7 +679,8 @@ static gboolean handle_input(QmpClient *c, guint max_lines) {
                 int r = qmp_stream_pop(c->in, &line, &len);
 
                 if (r < 0) {
-                        g_warning("QMP: a message longer than %u bytes; closing the connection", QMP_MAX_LINE);
+                        g_warning("QMP: a message longer than %" G_GSIZE_FORMAT " bytes; closing the connection",
+                                  c->max_line);
                         qmp_shutdown(c, "QEMU sent a QMP message over the size limit", TRUE);
                         return FALSE;
                 }
@@ -770,10 +776,13 @@ QmpClient *qmp_client_new(int fd, const QmpClientOptions *options, const QmpCall
         c->fd = fd;
         c->ready_time = -1;
         c->out = g_string_new(NULL);
-        c->in = qmp_stream_new(QMP_MAX_LINE);
+        c->max_line = options->max_line ? options->max_line : QMP_MAX_LINE;
+        c->in = qmp_stream_new(c->max_line);
+        qmp_stream_set_sync_byte(c->in, options->sync_byte);
+        c->quiet_strays = options->quiet_strays;
         c->parser = json_parser_new_immutable();
         c->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, pending_free);
-        c->next_id = 1;
+        c->next_id = options->first_id > 0 ? options->first_id : 1;
         c->timeout = options->timeout;
         c->cb = *cb;
         c->userdata = userdata;
@@ -796,6 +805,15 @@ void qmp_client_free(QmpClient *c) {
                 return;
         qmp_shutdown(c, "the machine closed its monitor", FALSE);
         qmp_unref(c);
+}
+
+void qmp_client_send_raw(QmpClient *c, const void *data, gsize len) {
+        if (c->closed)
+                return;
+        g_string_append_len(c->out, data, len);
+        c->queued += len;
+        if (!c->write_id)
+                qmp_flush(c);
 }
 
 int qmp_client_unread_by_peer(QmpClient *c) {

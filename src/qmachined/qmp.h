@@ -44,6 +44,11 @@ typedef struct {
         /* QEMU's monitor greets and wants qmp_capabilities before anything
          * else; a peer without (the guest agent) is ready at once. */
         gboolean greeting;
+        /* The guest agent's additions; zero for QEMU's monitor. */
+        gsize max_line;      /* longest message accepted; 0: QMP_MAX_LINE */
+        gboolean sync_byte;  /* a 0xFF from the peer drops what came before it */
+        gint64 first_id;     /* of the first command; 0: 1 */
+        gboolean quiet_strays; /* replies that are not ours are dropped without a log line */
 } QmpClientOptions;
 
 typedef struct {
@@ -86,6 +91,10 @@ const char *qmp_client_progress(QmpClient *c);
  * (its timeout running). */
 void qmp_client_call(QmpClient *c, const char *command, const QmpCallOptions *options, QmpReplyFunc func,
                      gpointer userdata);
+
+/* Queue @len raw bytes ahead of what is sent next (the 0xFF that resets
+ * the guest agent's parser before guest-sync-delimited). */
+void qmp_client_send_raw(QmpClient *c, const void *data, gsize len);
 
 /* Handle everything already in the socket now (its peer has exited and
  * its last words, e.g. a SHUTDOWN event, must not be lost). */

@@ -131,8 +131,10 @@ static int log_open_at(int dirfd, const char *name, gboolean append, const char 
                 set_refusal(error, path, "changed while it was opened");
                 return -1;
         }
-        /* Truncate only now that we know what we hold. */
-        if ((!append && ftruncate(fd, 0) < 0) || fcntl(fd, F_SETFL, append ? O_APPEND : 0) < 0) {
+        /* Truncate only now that we know what we hold. Every write goes to
+         * the end, also after logrotate's copytruncate emptied the file
+         * while QEMU holds it: no hole the size of what was rotated away. */
+        if ((!append && ftruncate(fd, 0) < 0) || fcntl(fd, F_SETFL, O_APPEND) < 0) {
                 set_errno_error(error, errno, "cannot prepare", path);
                 return -1;
         }

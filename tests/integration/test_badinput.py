@@ -67,6 +67,7 @@ WRONG_TYPE = {
     "b": GLib.Variant("s", "true"),
     "u": GLib.Variant("s", "2"),
     "d": GLib.Variant("s", "1.5"),
+    "aq": GLib.Variant("au", [8080]),
 }
 
 BAD_NAMES = [

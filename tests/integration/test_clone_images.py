@@ -270,7 +270,7 @@ class CloneTest(qmtest.QMTestCase):
                 self.assertIn(key, e.text)
         wrong = {"s": GLib.Variant("i", 1), "as": GLib.Variant("s", "-S"),
                  "b": GLib.Variant("s", "true"), "u": GLib.Variant("s", "2"),
-                 "d": GLib.Variant("s", "1.5")}
+                 "d": GLib.Variant("s", "1.5"), "aq": GLib.Variant("au", [22])}
         for key, t in qmtest.CONFIG_TYPES.items():
             with self.subTest(key=key):
                 e = self.expect_error(INVALID_ARGS, self.clone_raw, "orig", "new",

@@ -18,7 +18,13 @@ the configured directories say, and what it installs is valid:
   is there;
 - the Python package qmachine (python/qmachine) lands in a directory
   Debian's /usr/bin/python3 searches (for the prefixes /usr and
-  /usr/local), and imports from the installed tree with PYTHONPATH.
+  /usr/local), and imports from the installed tree with PYTHONPATH;
+- the interface XML lands in dbus-1/interfaces as it is in introspection/;
+- the logrotate file lands in SYSCONFDIR/logrotate.d and, run by logrotate
+  on a log a writer holds open, rotates it in place (copytruncate);
+- the bash completion lands in bash-completion's completionsdir (below
+  our DATADIR);
+- the manual pages, when built, land in MANDIR/man1, man5 and man8.
 
 Nothing here needs root: everything is installed below a temporary DESTDIR.
 
@@ -48,6 +54,11 @@ ACTIVATION = BUS_NAME + ".service"
 BUS_POLICY = BUS_NAME + ".conf"
 POLKIT_ACTIONS = BUS_NAME + ".policy"
 SYSUSERS = "qmachined.conf"
+INTERFACES = ("org.qmachine.QMachine1.Manager.xml", "org.qmachine.QMachine1.Machine.xml")
+# named after the package like the daemon: looked up with its directory
+LOGROTATE = "logrotate.d/qmachined"
+COMPLETION = "completions/qmachinectl"
+MAN_PAGES = ("qmachined.8", "qmachinectl.1", "org.qmachine.QMachine1.5")
 
 # The "Overall exposure level" of `systemd-analyze security --offline=true`
 # for the unit (systemd 252): 7.7 before issue 11's hardening, 3.8 after.
@@ -64,6 +75,7 @@ POLKIT_DEFAULTS = {
     BUS_NAME + ".console": ("auth_admin", "auth_admin", "auth_admin_keep"),
     BUS_NAME + ".monitor": ("auth_admin", "auth_admin", "auth_admin_keep"),
     BUS_NAME + ".images": ("auth_admin", "auth_admin", "auth_admin_keep"),
+    BUS_NAME + ".guest": ("auth_admin", "auth_admin", "auth_admin_keep"),
 }
 
 # Unit settings the service depends on (see the comments in
@@ -112,6 +124,7 @@ STUB_PC = {
     "dbus-1.pc": """prefix=/stub-prefix
 datadir=${prefix}/stub-share
 system_bus_services_dir=${datadir}/dbus-1/stub-system-services
+interfaces_dir=${datadir}/dbus-1/stub-interfaces
 
 Name: dbus-1
 Description: stub for test_install
@@ -295,6 +308,13 @@ def expected_dirs(options, env):
                                                            ("prefix", prefix), env)
                                or os.path.join(datadir, "polkit-1", "actions")),
         DAEMON: norm(os.path.join(prefix, options["sbindir"])),
+        INTERFACES[0]: norm(os.path.join(
+            prefix, pkg_config_variable("dbus-1", "interfaces_dir", ("prefix", prefix), env)
+            or os.path.join(datadir, "dbus-1", "interfaces"))),
+        LOGROTATE: norm(os.path.join(prefix, options["sysconfdir"], "logrotate.d")),
+        COMPLETION: norm(os.path.join(
+            prefix, pkg_config_variable("bash-completion", "completionsdir", ("datadir", datadir), env)
+            or os.path.join(datadir, "bash-completion", "completions"))),
     }
 
 
@@ -309,8 +329,13 @@ def pkg_config_env(options, extra=()):
 
 
 def installed_path(installed, name):
-    """The one install destination whose file name is NAME."""
-    found = [dst for dst in installed.values() if os.path.basename(dst) == name]
+    """The one install destination whose file name is NAME (or, when NAME
+    has a directory, whose path ends with NAME)."""
+    if "/" in name:
+        found = [dst for dst in installed.values() if dst.endswith("/" + name)]
+    else:
+        found = [dst for dst in installed.values() if os.path.basename(dst) == name
+                 and not dst.endswith("/" + LOGROTATE)]
     if len(found) != 1:
         raise AssertionError("%s is installed %d times: %s" % (name, len(found), found))
     return found[0]
@@ -613,6 +638,71 @@ class InstallTest(unittest.TestCase):
         self.assertTrue(mapped)
         self.assertGreater(doc_len, 1000)
 
+    def test_interface_xml(self):
+        for name in INTERFACES:
+            with self.subTest(file=name):
+                path, copy = self.dest(name)
+                self.assertEqual(norm(os.path.dirname(path)), self.expected[INTERFACES[0]])
+                self.assert_xml_well_formed(copy)
+                with open(copy, "rb") as f, \
+                        open(os.path.join(self.source, "introspection", name), "rb") as g:
+                    self.assertEqual(f.read(), g.read(), "installed XML differs from introspection/")
+
+    def test_bash_completion(self):
+        path, copy = self.dest(COMPLETION)
+        self.assertEqual(norm(os.path.dirname(path)), self.expected[COMPLETION])
+        with open(copy, "rb") as f, \
+                open(os.path.join(self.source, "data", "completion", "qmachinectl.bash"), "rb") as g:
+            self.assertEqual(f.read(), g.read())
+
+    def test_man_pages(self):
+        if self.options.get("man") == "disabled" or not any(
+                os.path.basename(p) in MAN_PAGES for p in self.installed.values()):
+            self.skipTest("manual pages not built (-Dman, rst2man)")
+        mandir = norm(os.path.join(self.options["prefix"], self.options["mandir"]))
+        for name in MAN_PAGES:
+            with self.subTest(page=name):
+                path, copy = self.dest(name)
+                self.assertEqual(os.path.dirname(path), os.path.join(mandir, "man" + name.rsplit(".", 1)[1]))
+                with open(copy, encoding="ascii") as f:
+                    self.assertIn(".TH ", f.read())
+
+    def test_logrotate(self):
+        path, copy = self.dest(LOGROTATE)
+        self.assertEqual(norm(os.path.dirname(path)), self.expected[LOGROTATE])
+        with open(copy, encoding="utf-8") as f:
+            conf = f.read()
+        self.assertIn("/var/log/qmachined/*/*.log {", conf)
+        for word in ("copytruncate", "missingok", "notifempty", "compress"):
+            self.assertRegex(conf, r"\n\s+%s\n" % word)
+        logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
+        if not os.access(logrotate, os.X_OK):
+            self.skipTest("logrotate is not installed")
+        # The installed file, pointed at a log below a temporary directory
+        # that a writer in append mode (as QEMU's stdout) holds open.
+        logs = os.path.join(self.tmp, "logrotate", "log")
+        os.makedirs(os.path.join(logs, "vm1"))
+        os.chmod(os.path.dirname(logs), 0o755)
+        os.chmod(logs, 0o750)
+        test_conf = os.path.join(self.tmp, "logrotate", "qmachined")
+        with open(test_conf, "w", encoding="utf-8") as f:
+            f.write(conf.replace("/var/log/qmachined", logs))
+        os.chmod(test_conf, 0o644)
+        log = os.path.join(logs, "vm1", "qemu.log")
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            os.write(fd, b"before rotation\n" * 100)
+            check_run([logrotate, "--force", "--state", os.path.join(self.tmp, "logrotate", "state"),
+                       test_conf])
+            os.write(fd, b"after\n")
+        finally:
+            os.close(fd)
+        with open(log, "rb") as f:
+            self.assertEqual(f.read(), b"after\n")
+        # delaycompress: the first rotation stays uncompressed
+        with open(log + ".1", "rb") as f:
+            self.assertEqual(f.read(), b"before rotation\n" * 100)
+
     def test_dir_options_and_pkg_config(self):
         # A configure-only build directory (nothing compiled) with stub .pc
         # files for dbus-1, systemd and polkit-gobject-1 ahead of the real
@@ -636,6 +726,9 @@ class InstallTest(unittest.TestCase):
             SYSUSERS: "/usr/stub/sysusers.d",
             POLKIT_ACTIONS: "/opt/qm-test/actions",
             DAEMON: "/usr/sbin",
+            INTERFACES[0]: "/usr/stub-share/dbus-1/stub-interfaces",
+            LOGROTATE: "/etc/logrotate.d",
+            COMPLETION: "/usr/share/bash-completion/completions",
         }
         got = {name: os.path.dirname(installed_path(installed, name)) for name in want}
         self.assertEqual(got, want)

@@ -27,7 +27,7 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 INTERACTIVE_REQUIRED = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 PEER = "org.freedesktop.DBus.Peer"
-ACTIONS = ("admin", "create", "manage", "monitor", "console", "images")
+ACTIONS = ("admin", "create", "manage", "monitor", "console", "images", "guest")
 
 
 def action(name):

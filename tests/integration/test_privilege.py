@@ -321,6 +321,24 @@ class OwnerTest(UserCalls, qmtest.QMTestCase):
                               vtext("(ssa{sv})", ("roots", "copy2", {})))
         self.assertIn("org.qmachine.QMachine1.admin", e.text)
 
+    def test_update(self):
+        self.pk.set_allowed(["create"])
+        mine = self.create_as(NOBODY, "upd")
+        self.create_none_machine("roots-upd")
+        self.pk.clear_calls()
+        self.manager_as(NOBODY, "UpdateMachine", vtext("(sa{sv})", ("upd", {"description": GLib.Variant("s", "x")})))
+        self.assertEqual(self.pk.check_calls(), [], "the owner needs no polkit")
+        self.assertEqual(self.mprop(mine, "Config")["description"], "x")
+        self.assertEqual(self.mprop(mine, "Owner"), NOBODY)
+        # Only root names another user, here as at creation.
+        e = self.expect_error(ACCESS_DENIED, self.manager_as, NOBODY, "UpdateMachine",
+                              vtext("(sa{sv})", ("upd", {"user": GLib.Variant("s", "root")})))
+        self.assertNotIn("user", self.mprop(mine, "Config"))
+        # Another's machine: admin.
+        e = self.expect_error(ACCESS_DENIED, self.manager_as, NOBODY, "UpdateMachine",
+                              vtext("(sa{sv})", ("roots-upd", {"description": GLib.Variant("s", "x")})))
+        self.assertIn("org.qmachine.QMachine1.admin", e.text)
+
     def test_owner_and_user_survive_a_restart(self):
         self.pk.set_allowed(["create"])
         running = self.create_as(NOBODY, "kept")

@@ -114,6 +114,16 @@ class ManagerTest(ClientTestCase):
         self.assertNotEqual(a.uuid, b.uuid)
         self.assertNotEqual(a.mac_addresses, b.mac_addresses)
 
+    def test_update(self):
+        a = self.none_machine("upd", nics=1, description="old")
+        self.mgr.update_machine("upd", {"description": "new", "forward_ports": [22]})
+        self.assertEqual(a.config["description"], "new")
+        self.assertEqual(a.config["forward-ports"], [22])
+        self.mgr.update_machine("upd", {"forward_ports": []})
+        self.assertEqual(a.config["forward-ports"], [])
+        with self.assertRaises(qmachine.InvalidArgs):
+            self.mgr.update_machine("upd", {"nics": 1000})
+
     def test_get_machine_by_pid(self):
         m = self.running_machine("bypid")
         found = self.mgr.get_machine_by_pid(m.pid)
@@ -155,8 +165,12 @@ class ManagerTest(ClientTestCase):
             self.assertEqual(list(changes), [])
 
     def test_connect_arguments(self):
-        with self.assertRaises(NotImplementedError):
+        # a host has only its system bus, and is no ssh option
+        with self.assertRaises(ValueError):
             qmachine.connect(address=self.env.address, host="elsewhere")
+        for host in ("", "-oProxyCommand=true", "a b", "a\nb"):
+            with self.assertRaises(ValueError):
+                qmachine.connect(host=host)
         with self.assertRaises(ValueError):
             qmachine.connect(address=self.env.address, session=True)
         # DBUS_SYSTEM_BUS_ADDRESS is honoured (the harness sets it)

@@ -54,8 +54,10 @@ static void test_all_keys(void) {
         g_autoptr(GVariant) back = NULL;
         g_assert_nonnull(c);
         g_assert_cmpstr(c->uuid, ==, "0f0e0d0c-0b0a-0908-0706-050403020100");
-        back = g_variant_ref_sink(qm_config_to_variant(c, "/usr/bin/qemu"));
+        back = g_variant_ref_sink(qm_config_to_variant(c));
+        /* every key but the unset user */
         g_assert_cmpuint(g_variant_n_children(back), ==, 18);
+        g_assert_false(g_variant_lookup(back, "user", "&s", NULL));
         g_assert_cmpuint(c->forward_ports->len, ==, 2);
         g_assert_cmpuint(g_array_index(c->forward_ports, guint16, 1), ==, 8080);
         g_assert_true(c->guest_agent);
@@ -87,6 +89,7 @@ static void test_forward_ports(void) {
         assert_invalid("{'nics': <uint32 1>, 'forward-ports': <[uint16 22, 22]>}", "twice");
         assert_invalid("{'nics': <uint32 1>, 'forward-ports': <[22]>}", "'aq'");
         assert_invalid("{'guest-agent': <'yes'>}", "guest-agent");
+        assert_invalid("{'autostart': <true>}", "persistent");
 }
 
 static void test_errors(void) {
@@ -137,7 +140,8 @@ static void test_argv(void) {
                                       " 'uuid': <'00000000-0000-0000-0000-000000000001'>}",
                                       &n, &msg);
         QmAddFdArg fds[] = { { 10, 1, "disk", "" }, { 11, 2, "", "extra=1" } };
-        g_auto(GStrv) argv = qm_build_argv(c, "qemu-system-x86_64", 3, -1, fds, 2);
+        QmPortPair fwd[] = { { 8080, 40001 }, { 22, 40002 } };
+        g_auto(GStrv) argv = qm_build_argv(c, "qemu-system-x86_64", 3, -1, fds, 2, fwd, 2);
         g_autofree char *line = qm_argv_to_string(argv);
         g_autofree char *mac0 = qm_config_mac_address(c, 0);
         g_autofree char *mac1 = qm_config_mac_address(c, 1);
@@ -146,7 +150,8 @@ static void test_argv(void) {
                 "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny "
                 "-chardev socket,id=mon,fd=3,server=on,wait=off -mon chardev=mon,mode=control "
                 "-machine pc -uuid 00000000-0000-0000-0000-000000000001 "
-                "-nic user,id=nic0,mac=%s -nic user,id=nic1,mac=%s "
+                "-nic user,model=virtio-net-pci,id=nic0,mac=%s,hostfwd=tcp:127.0.0.1:40001-:8080,"
+                "hostfwd=tcp:127.0.0.1:40002-:22 -nic user,model=virtio-net-pci,id=nic1,mac=%s "
                 "-add-fd fd=10,set=1,opaque=disk -add-fd fd=11,set=2,opaque=,extra=1 -incoming defer -S 'a b'",
                 mac0, mac1);
 
@@ -164,7 +169,7 @@ static void test_argv_console(void) {
         g_autoptr(QmConfig) c = parse("{'console': <true>, 'console-index': <uint32 2>, 'qmp': <false>,"
                                       " 'sandbox': <false>, 'uuid': <'00000000-0000-0000-0000-000000000001'>}",
                                       &n, &msg);
-        g_auto(GStrv) argv = qm_build_argv(c, "qemu", -1, 4, NULL, 0);
+        g_auto(GStrv) argv = qm_build_argv(c, "qemu", -1, 4, NULL, 0, NULL, 0);
         g_autofree char *line = qm_argv_to_string(argv);
 
         g_assert_cmpstr(line, ==,

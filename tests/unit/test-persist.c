@@ -211,6 +211,46 @@ static void test_owner_round_trip(void) {
         back = qm_run_record_load(path, &err);
         g_assert_no_error(err);
         g_assert_cmpuint(back->config->owner, ==, 65534);
+        g_assert_cmpuint(back->forwarded_ports->len, ==, 0);
+        test_remove_tree(dir);
+}
+
+/* The host ports of a run come back to a restarted daemon; a record with
+ * a bad pair is corrupt. */
+static void test_forwarded_ports_round_trip(void) {
+        g_autofree char *dir = test_tmp_dir("qm-persist");
+        g_autofree char *path = g_build_filename(dir, "record.json", NULL);
+        g_autofree char *cfg = config_json();
+        g_autoptr(GVariant) v = g_variant_ref_sink(g_variant_new_parsed("@a{sv} {}"));
+        g_autoptr(QmError) ce = NULL;
+        g_autoptr(QmConfig) c = qm_config_from_variant(v, &ce);
+        g_autoptr(GArray) ports = g_array_new(FALSE, FALSE, sizeof(QmPortPair));
+        g_autoptr(GError) err = NULL;
+        g_autoptr(QmRunRecord) back = NULL;
+        char *argv[] = { (char *)"qemu", NULL };
+        QmRunRecord r = { .name = (char *)"vm", .pid = 42, .command_line = argv, .config = c };
+        const char *bad[] = { "[[8080]]", "[[8080, 0]]", "[[65536, 1]]", "[8080]", "{}", "[[1, \"2\"]]" };
+
+        g_array_append_vals(ports, (QmPortPair[]){ { 8080, 40001 }, { 22, 65535 } }, 2);
+        r.forwarded_ports = ports;
+        g_assert_true(qm_run_record_save(path, &r, &err));
+        back = qm_run_record_load(path, &err);
+        g_assert_no_error(err);
+        g_assert_cmpuint(back->forwarded_ports->len, ==, 2);
+        g_assert_cmpuint(g_array_index(back->forwarded_ports, QmPortPair, 0).guest, ==, 8080);
+        g_assert_cmpuint(g_array_index(back->forwarded_ports, QmPortPair, 0).host, ==, 40001);
+        g_assert_cmpuint(g_array_index(back->forwarded_ports, QmPortPair, 1).guest, ==, 22);
+        g_assert_cmpuint(g_array_index(back->forwarded_ports, QmPortPair, 1).host, ==, 65535);
+        for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autofree char *text = g_strdup_printf("{\"name\": \"vm\", \"pid\": 42, \"config\": %s, "
+                                                        "\"forwarded-ports\": %s}", cfg, bad[i]);
+                g_autoptr(QmRunRecord) none = NULL;
+                g_autoptr(GError) e = NULL;
+                g_assert_true(g_file_set_contents(path, text, -1, NULL));
+                none = qm_run_record_load(path, &e);
+                g_assert_null(none);
+                g_assert_nonnull(strstr(e->message, "forwarded-ports"));
+        }
         test_remove_tree(dir);
 }
 
@@ -220,5 +260,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/persist/definitions-strict", test_definitions_strict);
         g_test_add_func("/persist/records-strict", test_records_strict);
         g_test_add_func("/persist/owner-round-trip", test_owner_round_trip);
+        g_test_add_func("/persist/forwarded-ports-round-trip", test_forwarded_ports_round_trip);
         return g_test_run();
 }

@@ -60,6 +60,48 @@ static void test_nul_byte(void) {
         g_assert_cmpuint(qmp_stream_pending(s), ==, 0);
 }
 
+/* The guest agent's stream: a 0xFF drops what came before it, whatever
+ * the read boundaries; lines before it stay lines. */
+static void test_sync_byte(void) {
+        const char text[] = "{\"return\": 1, \"id\": 7}\nstale {\"ret\xff\n\xff{\"return\": 42}\r\ngarb\xff\xff{\"a\": 1}\n{\"b\"";
+
+        for (gsize chunk = 1; chunk < sizeof(text); chunk++) {
+                g_autoptr(QmpStream) s = qmp_stream_new(64);
+                g_autoptr(GPtrArray) lines = g_ptr_array_new_with_free_func(g_free);
+                char *line;
+                int r = 0;
+
+                qmp_stream_set_sync_byte(s, TRUE);
+                for (gsize off = 0; off < sizeof(text) - 1; off += chunk) {
+                        qmp_stream_push(s, text + off, MIN(chunk, sizeof(text) - 1 - off));
+                        while ((r = qmp_stream_pop(s, &line, NULL)) > 0)
+                                g_ptr_array_add(lines, line);
+                        g_assert_cmpint(r, ==, 0);
+                }
+                g_assert_cmpuint(lines->len, ==, 3);
+                g_assert_cmpstr(lines->pdata[0], ==, "{\"return\": 1, \"id\": 7}");
+                g_assert_cmpstr(lines->pdata[1], ==, "{\"return\": 42}");
+                g_assert_cmpstr(lines->pdata[2], ==, "{\"a\": 1}");
+                g_assert_cmpuint(qmp_stream_pending(s), ==, 4);
+        }
+}
+
+/* Garbage without a newline or 0xFF still hits the line limit. */
+static void test_sync_byte_limit(void) {
+        g_autoptr(QmpStream) s = qmp_stream_new(16);
+        g_autofree char *junk = g_strnfill(40, 'x');
+        char *line;
+
+        qmp_stream_set_sync_byte(s, TRUE);
+        qmp_stream_push(s, junk, 10);
+        g_assert_cmpint(qmp_stream_pop(s, &line, NULL), ==, 0);
+        qmp_stream_push(s, "\xff", 1); /* forgets the junk */
+        qmp_stream_push(s, junk, 16);
+        g_assert_cmpint(qmp_stream_pop(s, &line, NULL), ==, 0);
+        qmp_stream_push(s, junk, 1);
+        g_assert_cmpint(qmp_stream_pop(s, &line, NULL), ==, -1);
+}
+
 static void test_json_guard(void) {
         g_autoptr(GError) err = NULL;
         g_autofree char *deep = g_strnfill(100000, '[');
@@ -111,6 +153,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/qmp-stream/split-any-boundary", test_split_any_boundary);
         g_test_add_func("/qmp-stream/line-limit", test_line_limit);
         g_test_add_func("/qmp-stream/nul-byte", test_nul_byte);
+        g_test_add_func("/qmp-stream/sync-byte", test_sync_byte);
+        g_test_add_func("/qmp-stream/sync-byte-limit", test_sync_byte_limit);
         g_test_add_func("/json/guard", test_json_guard);
         g_test_add_func("/json/strict", test_json_strict);
         return g_test_run();

@@ -14,6 +14,8 @@ The package's modules (tests import everything from `qmtest` itself):
   calls      calls, replies, errors, signal recorders, main-context waits
   bus        the private buses, the polkit mock and the daemon: Environment
   testcase   QMTestCase and main()
+  twohost    two hosts (network namespaces, each with its bus and daemon,
+             sshd on B): TwoHosts, TwoHostTestCase
 
 Run the tests with Debian's /usr/bin/python3 (it has gi, dbus, dbusmock).
 
@@ -47,6 +49,7 @@ from .processes import (PR_SET_CHILD_SUBREAPER, all_pids, children_of,
 from .qemu import (accel, accel_args, kvm_usable, none_args, pc_args,
                    qemu_binary)
 from .testcase import QMTestCase, main
+from .twohost import HostEnvironment, TwoHosts, TwoHostTestCase
 
 # Importing the harness makes this process the reaper of its orphans, as
 # before any test starts anything (TESTING.md: PID 1 here does not reap).
@@ -58,6 +61,7 @@ __all__ = [
     "MACHINE_IFACE", "MACHINE_PATH_PREFIX", "MANAGER_IFACE", "MANAGER_PATH",
     "MOCK_IFACE", "OM_IFACE", "POLKIT_IFACE", "POLKIT_NAME", "POLKIT_PATH",
     "PROPS_IFACE", "PR_SET_CHILD_SUBREAPER", "PolkitMock", "QMTestCase", "ServiceMock",
+    "HostEnvironment", "TwoHosts", "TwoHostTestCase",
     "SANITIZER_PATTERNS", "bus_config", "session_bus_config",
     "SignalRecorder", "UNKNOWN_OBJECT", "accel", "accel_args", "all_pids", "ask_bus",
     "changed_values", "children_of", "config_variant", "convert_error", "err",

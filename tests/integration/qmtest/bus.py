@@ -515,7 +515,7 @@ class Environment:
         and anything naming our temp dir in its command line or
         environment. QEMU gets a clean environment, so the tree is what
         finds it."""
-        mine = {os.getpid()}
+        mine = {os.getpid()} | self.foreign_pids()
         for proc in (self.bus, self.session_bus,
                      self.polkit.proc if self.polkit is not None else None,
                      *(m.proc for m in self.mocks.values())):
@@ -542,6 +542,12 @@ class Environment:
             if needle in cmd or needle in envb:
                 out.append(pid)
         return out
+
+    def foreign_pids(self):
+        """Hook: processes of this test that belong to another Environment
+        (qmtest.twohost runs two): leftover_pids() and reap_orphans() leave
+        them and their descendants alone."""
+        return set()
 
     def stop_daemon(self, check=True):
         """SIGTERM the daemon and wait; returns its exit code."""
@@ -622,7 +628,7 @@ class Environment:
     def reap_orphans(self):
         """Reap exited children of this process that no Popen here owns:
         VMs orphaned by a daemon that exited, handed to us as subreaper."""
-        keep = set()
+        keep = self.foreign_pids()
         for proc in (self.daemon, self.bus, self.session_bus,
                      self.polkit.proc if self.polkit is not None else None,
                      *(m.proc for m in self.mocks.values())):

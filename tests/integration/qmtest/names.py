@@ -32,6 +32,7 @@ CONFIG_TYPES = {
     "sandbox": "b",
     "forward-ports": "aq",
     "guest-agent": "b",
+    "autostart": "b",
 }
 
 

@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The bash completion of qmachinectl (data/completion/qmachinectl.bash):
+
+- its tables match the program: every command of `qmachinectl --help`,
+  the options of each command's `--help` and which of them take a value;
+- run in bash against a private daemon with machines and an image, it
+  completes commands, options and the names the daemon has, asking the
+  daemon that --address on the line names (the environment's system bus
+  points nowhere), also with bash-completion loaded and the line split by
+  bash at "=" and ":".
+
+Environment (tests/integration/meson.build sets it):
+  QMACHINECTL, QMACHINED, QMACHINED_SOURCE_ROOT
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import unittest
+
+import qmtest
+from qmtest import GLib
+
+BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
+
+
+def script():
+    return os.path.join(qmtest.source_root(), "data", "completion", "qmachinectl.bash")
+
+
+def qmachinectl():
+    exe = os.environ.get("QMACHINECTL")
+    if exe:
+        return os.path.abspath(exe)
+    return os.path.join(qmtest.source_root(), "build", "src", "qmachinectl", "qmachinectl")
+
+
+def bash(code, env=None):
+    r = subprocess.run(["bash", "--norc", "--noprofile", "-c", code], capture_output=True,
+                       text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise AssertionError("bash failed: %s\n%s" % (r.stderr, code))
+    return r.stdout
+
+
+def table(expr):
+    """A word list of the script, as bash sees it."""
+    return bash("source %s; printf '%%s\\n' %s" % (shlex.quote(script()), expr)).split()
+
+
+def help_text(*args):
+    return subprocess.run([qmachinectl()] + list(args) + ["--help"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def ctl_commands():
+    lines = help_text().splitlines()
+    out = []
+    for line in lines[lines.index("Commands:") + 1:]:
+        if not line.strip():
+            break
+        m = re.match(r"^  (\S+)", line)
+        if m and not line.startswith("      "):
+            out.append(m.group(1))
+    return out
+
+
+def options_of(text):
+    """{option: takes a value} of an "Options" section."""
+    return {m.group(1): bool(m.group(2)) for m in re.finditer(r"^  (--[a-z-]+)(=\S+)?", text, re.M)}
+
+
+class TablesTest(unittest.TestCase):
+
+    def test_commands(self):
+        self.assertEqual(sorted(table("$__qmachinectl_commands")), sorted(ctl_commands() + ["help"]))
+
+    def test_options(self):
+        values = set(table("$__qmachinectl_value_options"))
+        text = help_text()
+        global_part = text[text.index("\nOptions (before or after the command):"):]
+        globals_ = options_of(global_part)
+        self.assertEqual(sorted(o.rstrip("=") for o in table("$__qmachinectl_global_options")
+                                if o.startswith("--")), sorted(globals_))
+        for o, takes in globals_.items():
+            self.assertEqual(o in values, takes, o)
+        for command in ctl_commands():
+            with self.subTest(command=command):
+                text = help_text(command)
+                own = text.split("\nOptions (before or after the command):")[0]
+                want = options_of(own.split("\nOptions:\n", 1)[1]) if "\nOptions:\n" in own else {}
+                got = table("$(__qmachinectl_command_options %s)" % command)
+                self.assertEqual(sorted(o.rstrip("=") for o in got), sorted(want))
+                for o in got:
+                    self.assertEqual(o.endswith("="), want[o.rstrip("=")], o)
+                    self.assertEqual(o.rstrip("=") in values, want[o.rstrip("=")], o)
+
+
+class CompletionTest(qmtest.QMTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.create_none_machine("alpha")
+        self.create_none_machine("beta-1")
+        self.manager("CreateImage", GLib.Variant("(ssta{sv})", ("disk0", "qcow2", 1 << 20, {})), "(s)")
+        # Only a daemon the line names can answer.
+        self.bash_env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS="unix:path=/nonexistent")
+        self.address = self.env.system_address
+
+    def complete(self, *words, bash_completion=False):
+        """COMPREPLY for the line qmachinectl WORDS..., the last word being
+        completed. With bash_completion, bash-completion is loaded and the
+        words are split as bash splits them (at = and :)."""
+        line = " ".join([qmachinectl()] + list(words))
+        if bash_completion:
+            if not os.path.exists(BASH_COMPLETION):
+                self.skipTest("bash-completion is not installed")
+            split = re.findall(r"[=:]|[^\s=:]+", line) + ([""] if line.endswith(" ") else [])
+            setup = "source %s; " % BASH_COMPLETION
+        else:
+            split = [qmachinectl()] + list(words)
+            setup = ""
+        code = (setup + "source %s; COMP_WORDS=(%s); COMP_CWORD=%d; COMP_LINE=%s; COMP_POINT=%d; "
+                "_qmachinectl; printf '%%s\\n' \"${COMPREPLY[@]}\""
+                % (shlex.quote(script()), " ".join(shlex.quote(w) for w in split), len(split) - 1,
+                   shlex.quote(line), len(line)))
+        return [w for w in bash(code, env=self.bash_env).splitlines() if w]
+
+    def test_commands(self):
+        self.assertEqual(self.complete("st"), ["status", "start", "stop"])
+        self.assertIn("image-create", self.complete(""))
+        self.assertEqual(self.complete("--session", "mig"), ["migrate"])
+
+    def test_options(self):
+        globals_ = [o for o in table("$__qmachinectl_global_options") if o.startswith("--")]
+        self.assertEqual(sorted(self.complete("stop", "alpha", "--")),
+                         sorted(["--timeout=", "--force"] + globals_))
+        self.assertEqual(self.complete("create", "x", "--con"),
+                         ["--console", "--console-device=", "--console-index="])
+        self.assertEqual(self.complete("--ses"), ["--session"])
+        # the value of an option is not a machine name
+        self.assertEqual(self.complete("--address", self.address, "stop", "--timeout", ""), [])
+
+    def test_machine_names_from_the_daemon_on_the_line(self):
+        self.assertEqual(self.complete("--address", self.address, "start", ""), ["alpha", "beta-1"])
+        self.assertEqual(self.complete("--address=%s" % self.address, "status", "b"), ["beta-1"])
+        self.assertEqual(self.complete("status", "--address", self.address, "al"), ["alpha"])
+        # only the first argument is a machine
+        self.assertEqual(self.complete("--address", self.address, "qmp", "alpha", ""), [])
+        # without a reachable daemon: nothing, quietly
+        self.assertEqual(self.complete("start", ""), [])
+
+    def test_image_names(self):
+        self.assertEqual(self.complete("--address", self.address, "image-remove", ""), ["disk0"])
+        self.assertEqual(self.complete("--address", self.address, "image-create", ""), [])
+
+    def test_help_completes_commands(self):
+        self.assertEqual(self.complete("help", "console"), ["console", "console-output"])
+
+    def test_with_bash_completion_loaded(self):
+        # bash splits --address=unix:path=... at = and :, bash-completion
+        # joins the words again
+        self.assertEqual(self.complete("--address=%s" % self.address, "status", "",
+                                       bash_completion=True), ["alpha", "beta-1"])
+        self.assertEqual(self.complete("stop", "alpha", "--ti", bash_completion=True), ["--timeout="])
+
+
+if __name__ == "__main__":
+    qmtest.main()
