@@ -8,7 +8,7 @@
 
 __qmachinectl_commands='list status create clone remove enable disable start launch stop kill
 wait powerdown powerdown-all pause resume reset qmp command events wait-event monitor log
-console console-output send-key exec shell copy-to copy-from images image-create image-check image-remove
+console console-output login expect send send-key exec shell copy-to copy-from images image-create image-check image-remove
 migrate save restore version port help'
 
 __qmachinectl_global_options='--help -h --session --address= --host= -H
@@ -32,7 +32,8 @@ __qmachinectl_command_options() {
         restore) echo '--paused --timeout=' ;;
         events) echo '--after=' ;;
         wait-event) echo '--after= --timeout=' ;;
-        console) echo '--drain=' ;;
+        console|login) echo '--drain=' ;;
+        expect) echo '--after= --timeout=' ;;
         send-key) echo '--hold=' ;;
         exec|shell) echo '--timeout=' ;;
         copy-to) echo '--mode=' ;;
