@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Orchestration of bench/run: a private system bus, qmachined, an echo
 service, the measuring clients (qm-bench, qm-libvirt-bench), libvirt as the
 peer, and one table. See bench/README.md.

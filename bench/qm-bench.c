@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qm-bench: the measuring client of bench/run. Each subcommand measures
  * one figure of qmachined together with its floor, in the same process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qm-fake-qemu: a stand-in for qemu-system-* that speaks just enough QMP
  * for the benchmarks and floods events on request, as fast as asked.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qm-libvirt-bench: the peer figures of bench/run, measured on a libvirtd
  * that bench/run started privately. Same output format as qm-bench.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Shared by tools/check and tools/quickstart (sourced, not run).
 
 # systemd: for systemd-analyze, which tests/integration/test_install.py uses

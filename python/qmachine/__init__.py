@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """qmachine: a Python client of qmachined, the QEMU virtual machine service.
 
 qmachined runs and supervises QEMU virtual machines on behalf of D-Bus

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """QEMUMachine's consuming event queue on top of the daemon's numbered events.
 
 The daemon keeps a machine's QMP events numbered and never consumes them;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The exceptions QEMU's own QMP library raises, for the QEMUMachine drop-in.
 
 Code written for QEMU's QEMUMachine catches what `qemu.qmp` raises:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The qmachined D-Bus client: `connect()`, `Manager` and `Machine`.
 
 Blocking calls on a private D-Bus connection; no threads.  Signals

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Exceptions raised by the qmachine client.
 
 Every D-Bus error the daemon answers with becomes an instance of a

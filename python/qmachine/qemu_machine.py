@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """qmachine.QEMUMachine: QEMU 7.2's qemu.machine.QEMUMachine through qmachined.
 
 The class has the public interface and the behaviour of QEMU's own

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """qmachine.QEMUQtestMachine: QEMU 7.2's qemu.machine.qtest through qmachined.
 
 QEMUQtestMachine is a QEMUMachine with QEMU's qtest protocol: QEMU runs

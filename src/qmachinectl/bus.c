@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl: the bus connection, method calls and error reports. */
 #include "ctl.h"
 

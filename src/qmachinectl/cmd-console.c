@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl: connect the terminal (or stdin/stdout) to a serial console. */
 #include "ctl.h"
 

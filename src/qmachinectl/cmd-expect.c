@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl expect and send: console expect without holding a console
  * connection (WaitConsole, WriteConsole). */
 #include "ctl.h"

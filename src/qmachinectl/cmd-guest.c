@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qmachinectl's guest agent commands: exec (and machinectl's spelling
  * shell NAME -- CMD), copy-to, copy-from. Host files are opened here, as

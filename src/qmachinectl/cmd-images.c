@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl: the daemon's disk images. */
 #include "ctl.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl: machine definitions and their lifecycle. */
 #include "ctl.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qmachinectl migrate: to a URI (Migrate as it is), or the whole move to
  * another host's daemon (virsh migrate --live vm qemu+ssh://B/system):

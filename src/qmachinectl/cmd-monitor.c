@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl: follow the Event signals of all machines or of one. */
 #include "ctl.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl port: the host ports forwarded to a machine's guest ports
  * (config forward-ports). */
 #include <stdio.h>

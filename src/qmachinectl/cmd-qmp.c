@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl: QMP, events and logs of a machine. */
 #include "ctl.h"
 

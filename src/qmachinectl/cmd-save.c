@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * qmachinectl save NAME FILE, restore NAME FILE: the guest's state into
  * and out of FILE, which qmachinectl opens as the calling user and hands

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl: shared declarations of the command-line client. */
 #pragma once
 

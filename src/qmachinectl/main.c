@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl: command-line client of qmachined (org.qmachine.QMachine1). */
 #include "ctl.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl -H HOST console: a console is a file descriptor, and none
  * can cross ssh; so run `qmachinectl console` on that host through ssh,
  * with our terminal, as `machinectl -H HOST login` users expect. */

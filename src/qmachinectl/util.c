@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachinectl: parsing of numbers and sizes, JSON and text output. */
 #include "ctl.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Authorization without blocking the main loop. A method handler asks
  * qm_auth_check(). One function decides from the caller's uid: allowed,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Who may call what: uid 0, the session owner, or polkit's verdict. */
 #pragma once
 

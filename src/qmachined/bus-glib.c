@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A GSource over the sd-bus fd. We chose this over wrapping an sd_event loop:
  * the daemon's own timers and fd watches are all GLib, so one loop model is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Drive an sd_bus connection from a GMainContext. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Convert between sd-bus message contents and GVariant. */
 #pragma once
 

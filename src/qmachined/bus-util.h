@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* g_autoptr() for sd-bus types. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Method calls the daemon holds for later answers, counted per client,
  * so one client cannot pile up unbounded work. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Machine configuration: the a{sv} of CreateMachine, validated. */
 #pragma once
 

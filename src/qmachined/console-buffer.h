@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Pure parts of the console: the retained output and the crash scanner. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* WaitConsole, WriteConsole, ConsoleBytes: argument checks, then the model
  * (machine-console-expect.c) answers. */
 #include <math.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* WaitConsole, WriteConsole and ConsoleBytes of
  * org.qmachine.QMachine1.Machine (entries of machine-dbus.c's vtable). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Console expect (WaitConsole): one search for a GLib regex in a growing
  * console stream, resumed as output comes. Pure: it is handed the

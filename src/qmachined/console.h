@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The serial console of a running machine: always drained, fanned out to
  * clients, scanned for kernel crashes. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What every part of the daemon shares: the bus, directories, limits. */
 #pragma once
 

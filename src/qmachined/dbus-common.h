@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the *-dbus.c files share: authorizing a method call, property
  * getters, vtable flags. */
 #pragma once

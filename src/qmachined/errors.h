@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* D-Bus error names of the qmachined contract and helpers to raise them. */
 #include <glib.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "event-match.h"
 
 static gboolean is_number(JsonNode *n) {

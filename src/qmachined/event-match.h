@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* QEMUMachine.event_match(): does a QMP event contain a match pattern? */
 #pragma once
 

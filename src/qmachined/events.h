@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Numbered QMP events: the retained ring and event filters. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* File descriptors that close themselves: g_auto(QmFd) (GLib 2.74 has no g_autofd). */
 #pragma once
 

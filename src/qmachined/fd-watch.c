@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "fd-watch.h"
 
 guint qm_fd_watch_add(int fd, GIOCondition condition, GUnixFDSourceFunc func, gpointer data) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* An fd watch on the default main context that does not wake the context
  * around each of its dispatches. */
 #pragma once

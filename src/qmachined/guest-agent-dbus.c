@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * GuestAgent, GuestExec, CopyToGuest, CopyFromGuest and
  * GuestAgentConnected: argument checks (nothing changes on bad ones),

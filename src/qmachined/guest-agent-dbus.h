@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The guest agent's members of org.qmachine.QMachine1.Machine; their
  * vtable entries are in machine-dbus.c. */
 #pragma once

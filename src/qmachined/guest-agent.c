@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The QEMU guest agent speaks QMP's JSON without a greeting, through a
  * virtio-serial port whose host end is a socket we hold. Bytes we write

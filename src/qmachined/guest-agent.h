@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The QEMU guest agent of one run of a machine: the connection to the
  * chardev socket of its virtio-serial port, synchronisation with

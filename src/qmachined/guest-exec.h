@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* GuestExec: run a program in the guest through the agent (guest-exec,
  * then guest-exec-status until it ends). */
 #pragma once

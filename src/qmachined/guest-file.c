@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The caller's fd is read and written without blocking the main loop: it
  * is made nonblocking (a pipe or socket may be slow), and waited for with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* CopyToGuest / CopyFromGuest: a file streamed through the guest agent
  * (guest-file-open/read/write/close) from or to an fd the caller opened;
  * the daemon never opens a host path for a caller. */

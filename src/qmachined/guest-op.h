@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A method call that drives the guest agent through several commands
  * (GuestExec, CopyToGuest, CopyFromGuest): answered exactly once, and

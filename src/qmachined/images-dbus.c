@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The image methods of org.qmachine.QMachine1.Manager: CreateImage,
  * CheckImage, RemoveImage, ListImages over the image directory.

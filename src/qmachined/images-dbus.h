@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Image methods of the Manager interface (sd-bus handlers). */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Disk images in the daemon's image directory, made and checked with
  * qemu-img as asynchronous subprocesses. */
 #pragma once

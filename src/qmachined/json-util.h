@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* JSON parsing that is safe on untrusted input. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Key combos ("ctrl-alt-delete", "shift-a") to QMP send-key arguments. */
 #pragma once
 

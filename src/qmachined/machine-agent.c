@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A machine's guest agent: its socket is made at launch like the
  * monitor's (QEMU gets the listening end as an fd, so it survives a

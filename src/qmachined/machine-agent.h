@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The guest agent of a machine (config guest-agent): what the D-Bus
  * front end calls (guest-agent-dbus.c). */
 #pragma once

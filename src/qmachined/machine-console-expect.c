@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Console expect on a machine (WaitConsole, WriteConsole, ConsoleBytes):
  * waiters searched once per batch of console output read, answered when

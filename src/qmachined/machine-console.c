@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A machine's serial console: retained output, kernel crash detection,
  * client connections (OpenConsole) and keys sent to the guest.

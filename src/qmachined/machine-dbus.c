@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * org.qmachine.QMachine1.Machine: argument checks, then the model does the
  * work and answers through a QmReply made here (HOLD), later or at once;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Private to the machine*.c files: the struct and what they share. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Launching a machine's QEMU: directories, sockets, the command line, the
  * process, and the QMP handshake with QEMU 7.2's retries; the held Launch

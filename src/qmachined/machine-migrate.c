@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Migrate (BaseVM migrate()): QMP migrate, then query-migrate until the
  * migration ends, with a timeout and an optional cancel-after, both ended

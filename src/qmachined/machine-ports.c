@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Forwarded ports of a machine (config forward-ports): host ports chosen
  * at each launch, a launch started again when another process took one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A machine's monitor: the launch handshake, QMP passthrough for clients,
  * numbered events with their signals, RunState, and WaitEvent callers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Save and Restore (BaseVM save_to_file, libvirt virDomainSave/Restore):
  * the guest's state migrated into, and back from, an fd the caller opened.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * One machine's lifecycle: exit, shutdown, the runtime record, and the
  * calls held until QEMU exits. Nothing here blocks: every long operation

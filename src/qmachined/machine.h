@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* One virtual machine: its config, its state machine and its QEMU. */
 #pragma once
 

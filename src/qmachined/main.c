@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmachined: options, bus connection, name, main loop, signals. */
 #include <errno.h>
 #include <glib-unix.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.qmachine.QMachine1.Manager and the ObjectManager at its path. */
 #include "build-config.h"
 #include "bus-gvariant.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* org.qmachine.QMachine1.Manager on the bus (manager-dbus.c). */
 #pragma once
 

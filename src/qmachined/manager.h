@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The machine registry and the Manager object. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Machine names: validation, generation, object paths. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What survives the daemon: machine definitions (state directory) and
  * records of running VMs (runtime directory). */
 #pragma once

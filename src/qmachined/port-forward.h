@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Forwarded ports (config forward-ports): choosing free host ports for the
  * guest ports of NIC 0, QEMU's hostfwd= rules, and the lookups of GetPort. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* GetPort, GetAddress and ForwardedPorts: no authorization (API.md), the
  * answers come from the model at once. */
 #include "ports-dbus.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Machine methods and the property of forward-ports (GetPort, GetAddress,
  * ForwardedPorts); machine-dbus.c puts them in its vtable. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The QEMU command line of a machine (QEMUMachine._base_args + args). */
 #pragma once
 

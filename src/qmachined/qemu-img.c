@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qemu-img as an asynchronous subprocess with its output captured. */
 #include <errno.h>
 #include <sys/mman.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Exit is watched through a pidfd rather than SIGCHLD/g_child_watch: it is
  * an ordinary fd in the main loop, it cannot confuse a recycled PID, and it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A spawned QEMU process and the watch on its exit. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Splits the QMP byte stream into lines, whatever the read boundaries. */
 #pragma once
 

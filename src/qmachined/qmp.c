@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * QMP client. QEMU is not trusted: the stream is parsed incrementally with a
  * bounded line length, anything that is not a JSON object closes the

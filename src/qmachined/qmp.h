@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Asynchronous QMP client over a connected unix stream socket. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Scopes and machined registration, as systemd-vmspawn does it: a
  * transient scope (StartTransientUnit) takes QEMU's pid first, because

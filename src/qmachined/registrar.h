@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Each QEMU in a transient systemd scope (qmachine-<name>.scope under
  * machine.slice), registered with systemd-machined, where systemd is the

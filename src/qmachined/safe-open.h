@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Opening the daemon's own files and directories without being fooled by
  * what someone left at their names: symlinks, FIFOs, devices, hard links

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Machine.Save(h fd, a{sv} options) and Machine.Restore(h fd, a{sv}
  * options): argument checks, then machine-save.c does the work. Action

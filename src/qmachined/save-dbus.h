@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Machine.Save and Machine.Restore on the bus (save-dbus.c); the vtable
  * of machine-dbus.c lists them. */
 #pragma once

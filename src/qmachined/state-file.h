@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Files the daemon keeps, written so that a crash never leaves half a file. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unix stream sockets by path, also for paths longer than sun_path. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The user a QEMU runs as: who it is (uid, gid, every group) and who may
  * ask for it. */
 #pragma once

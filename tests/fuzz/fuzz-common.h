@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Shared by the libFuzzer targets: fatal GLib criticals, invariant checks,
  * and fuzzer-chosen split points. */
 #pragma once

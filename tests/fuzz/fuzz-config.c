@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Machine configs from JSON (definition files) and from a{sv}
  * (CreateMachine): every input is tried as both, a JSON text and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The console crash scanner (console-buffer.h). The input: two bytes that
  * pick the read boundaries, one byte of repeats (the payload is fed that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Event matching (event-match.h) and WaitEvent filters (events.h). The
  * input is an event JSON, optionally followed by a newline and a match

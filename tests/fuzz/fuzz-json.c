@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The strict JSON check (qm_json_check_len) against json-glib and against
  * an independent strict parser written here from RFC 8259:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Key combos (SendKey): the input is a hold time (two bytes, big endian)
  * and the combo as D-Bus gives it (valid UTF-8, no NUL). Either an

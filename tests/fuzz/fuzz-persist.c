@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The files the daemon reads back after a restart (persist.h,
  * state-file.h): the input is written as a run record and as a machine

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The whole QMP client against a hostile QEMU on a socketpair: the input
  * is what "QEMU" sends (greeting, replies, events, garbage), written at

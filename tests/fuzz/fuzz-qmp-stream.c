@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The QMP line splitter: the lines popped must not depend on where the
  * reads split the stream, no line is longer than the limit, and the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # smoke.sh TARGET SEEDS SCRATCH RUNS: run a fuzz target over the seeds and
 # RUNS mutations from a fixed seed (the same inputs every time, so the
 # result does not depend on luck or machine speed); new inputs and crash

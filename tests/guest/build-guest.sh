@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build the integration-test guest: OUTDIR/vmlinuz and OUTDIR/initramfs.gz.
 #
 #   tests/guest/build-guest.sh OUTDIR

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """One D-Bus method call, for running as another user.
 
 The integration tests run as root, and root is always allowed by qmachined.

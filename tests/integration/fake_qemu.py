@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A stand-in for qemu-system-* that speaks QMP badly on purpose.
 
 qmachined starts it like QEMU: the listening QMP socket (and the console

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The Ansible module qmachine.qmachine.machine (contrib/ansible) against
 the real daemon on a private bus: each state, idempotence (a second run
 reports changed=0), check mode, config changes. Migration between two

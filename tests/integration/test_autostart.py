@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Host boot and shutdown. Autostart (config key autostart, qmachinectl
 enable/disable): a persistent machine with autostart is launched when the
 daemon first starts after a host boot (no "autostarted" marker in its

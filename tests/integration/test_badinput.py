@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Bad input of every kind is refused with the right error, and the daemon
 keeps working afterwards."""
 

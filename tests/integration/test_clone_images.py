@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """CloneMachine (a copy of a definition, never of runtime state) and the
 disk images of the Manager: CreateImage, CheckImage, RemoveImage and
 ListImages, with the real qemu-img."""

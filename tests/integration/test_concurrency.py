@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """One slow operation never blocks the others, and many QMP calls in
 flight from several clients each get their own answer."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Kernel crash detection on the console is bounded: a guest that panics and
 then writes 40 MiB on the same line (fake_qemu.py --fake-mode=panic-flood)
 gets a KernelCrash of a few KiB marked as cut, one KernelCrashDetected

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Console expect (WaitConsole, WriteConsole, ConsoleBytes) on the real
 test guest (tests/guest) under TCG, through the real daemon and bus:
 expect the banner, write a command, expect its output, again and again

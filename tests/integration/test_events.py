@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """QMP events: numbering, retention, WaitEvent matching and waiting,
 GetEvents, and the Event signal."""
 

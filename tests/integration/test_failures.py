@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Things going wrong: QEMU that cannot start, exits at once, never answers,
 or is killed from outside. The daemon must report and clean up, never hang."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Faults and limits: a QEMU that stops answering (SIGSTOP) costs its own
 callers a Timeout and nothing else; file descriptors reach QEMU (AddFd,
 SendFd); every daemon limit answers LimitExceeded and recovers.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Forwarded ports (config forward-ports, API.md version 2): the daemon
 forwards a free host port on 127.0.0.1 to each guest TCP port of NIC 0,
 publishes them as ForwardedPorts, answers GetPort and GetAddress (BaseVM

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A real Linux guest (tests/guest: Debian's cloud kernel and a busybox
 initramfs) on the serial console: OpenConsole both ways and with several
 clients, output kept with no client, a client that never reads, Powerdown,

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The QEMU guest agent (config guest-agent): GuestAgentConnected,
 GuestAgent, GuestExec, CopyToGuest and CopyFromGuest on the real test
 guest (tests/guest: qemu-ga on the virtio-serial port

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The test guest itself (tests/guest), booted with plain QEMU, without the
 daemon: its guest agent answers on a virtio-serial port (guest-sync-delimited,
 guest-info, guest-exec), its web server answers through a forwarded host

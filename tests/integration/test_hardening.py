@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A hostile caller or QEMU must never take the daemon down, wedge its
 answers or corrupt what it reports; what QEMU starts dies with it; a
 restarted daemon serves calls as soon as it owns its name. Each test here

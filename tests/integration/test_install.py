@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """`meson install` puts the daemon and its system integration files where
 the configured directories say, and what it installs is valid:
 

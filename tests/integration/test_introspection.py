@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The introspection XML in introspection/ is the source of truth for the
 shape of the API: it must be valid, fully documented, and say exactly what
 the live daemon reports."""

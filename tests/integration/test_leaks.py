@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Many machine lifetimes leave the daemon as they found it: 200 cycles of
 create, launch, an event, a QMP error, a waiter, shutdown and remove of a
 `-machine none` QEMU leave its open fds and its children where they were

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """A machine's life through the Manager and Machine interfaces, with a real
 QEMU: create, launch, QMP, pause/resume, shutdown, kill, wait, remove."""
 

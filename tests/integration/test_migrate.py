@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Migrate (BaseVM migrate()) between two real QEMUs of the same daemon,
 its failures, cancellation and timeout; VerifyAlive (BaseVM
 verify_alive())."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The D-Bus policy we ship (data/org.qmachine.QMachine1.conf), included by
 the private bus: only root owns the name, everybody may talk to it and
 hear its signals."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Authorization: every method that is not read-only asks polkit, per call,
 for the caller (API.md, "Authorization (polkit)").
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Least privilege (API.md "Owners, users and the sandbox"): machines have
 an Owner; QEMU runs as the machine's user (root's machines: the system user
 qmachine) with exactly that user's groups, no capabilities, no_new_privs,

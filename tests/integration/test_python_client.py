@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The Python client library (python/qmachine) against the real daemon on a
 private bus, with a real QEMU: every wrapper of the Manager and Machine
 interfaces, the error mapping, fd passing, the events() stream, the

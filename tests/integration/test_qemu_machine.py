@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """qmachine.QEMUMachine, the drop-in for QEMU 7.2's qemu.machine.QEMUMachine.
 
 Every behaviour test runs twice: against qmachine.QEMUMachine through the

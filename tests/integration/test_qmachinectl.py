@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """qmachinectl, the command-line client, run as a subprocess against the
 real daemon and real QEMU: every command's output, exit codes (0, 1 for a
 D-Bus error with the daemon's message, 2 for usage errors), the console

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Each VM in its own systemd scope, registered with systemd-machined.
 
 python-dbusmock stands in for systemd (its systemd template has

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Remote control over ssh, on two hosts on one machine (qmtest.twohost):
 the fixture itself (the network between the namespaces, separate daemons,
 busctl -H, a teardown that leaves nothing), `qmachinectl -H root@B` for

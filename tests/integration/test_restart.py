@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The daemon goes away and comes back: VMs and definitions outlive it.
 
 SIGTERM and SIGKILL of the daemon leave running VMs alone; the next daemon

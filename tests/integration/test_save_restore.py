@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Save and Restore (BaseVM save_to_file, libvirt virDomainSave/Restore):
 the state goes into, and comes back from, an fd the caller opened. On a
 real guest (tests/guest) a counter on the console keeps counting across

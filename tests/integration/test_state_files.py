@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """State files and directories that cannot hurt the daemon.
 
 A state directory that cannot be written (read-only, full) makes

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """QEMU is not trusted: a fake QEMU (fake_qemu.py) splits messages, batches
 them, sends garbage, a 17 MiB line, or closes the socket mid-message. The
 daemon survives each, keeps supervising the process, and answers callers

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Manager.UpdateMachine (API version 2): the definition of a machine
 that does not run changes, validated as CreateMachine's config, with
 empty values removing keys; and Config lists only the keys that are set,

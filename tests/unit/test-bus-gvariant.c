@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * sd-bus message contents <-> GVariant (bus-gvariant.c): every D-Bus type
  * both ways, checked against sd-bus's own readers and writers, not only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Config validation, names, object paths and the QEMU command line. */
 #include <string.h>
 

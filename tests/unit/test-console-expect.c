@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Console expect: matches across any split of the output, offsets after
  * the ring dropped old bytes, `after`, the lookback bound, a regex too
  * expensive to run. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Console retention, crash detection across any split, key combos. */
 #include <glib/gstdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* QEMUMachine.event_match() semantics, with the seed's own examples. */
 #include <string.h>
 #include "event-match.h"

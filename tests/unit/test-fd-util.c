@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* g_auto(QmFd): closed at scope exit, kept by qm_fd_steal, errno kept. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Scratch files for the unit tests that touch the file system. */
 #pragma once
 

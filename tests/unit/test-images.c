@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Image names, check verdicts, and the per-image records that hold an
  * image's format (never guessed from its content). */
 #include <errno.h>

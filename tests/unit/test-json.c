@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The strict JSON check and the raw-text helpers (json-util.c), and the
  * event ring's byte budget (events.c). */
 #include <string.h>

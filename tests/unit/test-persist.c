@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Definitions and runtime records read back strictly: a file that is not
  * a plain file, too big, or holds a member of the wrong type or range is
  * corrupt, never read with a silent default. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Choosing host ports for forward-ports, with a fake "is it free" probe,
  * and the real one against a port this test holds. */
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The QMP stream splitter and the JSON guard on untrusted bytes. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The QMP client over a socketpair: the test is QEMU. It writes what QEMU
  * would (whole, split or batched lines) on its end and reads what the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Opening the daemon's own files: symlinks, FIFOs, devices, hard links and
  * foreign directories are never followed or written through. */
 #include <errno.h>

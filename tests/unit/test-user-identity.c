@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Who QEMU may run as: user lookup and the rule that only root names
  * another user. */
 #include <pwd.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Shared harness for the qmachined integration tests.
 
 Every test gets its own temporary directory, a private dbus-daemon of the

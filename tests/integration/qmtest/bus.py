@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The private buses, the polkit mock and the daemon: Environment.
 
 The system bus's configuration includes the project's real policy file

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Calls and signals: arguments out, replies and errors back, and the
 default main context iterated while waiting for them."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Names of the D-Bus API under test (API.md) and helpers that build them."""
 
 BUS_NAME = "org.qmachine.QMachine1"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Processes: the /proc walk, reaping, and the subreaper.
 
 PID 1 on the test machines does not reap orphans, so whoever starts

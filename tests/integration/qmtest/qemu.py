@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Which QEMU to run and how: the binary and the accelerator (TESTING.md:
 KVM only when the CPU flags say so, with an override)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """QMTestCase: each test runs against its own bus and daemon."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Two hosts on one machine: TwoHosts and TwoHostTestCase.
 
 For tests that need two hosts (remote control over ssh, migration from one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """qemu.machine, answered by qmachined (the qmachine compatibility path).
 
 With `python/compat` (or its installed copy) first on sys.path, an
