@@ -28,8 +28,9 @@ static const char *prop_string(GPtrArray *props, const char *name) {
 
 static gint64 prop_int(GPtrArray *props, const char *name, gint64 fallback) {
         JsonNode *n = prop(props, name);
-        return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64 ? json_node_get_int(n)
-                                                                                              : fallback;
+        return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64
+                ? json_node_get_int(n)
+                : fallback;
 }
 
 static void set_copy(JsonObject *o, const char *key, JsonNode *value) {
@@ -188,16 +189,17 @@ static void set_state(JsonObject *o, GPtrArray *props) {
 /* What Config says (only root and the owner may read it). */
 static void set_config(Ctl *c, JsonObject *o, const char *path) {
         g_autoptr(CtlProperty) config = ctl_get_property(c, path, QM_MACHINE_IFACE, "Config", NULL);
-        JsonObject *cfg = config && JSON_NODE_HOLDS_OBJECT(config->value) ? json_node_get_object(config->value)
-                                                                           : NULL;
+        JsonObject *cfg = config && JSON_NODE_HOLDS_OBJECT(config->value)
+                ? json_node_get_object(config->value)
+                : NULL;
 
         if (cfg && json_object_has_member(cfg, "description"))
                 set_copy(o, "description", json_object_get_member(cfg, "description"));
         else
                 json_object_set_null_member(o, "description");
         if (cfg)
-                json_object_set_boolean_member(o, "autostart",
-                                               json_object_get_boolean_member_with_default(cfg, "autostart", false));
+                json_object_set_boolean_member(
+                        o, "autostart", json_object_get_boolean_member_with_default(cfg, "autostart", false));
         else
                 json_object_set_null_member(o, "autostart");
 }
@@ -254,8 +256,9 @@ static void print_header(const Ctl *c, JsonObject *o) {
         const char *state = text_or(o, "state", "");
         const char *since = text_or(o, "since", NULL);
 
-        printf("%s%s%s%s%s\n", ctl_color_on(c, CTL_COLOR_BOLD, NULL), name, ctl_color_off(c, CTL_COLOR_BOLD, NULL),
-               description ? " - " : "", description ? description : "");
+        printf("%s%s%s%s%s\n", ctl_color_on(c, CTL_COLOR_BOLD, NULL), name,
+               ctl_color_off(c, CTL_COLOR_BOLD, NULL), description ? " - " : "",
+               description ? description : "");
         printf("%16s: %s\n", "Name", name);
         printf("%16s: %s%s%s%s%s\n", "State", ctl_color_on(c, CTL_COLOR_STATE, state), state,
                ctl_color_off(c, CTL_COLOR_STATE, state), since ? " since " : "", since ? since : "");
@@ -266,7 +269,8 @@ static void print_owner(JsonObject *o) {
         const char *user = text_or(owner, "user", NULL);
 
         if (user)
-                printf("%16s: %" G_GINT64_FORMAT " (%s)\n", "Owner", json_object_get_int_member(owner, "uid"), user);
+                printf("%16s: %" G_GINT64_FORMAT " (%s)\n", "Owner",
+                       json_object_get_int_member(owner, "uid"), user);
         else
                 printf("%16s: %" G_GINT64_FORMAT "\n", "Owner", json_object_get_int_member(owner, "uid"));
 }
@@ -295,9 +299,10 @@ static void print_event(JsonObject *e) {
                 data = ctl_json_to_string(json_object_get_member(eo, "data"), false);
         if (eo && json_object_has_member(eo, "timestamp")) {
                 JsonObject *ts = json_object_get_object_member(eo, "timestamp");
-                g_autoptr(GDateTime) dt = ts ? g_date_time_new_from_unix_local(
-                                                       json_object_get_int_member_with_default(ts, "seconds", 0))
-                                             : NULL;
+                g_autoptr(GDateTime) dt = ts
+                        ? g_date_time_new_from_unix_local(
+                                  json_object_get_int_member_with_default(ts, "seconds", 0))
+                        : NULL;
                 when = dt ? g_date_time_format(dt, "%H:%M:%S") : NULL;
         }
         printf("  %" G_GINT64_FORMAT " %s %s %s\n", json_object_get_int_member(e, "seq"), when ? when : "-",
@@ -326,10 +331,10 @@ static void print_status(const Ctl *c, JsonNode *node, const void *userdata) {
         JsonObject *o = json_node_get_object(node);
         JsonNode *launched = json_object_get_member(o, "launch_timestamp");
 
-#define ROW(label, key, fallback)                                     \
-        do {                                                          \
+#define ROW(label, key, fallback)                                    \
+        do {                                                         \
                 g_autofree char *v_ = member_text(o, key, fallback); \
-                printf("%16s: %s\n", label, v_);                      \
+                printf("%16s: %s\n", label, v_);                     \
         } while (0)
         print_header(c, o);
         ROW("RunState", "run_state", "-");
@@ -349,8 +354,9 @@ static void print_status(const Ctl *c, JsonNode *node, const void *userdata) {
         ROW("MacAddresses", "mac_addresses", "-");
         print_ports(o);
         printf("%16s: %s\n", "GuestAgent",
-               json_object_get_boolean_member_with_default(o, "guest_agent_connected", false) ? "connected"
-                                                                                              : "not connected");
+               json_object_get_boolean_member_with_default(o, "guest_agent_connected", false)
+                       ? "connected"
+                       : "not connected");
         ROW("EventSequence", "event_sequence", "0");
         ROW("KernelCrash", "kernel_crash", "none");
         ROW("CommandLine", "command_line", "(only root and the owner may read it)");

@@ -14,7 +14,8 @@
 #define RECHECK_USEC (1 * G_USEC_PER_SEC)
 
 static bool still_runs(const char *state) {
-        return strcmp(state, "starting") == 0 || strcmp(state, "running") == 0 || strcmp(state, "stopping") == 0;
+        return strcmp(state, "starting") == 0 || strcmp(state, "running") == 0 ||
+                strcmp(state, "stopping") == 0;
 }
 
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {

@@ -67,9 +67,9 @@ typedef struct {
         double postcopy_after;
         uint32_t mode; /* copy-to --mode */
         bool paused;
-        bool no_kill;         /* wait --no-kill */
+        bool no_kill;          /* wait --no-kill */
         GPtrArray *properties; /* show -p: const char * */
-        bool value;           /* show --value */
+        bool value;            /* show --value */
 } CtlOptions;
 
 /* -o/--output, --json */

@@ -339,7 +339,7 @@ static const Command *find_command(const char *name) {
 }
 
 static void print_option(FILE *f, const OptionInfo *o, const char *help) {
-        g_autofree char *left = !o->arg                              ? g_strdup_printf("--%s", o->opt.name)
+        g_autofree char *left = !o->arg               ? g_strdup_printf("--%s", o->opt.name)
                 : o->opt.has_arg == optional_argument ? g_strdup_printf("--%s[=%s]", o->opt.name, o->arg)
                                                       : g_strdup_printf("--%s=%s", o->opt.name, o->arg);
         fprintf(f, "  %-22s %s\n", left, help ? help : o->help);

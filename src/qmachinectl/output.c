@@ -28,11 +28,13 @@ int ctl_parse_output(const char *s, CtlOutputMode *ret) {
                 const char *name;
                 CtlOutputMode mode;
         } modes[] = {
+                /* clang-format off */
                 { "table", CTL_OUTPUT_TABLE },
                 { "json", CTL_OUTPUT_JSON },
                 { "json-short", CTL_OUTPUT_JSON },
                 { "json-pretty", CTL_OUTPUT_JSON_PRETTY },
                 { "value", CTL_OUTPUT_VALUE },
+                /* clang-format on */
         };
 
         for (size_t i = 0; i < G_N_ELEMENTS(modes); i++)
@@ -66,8 +68,9 @@ bool ctl_json_mode(const Ctl *c) {
 static bool env_false(const char *name) {
         const char *v = getenv(name);
 
-        return v && (strcmp(v, "0") == 0 || g_ascii_strcasecmp(v, "false") == 0 ||
-                     g_ascii_strcasecmp(v, "no") == 0 || g_ascii_strcasecmp(v, "off") == 0);
+        return v &&
+                (strcmp(v, "0") == 0 || g_ascii_strcasecmp(v, "false") == 0 ||
+                 g_ascii_strcasecmp(v, "no") == 0 || g_ascii_strcasecmp(v, "off") == 0);
 }
 
 /* Colours only on a terminal that has them, and never with NO_COLOR
@@ -277,8 +280,8 @@ static void print_values(JsonNode *node) {
         if (JSON_NODE_HOLDS_OBJECT(node)) {
                 g_autoptr(GList) members = json_object_get_members(json_node_get_object(node));
                 for (GList *l = members; l; l = l->next) {
-                        g_autofree char *v =
-                                ctl_json_value_text(json_object_get_member(json_node_get_object(node), l->data));
+                        g_autofree char *v = ctl_json_value_text(
+                                json_object_get_member(json_node_get_object(node), l->data));
                         printf("%s\n", v);
                 }
                 return;
@@ -291,8 +294,8 @@ static void print_values(JsonNode *node) {
                                 JsonObject *o = json_node_get_object(e);
                                 g_autoptr(GList) members = json_object_get_members(o);
                                 for (GList *l = members; l; l = l->next) {
-                                        g_autofree char *v =
-                                                ctl_json_value_text(json_object_get_member(o, l->data));
+                                        g_autofree char *v = ctl_json_value_text(
+                                                json_object_get_member(o, l->data));
                                         printf("%s%s", l == members ? "" : "\t", v);
                                 }
                                 putchar('\n');
@@ -364,7 +367,8 @@ void ctl_print_columns(const Ctl *c, const CtlColumn *cols, size_t n, JsonArray 
                         int pad = j + 1 < n ? width[j] - (int)g_utf8_strlen(text, -1) : 0;
                         /* colour codes around the text, the padding after them */
                         printf("%s%s%s%*s%s", ctl_color_on(c, cols[j].color, text), text,
-                               ctl_color_off(c, cols[j].color, text), MAX(pad, 0), "", j + 1 < n ? "  " : "\n");
+                               ctl_color_off(c, cols[j].color, text), MAX(pad, 0), "",
+                               j + 1 < n ? "  " : "\n");
                 }
         }
 }
