@@ -306,7 +306,8 @@ static void print_event(JsonObject *e) {
                 when = dt ? g_date_time_format(dt, "%H:%M:%S") : NULL;
         }
         printf("  %" G_GINT64_FORMAT " %s %s%s%s\n", json_object_get_int_member(e, "seq"), when ? when : "-",
-               eo ? json_object_get_string_member_with_default(eo, "event", "?") : "?", data ? " " : "", data ? data : "");
+               eo ? json_object_get_string_member_with_default(eo, "event", "?") : "?", data ? " " : "",
+               data ? data : "");
 }
 
 static void print_tail(JsonObject *o) {
