@@ -6,20 +6,22 @@
 # The tables below follow src/qmachinectl/main.c; test_completion.py checks
 # them against `qmachinectl --help` and `qmachinectl COMMAND --help`.
 
-__qmachinectl_commands='list status create clone remove enable disable start launch stop kill
+__qmachinectl_commands='list status show create clone remove enable disable start launch stop kill
 wait powerdown powerdown-all pause resume reset qmp command events wait-event monitor log
 console console-output login expect send send-key exec shell copy-to copy-from images image-create image-check image-remove
 migrate save restore version port help'
 
 __qmachinectl_global_options='--help -h --session --address= --host= -H
---no-ask-password --version'
+--no-ask-password --version --output= -o --json --no-legend --no-pager --quiet -q'
 
 # Options that take a value (as a separate word or after "=").
 __qmachinectl_value_options='--address --host -H --timeout --after --hold
 --machine --arg --wrapper --binary --console-device --console-index --nics
 --qmp-timeout --uuid --incoming --description --cluster-size --backing --to
 --dname --listen-address --bandwidth --downtime-limit --postcopy-after
---cancel-after --drain --mode'
+--cancel-after --drain --mode --output -o --property -p'
+
+__qmachinectl_output_modes='table json json-pretty value'
 
 # The options of each command, besides the global ones.
 __qmachinectl_command_options() {
@@ -28,7 +30,9 @@ __qmachinectl_command_options() {
                       --console-device= --console-index= --nics= --qmp-timeout= --uuid=
                       --incoming= --description= --no-qmp' ;;
         stop) echo '--timeout= --force' ;;
-        wait|powerdown|powerdown-all|save) echo '--timeout=' ;;
+        wait) echo '--timeout= --no-kill' ;;
+        powerdown|powerdown-all|save) echo '--timeout=' ;;
+        show) echo '--property= --value' ;;
         restore) echo '--paused --timeout=' ;;
         events) echo '--after=' ;;
         wait-event) echo '--after= --timeout=' ;;
@@ -73,8 +77,18 @@ __qmachinectl_bus_args() {
 __qmachinectl_names() {
     local -a bus
     mapfile -t bus < <(__qmachinectl_bus_args)
-    timeout 5 "${words[0]}" "${bus[@]}" --no-ask-password "$1" 2>/dev/null |
+    timeout 5 "${words[0]}" "${bus[@]}" --no-ask-password --no-pager --no-legend "$1" 2>/dev/null |
         awk '!($1 == "NAME" && ($2 == "STATE" || $2 == "FORMAT")) { print $1 }'
+}
+
+# COMPREPLY for the value $2 of option $1: a command for --binary, the
+# modes of --output and --json, else nothing to offer.
+__qmachinectl_values() {
+    case $1 in
+        --binary) COMPREPLY=($(compgen -c -- "$2")) ;;
+        --output|-o) COMPREPLY=($(compgen -W "$__qmachinectl_output_modes" -- "$2")) ;;
+        --json) COMPREPLY=($(compgen -W 'pretty short off' -- "$2")) ;;
+    esac
 }
 
 _qmachinectl() {
@@ -106,11 +120,19 @@ _qmachinectl() {
         fi
     done
 
-    # The value of an option: a file for --binary, else nothing to offer.
+    # The value after "=": bash splits "--output=js" into "--output" "=" "js";
+    # bash-completion joins them again (-n =:). Readline replaces only the
+    # part after "=", so the values are offered without the option.
+    if [[ $cur == --*=* ]]; then
+        __qmachinectl_values "${cur%%=*}" "${cur#*=}"
+        return 0
+    elif [[ $prev == = && $cword -ge 2 ]]; then
+        __qmachinectl_values "${words[cword - 2]}" "$cur"
+        return 0
+    fi
+    # The value of an option as the next word.
     if [[ " $__qmachinectl_value_options " == *" $prev "* ]]; then
-        case $prev in
-            --binary) COMPREPLY=($(compgen -c -- "$cur")) ;;
-        esac
+        __qmachinectl_values "$prev" "$cur"
         return 0
     fi
 

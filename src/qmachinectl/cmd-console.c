@@ -132,7 +132,7 @@ int cmd_console(Ctl *c, int argc, char **argv) {
                 raw = saved;
                 cfmakeraw(&raw);
                 tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-                fprintf(stderr, "Connected to the console of %s; Ctrl-] leaves.\r\n", argv[0]);
+                ctl_info(c, "Connected to the console of %s; Ctrl-] leaves.\r\n", argv[0]);
         } else {
                 tty = false;
         }

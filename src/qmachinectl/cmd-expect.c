@@ -23,6 +23,14 @@ int cmd_expect(Ctl *c, int argc, char **argv) {
                 return ctl_error("bad reply to WaitConsole: %s", g_strerror(-r));
         if (offset == 0 && timeout == 0)
                 return ctl_error("the console output does not match");
+        if (ctl_json_mode(c)) {
+                g_autoptr(JsonObject) o = json_object_new();
+                g_autoptr(JsonNode) node = NULL;
+                json_object_set_int_member(o, "offset", (gint64)offset);
+                json_object_set_string_member(o, "match", match);
+                node = json_node_init_object(json_node_alloc(), o);
+                return ctl_output(c, node, NULL, NULL);
+        }
         printf("%" G_GUINT64_FORMAT " %s\n", offset, match);
         return EXIT_OK;
 }

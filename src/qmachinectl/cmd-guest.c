@@ -72,6 +72,26 @@ static int build_exec(Ctl *c, sd_bus_message *m, char **argv, GByteArray *input)
         return r;
 }
 
+/* {exit_code, signal, stdout, stderr}: exit_code null when signal ended
+ * it; output that is not UTF-8 as stdout_base64/stderr_base64. */
+static void print_exec_json(Ctl *c, int32_t code, const void *out, size_t out_len, const void *err,
+                            size_t err_len) {
+        g_autoptr(JsonObject) o = json_object_new();
+        g_autoptr(JsonNode) node = NULL;
+
+        if (code < 0) {
+                json_object_set_null_member(o, "exit_code");
+                json_object_set_int_member(o, "signal", -code);
+        } else {
+                json_object_set_int_member(o, "exit_code", code);
+                json_object_set_null_member(o, "signal");
+        }
+        ctl_json_set_bytes(o, "stdout", out, out_len);
+        ctl_json_set_bytes(o, "stderr", err, err_len);
+        node = json_node_init_object(json_node_alloc(), o);
+        ctl_output(c, node, NULL, NULL);
+}
+
 /* exec NAME -- PROGRAM ARGS...: the guest program's exit status is ours,
  * 128+N when signal N ended it (as a shell reports it). */
 int cmd_exec(Ctl *c, int argc, char **argv) {
@@ -106,7 +126,9 @@ int cmd_exec(Ctl *c, int argc, char **argv) {
                 r = sd_bus_message_read_array(reply, 'y', &err, &err_len);
         if (r < 0)
                 return ctl_error("bad reply to GuestExec: %s", g_strerror(-r));
-        if (write_all(STDOUT_FILENO, out, out_len) < 0 || write_all(STDERR_FILENO, err, err_len) < 0)
+        if (ctl_json_mode(c))
+                print_exec_json(c, code, out, out_len, err, err_len);
+        else if (write_all(STDOUT_FILENO, out, out_len) < 0 || write_all(STDERR_FILENO, err, err_len) < 0)
                 return ctl_error("cannot write the program's output: %s", g_strerror(errno));
         return code < 0 ? 128 + (-code & 0x7f) : code & 0xff;
 }

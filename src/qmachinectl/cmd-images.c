@@ -5,9 +5,26 @@
 #include <stdio.h>
 #include <string.h>
 
+static char *format_size(JsonNode *size) {
+        return size && JSON_NODE_HOLDS_VALUE(size) ? ctl_format_size((uint64_t)json_node_get_int(size))
+                                                   : g_strdup("");
+}
+
+static void print_images(const Ctl *c, JsonNode *node, const void *userdata) {
+        static const CtlColumn columns[] = {
+                { "NAME", "name", NULL, CTL_COLOR_BOLD },
+                { "FORMAT", "format", NULL, CTL_COLOR_NONE },
+                { "SIZE", "size", format_size, CTL_COLOR_NONE },
+        };
+
+        ctl_print_columns(c, columns, G_N_ELEMENTS(columns), json_node_get_array(node));
+}
+
+/* JSON: [{name, format, size (bytes)}] */
 int cmd_images(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) reply = NULL;
-        g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+        g_autoptr(JsonArray) rows = json_array_new();
+        g_autoptr(JsonNode) node = NULL;
         const char *name, *format;
         uint64_t size;
         int r;
@@ -17,16 +34,17 @@ int cmd_images(Ctl *c, int argc, char **argv) {
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(sst)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(sst)", &name, &format, &size)) > 0) {
-                char **row = g_new0(char *, 4);
-                row[0] = g_strdup(name);
-                row[1] = g_strdup(format);
-                row[2] = ctl_format_size(size);
-                g_ptr_array_add(rows, row);
+                JsonObject *o = json_object_new();
+                json_object_set_string_member(o, "name", name);
+                json_object_set_string_member(o, "format", format);
+                json_object_set_int_member(o, "size", (gint64)MIN(size, (uint64_t)G_MAXINT64));
+                json_array_add_object_element(rows, o);
         }
         if (r < 0)
                 return ctl_error("bad reply to ListImages: %s", g_strerror(-r));
-        ctl_print_table((const char *const[]){ "NAME", "FORMAT", "SIZE" }, rows);
-        return EXIT_OK;
+        node = json_node_init_array(json_node_alloc(), rows);
+        ctl_pager_open(c);
+        return ctl_output(c, node, print_images, NULL);
 }
 
 int cmd_image_create(Ctl *c, int argc, char **argv) {
@@ -67,8 +85,7 @@ int cmd_image_create(Ctl *c, int argc, char **argv) {
         r = sd_bus_message_read(reply, "s", &path);
         if (r < 0)
                 return ctl_error("bad reply to CreateImage: %s", g_strerror(-r));
-        printf("%s\n", path);
-        return EXIT_OK;
+        return ctl_output_string(c, "path", path);
 }
 
 int cmd_image_check(Ctl *c, int argc, char **argv) {
@@ -82,9 +99,18 @@ int cmd_image_check(Ctl *c, int argc, char **argv) {
         r = sd_bus_message_read(reply, "ss", &verdict, &report);
         if (r < 0)
                 return ctl_error("bad reply to CheckImage: %s", g_strerror(-r));
-        printf("%s\n", verdict);
-        if (report[0])
-                ctl_print_text(report);
+        if (ctl_json_mode(c)) {
+                g_autoptr(JsonObject) o = json_object_new();
+                g_autoptr(JsonNode) node = NULL;
+                json_object_set_string_member(o, "verdict", verdict);
+                json_object_set_string_member(o, "report", report);
+                node = json_node_init_object(json_node_alloc(), o);
+                ctl_output(c, node, NULL, NULL);
+        } else {
+                printf("%s\n", verdict);
+                if (report[0])
+                        ctl_print_text(report);
+        }
         return strcmp(verdict, "ok") == 0 ? EXIT_OK : EXIT_FAIL;
 }
 

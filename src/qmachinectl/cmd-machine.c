@@ -8,9 +8,34 @@
 
 #include "build-config.h"
 
+/* pid null when QEMU does not run */
+static void add_machine(JsonArray *rows, const char *name, const char *state, uint32_t pid, const char *path) {
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "name", name);
+        json_object_set_string_member(o, "state", state);
+        if (pid)
+                json_object_set_int_member(o, "pid", pid);
+        else
+                json_object_set_null_member(o, "pid");
+        json_object_set_string_member(o, "path", path);
+        json_array_add_object_element(rows, o);
+}
+
+static void print_machines(const Ctl *c, JsonNode *node, const void *userdata) {
+        static const CtlColumn columns[] = {
+                { "NAME", "name", NULL, CTL_COLOR_BOLD },
+                { "STATE", "state", NULL, CTL_COLOR_STATE },
+                { "PID", "pid", NULL, CTL_COLOR_NONE },
+        };
+
+        ctl_print_columns(c, columns, G_N_ELEMENTS(columns), json_node_get_array(node));
+}
+
 int cmd_list(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) reply = NULL;
-        g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+        g_autoptr(JsonArray) rows = json_array_new();
+        g_autoptr(JsonNode) node = NULL;
         const char *name, *state, *path;
         uint32_t pid;
         int r;
@@ -19,164 +44,13 @@ int cmd_list(Ctl *c, int argc, char **argv) {
         if (r != EXIT_OK)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssuo)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssuo)", &name, &state, &pid, &path)) > 0) {
-                char **row = g_new0(char *, 4);
-                row[0] = g_strdup(name);
-                row[1] = g_strdup(state);
-                row[2] = pid ? g_strdup_printf("%u", pid) : g_strdup("-");
-                g_ptr_array_add(rows, row);
-        }
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssuo)", &name, &state, &pid, &path)) > 0)
+                add_machine(rows, name, state, pid, path);
         if (r < 0)
                 return ctl_error("bad reply to ListMachines: %s", g_strerror(-r));
-        ctl_print_table((const char *const[]){ "NAME", "STATE", "PID" }, rows);
-        return EXIT_OK;
-}
-
-/* CommandLine is not in GetAll (it may hold secrets): asked for by name,
- * and only root and the machine's owner get it. */
-static char *read_command_line(Ctl *c, const char *path) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        char **strv = NULL;
-        char *joined;
-        int r;
-
-        r = sd_bus_get_property_strv(c->bus, QM_BUS_NAME, path, QM_MACHINE_IFACE, "CommandLine", &error, &strv);
-        if (r < 0) {
-                char *why = g_strdup(sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED)
-                                             ? "(only root and the owner may read it)"
-                                             : "(cannot be read)");
-                sd_bus_error_free(&error);
-                return why;
-        }
-        joined = strv && strv[0] ? g_strjoinv(" ", strv) : g_strdup("-");
-        g_strfreev(strv); /* malloc()ed by sd-bus: GLib's allocator is malloc */
-        return joined;
-}
-
-/* Reads the value of one property of GetAll into a printable string;
- * NULL for types that are not shown. */
-static int read_value(sd_bus_message *m, const char *sig, char **out) {
-        const char *s;
-        uint32_t u;
-        int32_t i;
-        uint64_t t;
-        int b;
-        char **strv = NULL;
-        int r;
-
-        *out = NULL;
-        switch (sig[0]) {
-        case 's':
-                r = sd_bus_message_read(m, "v", "s", &s);
-                if (r >= 0)
-                        *out = g_strdup(s);
-                return r;
-        case 'u':
-                r = sd_bus_message_read(m, "v", "u", &u);
-                if (r >= 0)
-                        *out = g_strdup_printf("%u", u);
-                return r;
-        case 'i':
-                r = sd_bus_message_read(m, "v", "i", &i);
-                if (r >= 0)
-                        *out = g_strdup_printf("%d", i);
-                return r;
-        case 't':
-                r = sd_bus_message_read(m, "v", "t", &t);
-                if (r >= 0)
-                        *out = g_strdup_printf("%" G_GUINT64_FORMAT, t);
-                return r;
-        case 'b':
-                r = sd_bus_message_read(m, "v", "b", &b);
-                if (r >= 0)
-                        *out = g_strdup(b ? "yes" : "no");
-                return r;
-        default:
-                if (strcmp(sig, "as") == 0) {
-                        r = sd_bus_message_enter_container(m, 'v', "as");
-                        if (r >= 0)
-                                r = sd_bus_message_read_strv(m, &strv);
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(m);
-                        if (r >= 0)
-                                *out = ctl_shell_join(strv);
-                        g_strfreev(strv);
-                        return r;
-                }
-                return sd_bus_message_skip(m, "v");
-        }
-}
-
-static const char *lookup(GHashTable *props, const char *key) {
-        const char *v = g_hash_table_lookup(props, key);
-        return v ? v : "";
-}
-
-int cmd_status(Ctl *c, int argc, char **argv) {
-        g_autoptr(sd_bus_message) reply = NULL;
-        g_autoptr(GHashTable) props = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-        g_autofree char *path = NULL;
-        g_autofree char *command_line = NULL;
-        const char *key, *sig;
-        const char *v;
-        int r;
-
-        r = ctl_machine_path(c, argv[0], &path);
-        if (r != EXIT_OK)
-                return r;
-        r = ctl_call(c, path, "org.freedesktop.DBus.Properties", "GetAll", 0, &reply, "s", QM_MACHINE_IFACE);
-        if (r != EXIT_OK)
-                return r;
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                char *value = NULL;
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r >= 0)
-                        r = sd_bus_message_peek_type(reply, NULL, &sig);
-                if (r >= 0)
-                        r = read_value(reply, sig, &value);
-                if (r >= 0 && value)
-                        g_hash_table_insert(props, g_strdup(key), value);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r < 0)
-                return ctl_error("bad reply to GetAll: %s", g_strerror(-r));
-
-#define ROW(label, value) printf("%16s: %s\n", label, value)
-        ROW("Name", lookup(props, "Name"));
-        ROW("State", lookup(props, "State"));
-        v = lookup(props, "RunState");
-        ROW("RunState", v[0] ? v : "-");
-        v = lookup(props, "Pid");
-        ROW("Pid", strcmp(v, "0") == 0 ? "-" : v);
-        v = lookup(props, "ExitCode");
-        ROW("ExitCode", strcmp(v, "-1000") == 0 ? "unknown" : v);
-        v = lookup(props, "QemuVersion");
-        ROW("QemuVersion", v[0] ? v : "-");
-        ROW("UUID", lookup(props, "UUID"));
-        ROW("Persistent", lookup(props, "Persistent"));
-        v = lookup(props, "LaunchTimestamp");
-        if (strcmp(v, "0") == 0 || !v[0]) {
-                ROW("Launched", "never");
-        } else {
-                g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local(
-                        (gint64)g_ascii_strtoull(v, NULL, 10) / G_USEC_PER_SEC);
-                g_autofree char *when = dt ? g_date_time_format(dt, "%Y-%m-%d %H:%M:%S %Z") : g_strdup(v);
-                ROW("Launched", when);
-        }
-        ROW("EventSequence", lookup(props, "EventSequence"));
-        v = lookup(props, "KernelCrash");
-        ROW("KernelCrash", v[0] ? v : "none");
-        v = lookup(props, "MacAddresses");
-        ROW("MacAddresses", v[0] ? v : "-");
-        ROW("Owner", lookup(props, "Owner"));
-        command_line = read_command_line(c, path);
-        ROW("CommandLine", command_line);
-        ROW("RuntimeDirectory", lookup(props, "RuntimeDirectory"));
-        ROW("LogDirectory", lookup(props, "LogDirectory"));
-#undef ROW
-        return EXIT_OK;
+        node = json_node_init_array(json_node_alloc(), rows);
+        ctl_pager_open(c);
+        return ctl_output(c, node, print_machines, NULL);
 }
 
 /* The a{sv} config of CreateMachine from the options. */
@@ -241,8 +115,7 @@ static int print_machine_name(Ctl *c, sd_bus_message *reply, const char *method)
         r = ctl_get_string_property(c, path, QM_MACHINE_IFACE, "Name", &name);
         if (r != EXIT_OK)
                 return r;
-        printf("%s\n", name);
-        return EXIT_OK;
+        return ctl_output_string(c, "name", name);
 }
 
 int cmd_create(Ctl *c, int argc, char **argv) {
@@ -311,6 +184,8 @@ int cmd_kill(Ctl *c, int argc, char **argv) {
 int cmd_wait(Ctl *c, int argc, char **argv) {
         double t = c->o.timeout_set ? c->o.timeout : 0;
 
+        if (c->o.no_kill)
+                return ctl_wait_no_kill(c, argv[0], t);
         return ctl_machine_call(c, argv[0], "Wait", ctl_timeout_usec(t), NULL, "d", t);
 }
 
@@ -363,6 +238,8 @@ int cmd_send_key(Ctl *c, int argc, char **argv) {
 }
 
 int cmd_version(Ctl *c, int argc, char **argv) {
+        g_autoptr(JsonNode) node = NULL;
+        JsonObject *o;
         g_autofree char *version = NULL;
         g_autofree char *binary = NULL;
         int r;
@@ -372,6 +249,15 @@ int cmd_version(Ctl *c, int argc, char **argv) {
                 r = ctl_get_string_property(c, QM_MANAGER_PATH, QM_MANAGER_IFACE, "DefaultBinary", &binary);
         if (r != EXIT_OK)
                 return r;
-        printf("Client: %s\nVersion: %s\nDefaultBinary: %s\n", PACKAGE_VERSION, version, binary);
-        return EXIT_OK;
+        if (!ctl_json_mode(c) && c->output != CTL_OUTPUT_VALUE) {
+                printf("Client: %s\nVersion: %s\nDefaultBinary: %s\n", PACKAGE_VERSION, version, binary);
+                return EXIT_OK;
+        }
+        o = json_object_new();
+        json_object_set_string_member(o, "client", PACKAGE_VERSION);
+        json_object_set_string_member(o, "version", version);
+        json_object_set_string_member(o, "default_binary", binary);
+        node = json_node_init_object(json_node_alloc(), o);
+        json_object_unref(o);
+        return ctl_output(c, node, NULL, NULL);
 }

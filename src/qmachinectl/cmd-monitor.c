@@ -9,7 +9,29 @@
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_event, sd_event_unref)
 
+/* With --json one object a line: {machine, seq, event, timestamp, data}. */
+static void print_json_line(const char *name, uint64_t seq, const char *event, const char *data,
+                            uint64_t timestamp) {
+        g_autoptr(JsonObject) o = json_object_new();
+        g_autoptr(JsonNode) node = NULL;
+        g_autofree char *text = NULL;
+        JsonNode *parsed = ctl_json_parse(data);
+
+        json_object_set_string_member(o, "machine", name);
+        json_object_set_int_member(o, "seq", (gint64)seq);
+        json_object_set_string_member(o, "event", event);
+        json_object_set_int_member(o, "timestamp", (gint64)MIN(timestamp, (uint64_t)G_MAXINT64));
+        if (parsed)
+                json_object_set_member(o, "data", parsed);
+        else
+                json_object_set_string_member(o, "data", data);
+        node = json_node_init_object(json_node_alloc(), o);
+        text = ctl_json_to_string(node, false);
+        printf("%s\n", text);
+}
+
 static int on_event(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const Ctl *c = userdata;
         g_autofree char *name = NULL;
         const char *event, *data;
         uint64_t seq, timestamp;
@@ -20,7 +42,10 @@ static int on_event(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
                 return 0;
         if (sd_bus_path_decode(sd_bus_message_get_path(m), QM_MACHINE_PATH_PREFIX, &name) <= 0)
                 return 0;
-        printf("%s %" G_GUINT64_FORMAT " %s %s\n", name, seq, event, data);
+        if (ctl_json_mode(c))
+                print_json_line(name, seq, event, data, timestamp);
+        else
+                printf("%s %" G_GUINT64_FORMAT " %s %s\n", name, seq, event, data);
         fflush(stdout);
         return 0;
 }
@@ -59,14 +84,14 @@ int cmd_monitor(Ctl *c, int argc, char **argv) {
                 return ctl_error("cannot set up the event loop: %s", g_strerror(-r));
         /* The bus daemon matches the well-known name against its current
          * owner, so this follows a restarted daemon too. */
-        r = sd_bus_match_signal(c->bus, NULL, QM_BUS_NAME, path, QM_MACHINE_IFACE, "Event", on_event, NULL);
+        r = sd_bus_match_signal(c->bus, NULL, QM_BUS_NAME, path, QM_MACHINE_IFACE, "Event", on_event, c);
         /* A closed connection ends the loop with EXIT_FAILURE. */
         if (r >= 0)
                 r = sd_bus_set_exit_on_disconnect(c->bus, 1);
         if (r < 0)
                 return ctl_error("cannot subscribe to the Event signal: %s", g_strerror(-r));
         /* The match is in place: events from here on are printed. */
-        fprintf(stderr, "Monitoring the events of %s; Ctrl-C stops.\n", argc > 0 ? argv[0] : "all machines");
+        ctl_info(c, "Monitoring the events of %s; Ctrl-C stops.\n", argc > 0 ? argv[0] : "all machines");
         r = sd_event_loop(event);
         if (r == EXIT_OK)
                 code = EXIT_OK;

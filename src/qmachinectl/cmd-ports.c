@@ -5,7 +5,18 @@
 
 #include "ctl.h"
 
+static JsonObject *port_object(unsigned guest, unsigned host) {
+        JsonObject *o = json_object_new();
+
+        json_object_set_int_member(o, "guest", guest);
+        json_object_set_int_member(o, "host", host);
+        return o;
+}
+
+/* "GUEST HOST" lines; JSON: [{guest, host}] */
 static int print_all(Ctl *c, const char *name) {
+        g_autoptr(JsonArray) rows = json_array_new();
+        g_autoptr(JsonNode) node = NULL;
         g_autoptr(sd_bus_message) reply = NULL;
         g_autofree char *path = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -23,11 +34,18 @@ static int print_all(Ctl *c, const char *name) {
                 return ret;
         }
         r = sd_bus_message_enter_container(reply, 'a', "{qq}");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "{qq}", &guest, &host)) > 0)
-                printf("%u %u\n", guest, host);
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{qq}", &guest, &host)) > 0) {
+                if (ctl_json_mode(c))
+                        json_array_add_object_element(rows, port_object(guest, host));
+                else
+                        printf("%u %u\n", guest, host);
+        }
         if (r < 0)
                 return ctl_error("bad ForwardedPorts: %s", g_strerror(-r));
-        return EXIT_OK;
+        if (!ctl_json_mode(c))
+                return EXIT_OK;
+        node = json_node_init_array(json_node_alloc(), rows);
+        return ctl_output(c, node, NULL, NULL);
 }
 
 int cmd_port(Ctl *c, int argc, char **argv) {
@@ -49,6 +67,11 @@ int cmd_port(Ctl *c, int argc, char **argv) {
         r = sd_bus_message_read(reply, "q", &host);
         if (r < 0)
                 return ctl_error("bad reply to GetPort: %s", g_strerror(-r));
+        if (ctl_json_mode(c)) {
+                g_autoptr(JsonObject) o = port_object(guest, host);
+                g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), o);
+                return ctl_output(c, node, NULL, NULL);
+        }
         printf("%u\n", host);
         return EXIT_OK;
 }

@@ -59,10 +59,24 @@ static int call_powerdown(Ctl *c, Pending *p, const char *path, double timeout) 
         return r;
 }
 
+/* JSON: {name, powered_off, error} */
+static void add_result(JsonArray *results, const Pending *p) {
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "name", p->name);
+        json_object_set_boolean_member(o, "powered_off", !p->error);
+        if (p->error)
+                json_object_set_string_member(o, "error", p->error);
+        else
+                json_object_set_null_member(o, "error");
+        json_array_add_object_element(results, o);
+}
+
 int cmd_powerdown_all(Ctl *c, int argc, char **argv) {
         g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
         double timeout = c->o.timeout_set ? c->o.timeout : 120;
         g_autofree Pending *pending = NULL;
+        g_autoptr(JsonArray) results = json_array_new();
         guint left, forced = 0;
         int r;
 
@@ -102,11 +116,16 @@ int cmd_powerdown_all(Ctl *c, int argc, char **argv) {
                 if (p->error) {
                         fprintf(stderr, "qmachinectl: %s: %s\n", p->name, p->error);
                         forced++;
-                } else {
+                } else if (!ctl_json_mode(c)) {
                         printf("%s powered off\n", p->name);
                 }
+                add_result(results, p);
                 sd_bus_slot_unref(p->slot);
                 g_free(p->error);
+        }
+        if (ctl_json_mode(c)) {
+                g_autoptr(JsonNode) node = json_node_init_array(json_node_alloc(), results);
+                ctl_output(c, node, NULL, NULL);
         }
         return forced ? EXIT_FAIL : EXIT_OK;
 }

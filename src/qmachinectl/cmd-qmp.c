@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int print_pretty_reply(sd_bus_message *reply, const char *method, bool *is_error) {
+/* QMP's JSON as it is: indented, or one line with --json=short. */
+static int print_pretty_reply(Ctl *c, sd_bus_message *reply, const char *method, bool *is_error) {
         g_autofree char *pretty = NULL;
         const char *json;
         int r;
@@ -13,7 +14,12 @@ static int print_pretty_reply(sd_bus_message *reply, const char *method, bool *i
         r = sd_bus_message_read(reply, "s", &json);
         if (r < 0)
                 return ctl_error("bad reply to %s: %s", method, g_strerror(-r));
-        pretty = ctl_json_pretty(json);
+        if (c->output == CTL_OUTPUT_JSON) {
+                g_autoptr(JsonNode) node = ctl_json_parse(json);
+                pretty = node ? ctl_json_to_string(node, false) : g_strdup(json);
+        } else {
+                pretty = ctl_json_pretty(json);
+        }
         ctl_print_text(pretty);
         if (is_error)
                 *is_error = ctl_json_has_member(json, "error");
@@ -27,7 +33,7 @@ int cmd_qmp(Ctl *c, int argc, char **argv) {
 
         r = ctl_machine_call(c, argv[0], "Qmp", 0, &reply, "ss", argv[1], argc > 2 ? argv[2] : "");
         if (r == EXIT_OK)
-                r = print_pretty_reply(reply, "Qmp", &is_error);
+                r = print_pretty_reply(c, reply, "Qmp", &is_error);
         return r == EXIT_OK && is_error ? EXIT_FAIL : r;
 }
 
@@ -37,12 +43,38 @@ int cmd_command(Ctl *c, int argc, char **argv) {
 
         r = ctl_machine_call(c, argv[0], "Command", 0, &reply, "ss", argv[1], argc > 2 ? argv[2] : "");
         if (r == EXIT_OK)
-                r = print_pretty_reply(reply, "Command", NULL);
+                r = print_pretty_reply(c, reply, "Command", NULL);
         return r;
+}
+
+/* {seq, event}: the event as JSON (as a string if it is not). */
+static JsonObject *event_object(uint64_t seq, const char *json) {
+        JsonObject *o = json_object_new();
+        JsonNode *event = ctl_json_parse(json);
+
+        json_object_set_int_member(o, "seq", (gint64)seq);
+        if (event)
+                json_object_set_member(o, "event", event);
+        else
+                json_object_set_string_member(o, "event", json);
+        return o;
+}
+
+/* "SEQ JSON" lines, as QMP sent each event. */
+static void print_event_lines(const Ctl *c, JsonNode *node, const void *userdata) {
+        JsonArray *a = JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
+
+        for (guint i = 0; a && i < json_array_get_length(a); i++) {
+                JsonObject *o = json_array_get_object_element(a, i);
+                g_autofree char *text = ctl_json_to_string(json_object_get_member(o, "event"), false);
+                printf("%" G_GINT64_FORMAT " %s\n", json_object_get_int_member(o, "seq"), text);
+        }
 }
 
 int cmd_events(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) reply = NULL;
+        g_autoptr(JsonArray) events = json_array_new();
+        g_autoptr(JsonNode) node = NULL;
         const char *json;
         uint64_t seq;
         int r;
@@ -50,12 +82,22 @@ int cmd_events(Ctl *c, int argc, char **argv) {
         r = ctl_machine_call(c, argv[0], "GetEvents", 0, &reply, "t", c->o.after);
         if (r != EXIT_OK)
                 return r;
+        if (!ctl_json_mode(c))
+                ctl_pager_open(c);
         r = sd_bus_message_enter_container(reply, 'a', "(ts)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(ts)", &seq, &json)) > 0)
-                printf("%" G_GUINT64_FORMAT " %s\n", seq, json);
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ts)", &seq, &json)) > 0) {
+                if (ctl_json_mode(c))
+                        json_array_add_object_element(events, event_object(seq, json));
+                else
+                        printf("%" G_GUINT64_FORMAT " %s\n", seq, json); /* QEMU's text, exactly */
+        }
         if (r < 0)
                 return ctl_error("bad reply to GetEvents: %s", g_strerror(-r));
-        return EXIT_OK;
+        if (!ctl_json_mode(c))
+                return EXIT_OK;
+        node = json_node_init_array(json_node_alloc(), events);
+        ctl_pager_open(c);
+        return ctl_output(c, node, print_event_lines, NULL);
 }
 
 int cmd_wait_event(Ctl *c, int argc, char **argv) {
@@ -90,8 +132,23 @@ int cmd_wait_event(Ctl *c, int argc, char **argv) {
                 return ctl_error("bad reply to WaitEvent: %s", g_strerror(-r));
         if (seq == 0)
                 return ctl_error("no matching event");
+        if (ctl_json_mode(c)) {
+                g_autoptr(JsonObject) o = event_object(seq, json);
+                g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), o);
+                return ctl_output(c, node, NULL, NULL);
+        }
         printf("%" G_GUINT64_FORMAT " %s\n", seq, json);
         return EXIT_OK;
+}
+
+/* {"@key": text}, or @key_base64 for bytes that are not UTF-8 */
+static int output_text_object(Ctl *c, const char *key, const void *data, size_t size) {
+        g_autoptr(JsonObject) o = json_object_new();
+        g_autoptr(JsonNode) node = NULL;
+
+        ctl_json_set_bytes(o, key, data, size);
+        node = json_node_init_object(json_node_alloc(), o);
+        return ctl_output(c, node, NULL, NULL);
 }
 
 int cmd_log(Ctl *c, int argc, char **argv) {
@@ -105,6 +162,9 @@ int cmd_log(Ctl *c, int argc, char **argv) {
         r = sd_bus_message_read(reply, "s", &log);
         if (r < 0)
                 return ctl_error("bad reply to GetLog: %s", g_strerror(-r));
+        if (ctl_json_mode(c))
+                return output_text_object(c, "log", log, strlen(log));
+        ctl_pager_open(c);
         fputs(log, stdout);
         return EXIT_OK;
 }
@@ -121,6 +181,8 @@ int cmd_console_output(Ctl *c, int argc, char **argv) {
         r = sd_bus_message_read_array(reply, 'y', &data, &size);
         if (r < 0)
                 return ctl_error("bad reply to GetConsoleOutput: %s", g_strerror(-r));
+        if (ctl_json_mode(c))
+                return output_text_object(c, "output", data, size);
         if (size > 0 && fwrite(data, 1, size, stdout) != size)
                 return ctl_error("cannot write the output");
         return EXIT_OK;

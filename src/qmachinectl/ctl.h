@@ -3,6 +3,7 @@
 #pragma once
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-bus.h>
@@ -67,7 +68,18 @@ typedef struct {
         double postcopy_after;
         uint32_t mode; /* copy-to --mode */
         bool paused;
+        bool no_kill;          /* wait --no-kill */
+        GPtrArray *properties; /* show -p: const char * */
+        bool value;            /* show --value */
 } CtlOptions;
+
+/* -o/--output, --json */
+typedef enum {
+        CTL_OUTPUT_TABLE,
+        CTL_OUTPUT_JSON, /* one line */
+        CTL_OUTPUT_JSON_PRETTY,
+        CTL_OUTPUT_VALUE,
+} CtlOutputMode;
 
 typedef struct {
         bool session;
@@ -76,6 +88,12 @@ typedef struct {
         bool ask_password;
         sd_bus *bus;
         CtlOptions o;
+        CtlOutputMode output;
+        bool no_legend;
+        bool no_pager;
+        bool quiet;
+        bool color;    /* ctl_setup_color() */
+        int pager_pid; /* 0: no pager */
 } Ctl;
 
 /* bus.c */
@@ -108,16 +126,75 @@ int ctl_parse_uint(const char *s, unsigned *ret);
 int ctl_parse_u64(const char *s, uint64_t *ret);
 char *ctl_format_size(uint64_t bytes);
 
-/* Print three columns under @headers, aligned; @rows holds char*[3]. */
-void ctl_print_table(const char *const headers[3], GPtrArray *rows);
 char *ctl_json_pretty(const char *text);
 bool ctl_json_has_member(const char *text, const char *member);
 void ctl_print_text(const char *text);
 char *ctl_shell_join(char **argv);
 
+/* output.c */
+typedef enum {
+        CTL_COLOR_NONE,
+        CTL_COLOR_BOLD,
+        CTL_COLOR_STATE, /* by the text: running green, failed red */
+} CtlColor;
+
+typedef struct {
+        const char *header;
+        const char *key;             /* member of each row object */
+        char *(*format)(JsonNode *); /* NULL: ctl_json_value_text */
+        CtlColor color;
+} CtlColumn;
+
+typedef void (*CtlHumanPrinter)(const Ctl *c, JsonNode *node, const void *userdata);
+
+int ctl_parse_output(const char *s, CtlOutputMode *ret);
+int ctl_parse_json(const char *s, CtlOutputMode *ret);
+bool ctl_json_mode(const Ctl *c);
+void ctl_setup_color(Ctl *c);
+const char *ctl_color_on(const Ctl *c, CtlColor color, const char *text);
+const char *ctl_color_off(const Ctl *c, CtlColor color, const char *text);
+/* An informational message on stderr; nothing with -q. */
+void ctl_info(const Ctl *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+void ctl_pager_open(Ctl *c);
+void ctl_pager_close(Ctl *c);
+JsonNode *ctl_json_parse(const char *text);
+char *ctl_json_to_string(JsonNode *node, bool pretty);
+void ctl_json_set_bytes(JsonObject *o, const char *key, const void *data, size_t len);
+char *ctl_json_value_text(JsonNode *node);
+/* Prints @node as JSON, as values, or (table mode) with @human; with
+ * @human NULL as values in every mode but JSON. */
+int ctl_output(Ctl *c, JsonNode *node, CtlHumanPrinter human, const void *userdata);
+/* One string: as a line, or {"@key": "@value"} with --json. */
+int ctl_output_string(Ctl *c, const char *key, const char *value);
+void ctl_print_columns(const Ctl *c, const CtlColumn *cols, size_t n, JsonArray *rows);
+
+/* props.c: D-Bus properties as JSON (show, status). */
+typedef struct {
+        char *name;
+        char *signature;
+        JsonNode *value;
+} CtlProperty;
+
+void ctl_property_free(CtlProperty *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CtlProperty, ctl_property_free)
+/* Reads one value of any type at the message's position into JSON. */
+int ctl_read_json(sd_bus_message *m, JsonNode **ret);
+/* GetAll of @iface at @path, in the daemon's order, into @props
+ * (CtlProperty *, freed by the array). */
+int ctl_get_all_properties(Ctl *c, const char *path, const char *iface, GPtrArray *props);
+/* One property by name; NULL when it cannot be read (@why set). */
+CtlProperty *ctl_get_property(Ctl *c, const char *path, const char *iface, const char *name, char **why);
+CtlProperty *ctl_find_property(GPtrArray *props, const char *name);
+/* show's text of a value: as space separated, a{qq} GUEST:HOST pairs,
+ * booleans yes/no, other containers as JSON. */
+char *ctl_property_text(const CtlProperty *p);
+
 /* Commands: each returns an exit code. */
 int cmd_list(Ctl *c, int argc, char **argv);
 int cmd_status(Ctl *c, int argc, char **argv);
+int cmd_show(Ctl *c, int argc, char **argv);
+/* cmd-wait.c: wait --no-kill */
+int ctl_wait_no_kill(Ctl *c, const char *name, double timeout);
 int cmd_create(Ctl *c, int argc, char **argv);
 int cmd_clone(Ctl *c, int argc, char **argv);
 int cmd_remove(Ctl *c, int argc, char **argv);

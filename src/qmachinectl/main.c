@@ -14,6 +14,9 @@
 enum {
         OPT_HELP = 'h',
         OPT_HOST = 'H',
+        OPT_OUTPUT = 'o',
+        OPT_QUIET = 'q',
+        OPT_PROPERTY = 'p',
         OPT_FIRST = 0x100,
         OPT_SESSION = OPT_FIRST,
         OPT_ADDRESS,
@@ -54,6 +57,11 @@ enum {
         OPT_POSTCOPY_AFTER,
         OPT_MODE,
         OPT_PAUSED,
+        OPT_JSON,
+        OPT_NO_LEGEND,
+        OPT_NO_PAGER,
+        OPT_NO_KILL,
+        OPT_VALUE,
 };
 
 typedef struct {
@@ -75,6 +83,15 @@ static const OptionInfo global_options[] = {
           NULL,
           "do not ask for a password when polkit wants one" },
         { { "version", no_argument, NULL, OPT_VERSION }, NULL, "print the version of qmachinectl" },
+        { { "output", required_argument, NULL, OPT_OUTPUT },
+          "MODE",
+          "-o: print data as a table (default), json (one line), json-pretty or value (values only)" },
+        { { "json", optional_argument, NULL, OPT_JSON },
+          "MODE",
+          "pretty, short or off: -o json-pretty, -o json, -o table (no MODE: pretty on a terminal)" },
+        { { "no-legend", no_argument, NULL, OPT_NO_LEGEND }, NULL, "no header line above a table" },
+        { { "no-pager", no_argument, NULL, OPT_NO_PAGER }, NULL, "never pipe the output into a pager" },
+        { { "quiet", no_argument, NULL, OPT_QUIET }, NULL, "-q: no informational messages (errors still)" },
 };
 
 static const OptionInfo command_options[] = {
@@ -159,6 +176,13 @@ static const OptionInfo command_options[] = {
           "OCTAL",
           "permission bits of the guest file, e.g. 0644 (default: the agent's)" },
         { { "paused", no_argument, NULL, OPT_PAUSED }, NULL, "leave the guest paused" },
+        { { "no-kill", no_argument, NULL, OPT_NO_KILL },
+          NULL,
+          "when the timeout runs out, exit with 1 and leave the machine running" },
+        { { "property", required_argument, NULL, OPT_PROPERTY },
+          "PROP",
+          "-p: only this property (repeatable, or comma-separated)" },
+        { { "value", no_argument, NULL, OPT_VALUE }, NULL, "print only the values, not NAME=" },
 };
 
 typedef struct {
@@ -177,7 +201,13 @@ typedef struct {
 
 static const Command commands[] = {
         { "list", "", "list the machines (NAME STATE PID)", 0, 0, cmd_list, NO_OPTS, NULL },
-        { "status", "NAME", "show a machine's properties", 1, 1, cmd_status, NO_OPTS, NULL },
+        { "status", "NAME",
+          "show a machine's state and since when, QEMU, owner, addresses, the end of its log and its last "
+          "events",
+          1, 1, cmd_status, NO_OPTS, NULL },
+        { "show", "[NAME] [-p PROP]... [--value]",
+          "print the properties of a machine (without NAME: of the daemon) as NAME=VALUE lines", 0, 1,
+          cmd_show, OPTS(OPT_PROPERTY, OPT_VALUE), NULL },
         { "create", "NAME [OPTIONS]",
           "define a machine (NAME \"-\": the daemon picks a name); prints its name", 1, 1, cmd_create,
           OPTS(OPT_MACHINE, OPT_ARG, OPT_BINARY, OPT_WRAPPER, OPT_PERSISTENT, OPT_CONSOLE,
@@ -198,8 +228,11 @@ static const Command commands[] = {
           1, cmd_stop, OPTS(OPT_TIMEOUT, OPT_FORCE),
           "seconds to wait for QEMU to exit (default 30; negative: no limit)" },
         { "kill", "NAME", "kill QEMU with SIGKILL", 1, 1, cmd_kill, NO_OPTS, NULL },
-        { "wait", "NAME [--timeout S]", "wait for QEMU to exit by itself (killed after the timeout)", 1, 1,
-          cmd_wait, OPTS(OPT_TIMEOUT), "seconds to wait (default 30; negative: no limit)" },
+        { "wait", "NAME [--timeout S] [--no-kill]",
+          "wait for QEMU to exit by itself; when the timeout runs out QEMU is KILLED (SIGKILL, as the API's "
+          "Wait does) unless --no-kill",
+          1, 1, cmd_wait, OPTS(OPT_TIMEOUT, OPT_NO_KILL),
+          "seconds to wait (default 30; negative: no limit), then QEMU is killed (not with --no-kill)" },
         { "powerdown", "NAME [--timeout S]",
           "press the ACPI power button and wait for the guest to power off", 1, 1, cmd_powerdown,
           OPTS(OPT_TIMEOUT), "seconds to wait for the guest (default 30; negative: no limit)" },
@@ -307,8 +340,9 @@ static const Command *find_command(const char *name) {
 }
 
 static void print_option(FILE *f, const OptionInfo *o, const char *help) {
-        g_autofree char *left = o->arg ? g_strdup_printf("--%s=%s", o->opt.name, o->arg)
-                                       : g_strdup_printf("--%s", o->opt.name);
+        g_autofree char *left = !o->arg               ? g_strdup_printf("--%s", o->opt.name)
+                : o->opt.has_arg == optional_argument ? g_strdup_printf("--%s[=%s]", o->opt.name, o->arg)
+                                                      : g_strdup_printf("--%s=%s", o->opt.name, o->arg);
         fprintf(f, "  %-22s %s\n", left, help ? help : o->help);
 }
 
@@ -331,6 +365,7 @@ static void program_help(FILE *f) {
         print_global_options(f);
         fprintf(f,
                 "\n\"qmachinectl COMMAND --help\" describes one command.\n"
+                "Commands that only act (start, stop, kill, pause...) print nothing, also with --json.\n"
                 "Errors exit with 1, usage errors with 2.\n");
 }
 
@@ -532,6 +567,36 @@ static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, 
         case OPT_PAUSED:
                 o->paused = true;
                 break;
+        case OPT_OUTPUT:
+                r = ctl_parse_output(arg, &c->output);
+                name = "output";
+                break;
+        case OPT_JSON:
+                r = ctl_parse_json(arg, &c->output);
+                name = "json";
+                break;
+        case OPT_NO_LEGEND:
+                c->no_legend = true;
+                break;
+        case OPT_NO_PAGER:
+                c->no_pager = true;
+                break;
+        case OPT_QUIET:
+                c->quiet = true;
+                break;
+        case OPT_NO_KILL:
+                o->no_kill = true;
+                break;
+        case OPT_PROPERTY: {
+                g_auto(GStrv) names = g_strsplit(arg, ",", -1);
+                for (char **n = names; *n; n++)
+                        if (**n)
+                                g_ptr_array_add(o->properties, g_strdup(*n));
+                break;
+        }
+        case OPT_VALUE:
+                o->value = true;
+                break;
         case ':':
                 return usage_error(cmd, "option %s needs a value", arg);
         default:
@@ -540,6 +605,13 @@ static int handle_option(Ctl *c, const Command *cmd, int code, const char *arg, 
         if (r < 0)
                 return usage_error(cmd, "invalid value for --%s: %s", name, arg);
         return EXIT_OK;
+}
+
+static bool takes_option(const Command *cmd, int code) {
+        for (const int *o = cmd->options; *o; o++)
+                if (*o == code)
+                        return true;
+        return false;
 }
 
 /* getopt_long's table: the global options plus those of the command. */
@@ -580,9 +652,10 @@ int main(int argc, char **argv) {
         c.o.args = g_ptr_array_new();
         c.o.wrapper = g_ptr_array_new();
         c.o.drain = 1.0;
+        c.o.properties = g_ptr_array_new_with_free_func(g_free);
 
         /* Global options up to the command name. */
-        r = parse_options(&c, NULL, argc, argv, "+:hH:");
+        r = parse_options(&c, NULL, argc, argv, "+:hH:o:q");
         if (r >= 0)
                 return r;
         if (optind >= argc)
@@ -607,7 +680,7 @@ int main(int argc, char **argv) {
         argc -= optind;
         argv += optind;
         optind = 0;
-        r = parse_options(&c, cmd, argc, argv, ":hH:");
+        r = parse_options(&c, cmd, argc, argv, takes_option(cmd, OPT_PROPERTY) ? ":hH:o:qp:" : ":hH:o:q");
         if (r >= 0)
                 return r;
         argc -= optind;
@@ -615,6 +688,7 @@ int main(int argc, char **argv) {
         if (argc < cmd->min_args || (cmd->max_args >= 0 && argc > cmd->max_args))
                 return usage_error(cmd, "%s arguments", argc < cmd->min_args ? "too few" : "too many");
 
+        ctl_setup_color(&c); /* before a pager takes stdout */
         if (c.host && cmd->run == cmd_console)
                 return ctl_remote_console(&c, argv[0]);
         r = ctl_connect(&c);
@@ -622,8 +696,10 @@ int main(int argc, char **argv) {
                 return r;
         r = cmd->run(&c, argc, argv);
         fflush(stdout);
+        ctl_pager_close(&c);
         ctl_disconnect(&c);
         g_ptr_array_unref(c.o.args);
         g_ptr_array_unref(c.o.wrapper);
+        g_ptr_array_unref(c.o.properties);
         return r;
 }

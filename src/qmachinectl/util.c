@@ -147,18 +147,3 @@ char *ctl_shell_join(char **argv) {
         }
         return g_string_free(s, FALSE);
 }
-
-void ctl_print_table(const char *const headers[3], GPtrArray *rows) {
-        int w0 = (int)strlen(headers[0]), w1 = (int)strlen(headers[1]);
-
-        for (guint i = 0; i < rows->len; i++) {
-                char **row = rows->pdata[i];
-                w0 = MAX(w0, (int)strlen(row[0]));
-                w1 = MAX(w1, (int)strlen(row[1]));
-        }
-        printf("%-*s  %-*s  %s\n", w0, headers[0], w1, headers[1], headers[2]);
-        for (guint i = 0; i < rows->len; i++) {
-                char **row = rows->pdata[i];
-                printf("%-*s  %-*s  %s\n", w0, row[0], w1, row[1], row[2]);
-        }
-}

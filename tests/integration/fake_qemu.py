@@ -11,6 +11,8 @@ The behaviour comes from `--fake-mode=MODE` at the end of the arguments:
   console-flood    writes 4 MiB to the console socket, then FLOOD-DONE
   panic-flood      a panic line that goes on for 40 MiB before its newline,
                    then PANIC-DONE
+  console-hello    writes "hello from the fake\n", a line that is not
+                   UTF-8 ("bad \xff byte\n") and "READY\n" to the console
   fork-child       starts a child ("sleep") that would outlive it, and
                    prints "CHILD <pid>"
   ignore-quit      answers quit but goes on running
@@ -180,6 +182,8 @@ def main():
             console.sendall(b"FLOOD-DONE\n")
         elif MODE == "panic-flood":
             panic_flood(console)
+        elif MODE == "console-hello":
+            console.sendall(b"hello from the fake\nbad \xff byte\nREADY\n")
     if MODE == "fork-child":
         import subprocess
         child = subprocess.Popen(["sleep", "300"])

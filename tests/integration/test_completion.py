@@ -156,6 +156,21 @@ class CompletionTest(qmtest.QMTestCase):
         self.assertEqual(self.complete("--address", self.address, "image-remove", ""), ["disk0"])
         self.assertEqual(self.complete("--address", self.address, "image-create", ""), [])
 
+    def test_output_options(self):
+        self.assertEqual(self.complete("list", "-o", "js"), ["json", "json-pretty"])
+        self.assertEqual(self.complete("list", "--output", ""), ["table", "json", "json-pretty", "value"])
+        # the value after "=": as one word, as bash splits it, and joined
+        # again by bash-completion
+        self.assertEqual(self.complete("list", "--output=v"), ["value"])
+        self.assertEqual(self.complete("list", "--output", "=", "t"), ["table"])
+        self.assertEqual(self.complete("list", "--json", "=", "p"), ["pretty"])
+        self.assertEqual(self.complete("list", "--json=sh", bash_completion=True), ["short"])
+        self.assertEqual(self.complete("list", "--no-"), ["--no-ask-password", "--no-legend", "--no-pager"])
+        self.assertEqual(self.complete("wait", "alpha", "--no"),
+                         ["--no-ask-password", "--no-legend", "--no-pager", "--no-kill"])
+        self.assertEqual(self.complete("show", "alpha", "--v"), ["--version", "--value"])
+        self.assertEqual(self.complete("--address", self.address, "show", "a"), ["alpha"])
+
     def test_help_completes_commands(self):
         self.assertEqual(self.complete("help", "console"), ["console", "console-output"])
 

@@ -324,6 +324,14 @@ class GuestAgentTest(AgentCalls, qmtest.QMTestCase):
         # a signal: 128+N
         r = self.ctl("exec", "ga-ctl", "--", "/bin/sh", "-c", "kill -TERM $$")
         self.assertEqual(r.returncode, 128 + 15, r)
+        # --json: one object; output that is not UTF-8 in base64
+        r = self.ctl("exec", "ga-ctl", "--json", "--", "/bin/sh", "-c", "echo out; printf 'b\\377' >&2; exit 3")
+        self.assertEqual((r.returncode, r.stderr), (3, b""), r)
+        self.assertEqual(json.loads(r.stdout), {"exit_code": 3, "signal": None, "stdout": "out\n",
+                                                "stderr": None, "stderr_base64": "Yv8="})
+        r = self.ctl("exec", "ga-ctl", "-o", "json", "--", "/bin/sh", "-c", "kill -TERM $$")
+        self.assertEqual(r.returncode, 128 + 15, r)
+        self.assertEqual(json.loads(r.stdout), {"exit_code": None, "signal": 15, "stdout": "", "stderr": ""})
         r = self.ctl("exec", "ga-ctl", "--timeout", "1", "--", "sleep", "20")
         self.assertEqual(r.returncode, 1, r)
         self.assertIn(b"did not end within", r.stderr)

@@ -91,10 +91,13 @@ class CtlTest(qmtest.QMTestCase):
         return [tuple(line.split()) for line in lines[1:]]
 
     def status(self, name):
+        """The "Key: value" rows of status (State without its "since ...")."""
         out = {}
-        for line in self.ctl("status", name).splitlines():
-            key, _, value = line.partition(":")
+        # the rows: after the title line, up to the log and events
+        for line in self.ctl("status", name).split("\n\n")[0].splitlines()[1:]:
+            key, _, value = line.partition(": ")
             out[key.strip()] = value.strip()
+        out["State"] = out["State"].split(" since ")[0]
         return out
 
     # ------------------------------------------------------------------

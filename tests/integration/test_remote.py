@@ -174,7 +174,7 @@ class RemoteCtlTest(TwoHostTestCase):
         self.assertIn("remote-vm", self.ctl_ok("--session", "--host=" + self.target, "list"))
         out = self.ctl_ok("status", "remote-vm", "-H", self.target)
         self.assertRegex(out, r"(?m)^ *Name: remote-vm$")
-        self.assertRegex(out, r"(?m)^ *State: running$")
+        self.assertRegex(out, r"(?m)^ *State: running since .*; \d+s ago$")
         self.assertRegex(out, r"(?m)^ *Pid: %d$" % pid)
         out = self.ctl_ok("-H", self.target, "qmp", "remote-vm", "query-status")
         self.assertEqual(json.loads(out)["return"]["status"], "running")
