@@ -112,6 +112,8 @@ char *machine_read_log_tail(Machine *m, gsize max);
 void machine_forget_exit_calls(Machine *m, const char *unique_name);
 /* The monitor of a taken-back QEMU closed while QEMU lives (machine.c). */
 void machine_qmp_lost(Machine *m);
+/* `incoming` is for one launch: its migration ended, the key goes. */
+void machine_drop_incoming(Machine *m);
 /* Write the runtime record (reserving event numbers ahead). */
 void machine_save_record(Machine *m);
 

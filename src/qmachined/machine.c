@@ -418,6 +418,19 @@ gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error) {
         return TRUE;
 }
 
+void machine_drop_incoming(Machine *m) {
+        char *props[] = { "Config", NULL };
+
+        if (!m->config->incoming)
+                return;
+        g_clear_pointer(&m->config->incoming, g_free);
+        g_variant_unref(m->config_variant);
+        m->config_variant = g_variant_ref_sink(qm_config_to_variant(m->config));
+        save_definition(m);
+        machine_save_record(m);
+        machine_notify_changed(m, props);
+}
+
 static void reply_exit_calls(Machine *m) {
         g_autoptr(GPtrArray) calls = g_steal_pointer(&m->exit_calls);
 
