@@ -1,4 +1,5 @@
 /* org.qmachine.QMachine1.Manager and the ObjectManager at its path. */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "build-config.h"
@@ -167,6 +168,13 @@ typedef struct {
         gboolean paused;
 } IncomingOptions;
 
+/* The daemon never resolves names (that would block its main loop). */
+static gboolean is_numeric_address(const char *s) {
+        struct in6_addr a;
+
+        return inet_pton(AF_INET, s, &a) == 1 || inet_pton(AF_INET6, s, &a) == 1;
+}
+
 static int read_incoming_options(GVariant *asv, IncomingOptions *o, sd_bus_error *error) {
         GVariantIter it;
         const char *key;
@@ -176,7 +184,11 @@ static int read_incoming_options(GVariant *asv, IncomingOptions *o, sd_bus_error
         while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
                 g_autoptr(GVariant) v = value;
                 if (strcmp(key, "address") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_STRING) &&
-                    *g_variant_get_string(v, NULL))
+                    !is_numeric_address(g_variant_get_string(v, NULL)))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "option address must be a numeric IPv4 or IPv6 address, not '%s'",
+                                                 g_variant_get_string(v, NULL));
+                if (strcmp(key, "address") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
                         o->address = g_variant_get_string(v, NULL); /* lives in @asv */
                 else if (strcmp(key, "persistent") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
                         o->persistent = g_variant_get_boolean(v);
