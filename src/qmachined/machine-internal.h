@@ -155,6 +155,10 @@ gboolean machine_incoming_take_over(Machine *m);
 /* QEMU exited: a machine whose guest did not arrive is removed. */
 void machine_incoming_exited(Machine *m);
 void machine_incoming_free(Machine *m);
+/* The daemon stops: whatever fails now, QEMU lives on for its successor. */
+void machine_incoming_detach(Machine *m);
+/* What the runtime record says of an incoming migration under way. */
+void machine_incoming_fill_record(Machine *m, QmRunRecord *r);
 
 /* machine-save.c: Restore's part in a launch. */
 /* Append what this launch needs (-incoming defer, -S) to m->command_line. */

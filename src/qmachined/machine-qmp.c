@@ -163,7 +163,7 @@ static void on_launch_status(const QmpResponse *r, const QmError *failure, gpoin
                 return;
         }
         status = status_of(r);
-        if (m->state != QM_STATE_STARTING) {
+        if (m->state != QM_STATE_STARTING || m->taken_back) {
                 /* a VM taken back after a daemon restart */
                 set_run_state(m, status ? status : "");
                 return;

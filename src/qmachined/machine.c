@@ -145,6 +145,7 @@ void machine_free(Machine *m) {
                 return;
         g_clear_handle_id(&m->announce_seq_id, g_source_remove);
         g_clear_handle_id(&m->reconnect_timer, g_source_remove);
+        machine_incoming_detach(m);
         /* First the QMP client: failing its pending commands runs callbacks
          * that still use the machine. */
         g_clear_pointer(&m->qmp, qmp_client_free);
@@ -355,6 +356,7 @@ static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
                 .quit_issued = m->quit_issued,
                 .forwarded_ports = m->forwarded_ports,
         };
+        machine_incoming_fill_record(m, &r);
         char state;
 
         if (r.pid <= 0 || !qm_process_stat(r.pid, &r.start_time, &state))
@@ -739,6 +741,8 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
         if (m->config->guest_agent)
                 machine_agent_start(m, -1); /* QEMU listens again, as for QMP */
         g_message("machine %s: took back QEMU %d", m->name, (int)r->pid);
+        if (r->incoming_uri)
+                return; /* still waiting for its guest: machine_incoming_reattach() */
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);
 }

@@ -203,14 +203,6 @@ static int read_incoming_options(GVariant *asv, IncomingOptions *o, sd_bus_error
         return 0;
 }
 
-static void remove_failed_incoming(Machine *m, gpointer data) {
-        g_autoptr(QmError) e = NULL;
-        g_autofree char *name = g_strdup(machine_get_name(m));
-
-        if (!manager_remove_machine(MGR(data), name, &e))
-                g_warning("cannot remove machine %s after its failed incoming migration: %s", name, e->message);
-}
-
 /* The machine to take the guest: a new one, or a definition whose guest
  * left for elsewhere and now comes back (same UUID). Takes @config. */
 static Machine *incoming_machine(Manager *mgr, sd_bus_message *msg, const char *name, QmConfig *config,
@@ -270,7 +262,7 @@ static int method_prepare_incoming(sd_bus_message *msg, void *userdata, sd_bus_e
         if (!m)
                 return reply_error(error, e);
         machine_prepare_incoming(m, qm_reply_new(mgr->daemon->calls, msg), o.address, o.persistent, o.paused,
-                                 remove_failed_incoming, mgr);
+                                 manager_remove_failed_incoming, mgr);
         return 1;
 }
 

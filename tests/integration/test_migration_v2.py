@@ -10,8 +10,12 @@ destination is removed; cancel-after, offline, postcopy, paused; bad
 options; `incoming` is dropped after its launch; polkit denies
 PrepareIncoming. Prints the migration time and downtime (QEMU's own)."""
 
+import json
 import os
 import re
+import signal
+import socket
+import subprocess
 import sys
 import time
 
@@ -123,7 +127,8 @@ class MigrationTest(MigrationCase):
         self.assertIsNone(self.migrate(src, uri, bandwidth=65536, downtime_limit=500))
         took = time.monotonic() - t0
         self.assert_migrated(src, uri, pid)
-        self.assertEqual(self.mprop(dst, "State"), "running")
+        # the destination notices the end on its own (its next poll)
+        self.wait_property(dst, "State", "running")
         self.assertEqual(self.mprop(dst, "RunState"), "running")
         self.assertEqual(self.command(dst, "query-status")["status"], "running")
         progress.wait(lambda s: len(s) >= 2, 5)
@@ -154,7 +159,7 @@ class MigrationTest(MigrationCase):
         self.migrate(src, uri)
         self.assertEqual(self.mprop(src, "State"), "migrated")
         # paused: the guest stays paused on arrival
-        self.assertEqual(self.mprop(dst, "State"), "running")
+        self.wait_property(dst, "State", "running")
         self.assertEqual(self.mprop(dst, "RunState"), "paused")
         self.assertEqual(self.command(dst, "query-status")["status"], "paused")
         self.shutdown(dst, True)
@@ -176,6 +181,7 @@ class MigrationTest(MigrationCase):
         e = self.expect_error(err("Migrated"), self.machine, src, "Launch", None, "()")
         self.assertIn(uri, e.text)
         # the destination was made persistent on arrival, and runs
+        self.wait_property(dst, "State", "running")
         self.assertTrue(self.mprop(dst, "Persistent"))
         self.assertEqual(self.mprop(dst, "State"), "running")
         self.shutdown(dst, True)
@@ -222,6 +228,7 @@ class MigrationTest(MigrationCase):
         self.migrate(src, uri, offline=True)
         self.assert_migrated(src, uri, pid)
         # offline moves a paused guest; the destination resumes it
+        self.wait_property(dst, "State", "running")
         self.assertEqual(self.mprop(dst, "RunState"), "running")
         self.shutdown(dst, True)
 
@@ -238,7 +245,7 @@ class MigrationTest(MigrationCase):
             self.assert_source_runs(src, pid)
             return
         self.assert_migrated(src, uri, pid)
-        self.assertEqual(self.mprop(dst, "RunState"), "running")
+        self.wait_property(dst, "State", "running")
         self.shutdown(dst, True)
 
     def test_bad_options(self):
@@ -300,6 +307,113 @@ class MigrationTest(MigrationCase):
         self.restart_daemon()
         self.assertNotIn("incoming", self.mprop(old, "Config"))
         self.shutdown(old, True)
+
+
+class RawQemu:
+    """A QEMU outside the daemon, as the source of a migration into the
+    daemon's destination (so the daemon can restart in the middle)."""
+
+    def __init__(self, binary, args, sock_path):
+        self.proc = subprocess.Popen([binary, "-display", "none", "-qmp",
+                                      "unix:%s,server=on,wait=off" % sock_path] + args,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock_path):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("the raw QEMU did not start")
+            time.sleep(0.05)
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(sock_path)
+        self.file = self.sock.makefile("rw")
+        self.file.readline()  # greeting
+        self.command("qmp_capabilities")
+
+    def command(self, name, **arguments):
+        self.file.write(json.dumps({"execute": name, "arguments": arguments}) + "\n")
+        self.file.flush()
+        while True:
+            reply = json.loads(self.file.readline())
+            if "return" in reply or "error" in reply:
+                return reply
+
+    def close(self):
+        self.sock.close()
+        self.proc.kill()
+        self.proc.wait()
+
+
+class DestinationRestartTest(MigrationCase):
+    """The destination daemon dies in the middle of an incoming migration:
+    its successor finishes the job (one running copy, never zero)."""
+
+    def restart_during_incoming(self, sig):
+        args = pc_args(128)
+        dst, uri = self.prepare("rst-dst", {"machine": GLib.Variant("s", "pc"),
+                                            "args": GLib.Variant("as", args)},
+                                address="127.0.0.1")
+        src = RawQemu(self.manager_prop("DefaultBinary"), ["-machine", "pc", "-vga", "none"] + args,
+                      self.env.path("raw-qmp.sock"))
+        self.addCleanup(src.close)
+        self.assertIn("return", src.command("migrate-set-capabilities", capabilities=[
+            {"capability": "return-path", "state": True}]))
+        self.assertIn("return", src.command("migrate-set-parameters", **{"max-bandwidth": 65536}))
+        self.assertIn("return", src.command("migrate", uri=uri))
+        qmtest.iterate_for(1.0)
+        self.assertEqual(src.command("query-migrate")["return"]["status"], "active")
+        qemu_pid = self.mprop(dst, "Pid")
+        self.restart_daemon(sig)
+        self.assertEqual(self.mprop(dst, "Pid"), qemu_pid)
+        self.assertEqual(self.mprop(dst, "State"), "starting")
+        self.assertEqual(self.mprop(dst, "RunState"), "inmigrate")
+        self.wait_property(dst, "State", "running", timeout=60)
+        self.assertEqual(self.mprop(dst, "RunState"), "running")
+        self.assertEqual(src.command("query-migrate")["return"]["status"], "completed")
+        self.assertEqual(self.command(dst, "query-status")["status"], "running")
+        self.shutdown(dst, True)
+
+    def test_destination_daemon_restarts(self):
+        self.restart_during_incoming(signal.SIGTERM)
+
+    def test_destination_daemon_crashes(self):
+        self.restart_during_incoming(signal.SIGKILL)
+
+
+class PythonClientMigrationTest(MigrationCase):
+
+    def test_prepare_incoming_migrate_and_progress(self):
+        sys.path.insert(0, os.path.join(os.environ.get("QMACHINED_SOURCE_ROOT", ""), "python"))
+        import qmachine
+        src_path = self.running_pc("py", memory=128)
+        with qmachine.connect(self.env.system_address) as mgr:
+            here = mgr.get_machine("py")
+            dest, uri = mgr.prepare_incoming("py-dst", here.config, {"persistent": False})
+            self.assertEqual(dest.state, "starting")
+            with here.migration_progress(timeout=30) as progress:
+                call = self.migrate_async(src_path, uri, bandwidth=65536)
+                seen = []
+                for p in progress:
+                    seen.append(p)
+                    if p.remaining == 0:
+                        break
+                call.wait(120)
+            self.assertGreaterEqual(len(seen), 2)
+            self.assertIsInstance(seen[0], qmachine.MigrationProgress)
+            self.assertEqual(here.state, "migrated")
+            self.wait_property(dest.path, "State", "running")
+            with self.assertRaises(qmachine.Migrated):
+                here.launch()
+            mgr.update_machine("py", {})
+            self.assertEqual(here.state, "defined")
+            # keywords work as well as a dict
+            here.launch()
+            dest.kill()
+            mgr.remove_machine("py-dst")
+            dest, uri = mgr.prepare_incoming("py-dst", here.config, paused=True)
+            here.migrate(uri, downtime_limit=300)
+            self.wait_property(dest.path, "State", "running")
+            self.assertEqual(dest.run_state, "paused")
+            dest.kill()
 
 
 class MigrationPolkitTest(NobodyMixin, MigrationCase):
