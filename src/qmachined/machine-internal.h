@@ -142,6 +142,10 @@ gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, d
 /* The same without starting it: the command was issued already. */
 gboolean machine_migration_watch(Machine *m, const char *uri, gboolean incoming, double timeout,
                                  MachineMigrationDone done, gpointer data, QmError **error);
+/* The runtime record names a Migrate under way (a restarted daemon
+ * watches it to its end: machine_migration_reattach()). */
+void machine_migration_fill_record(Machine *m, QmRunRecord *r);
+void machine_migration_reattach(Machine *m, const QmRunRecord *r);
 /* A completed live migration waits for QEMU to quit: TRUE meanwhile. */
 gboolean machine_migration_handing_over(Machine *m);
 /* QEMU quit after the hand-over: answer Migrate (state is migrated). */

@@ -75,6 +75,10 @@ static void finish_error(QmMigration *mg, const QmError *e) {
         done_data = mg->done_data;
         if (m->migration == mg)
                 m->migration = NULL;
+        /* no migration under way now (unless the daemon stops: m->qmp is
+         * gone then, and the record keeps it for the next daemon) */
+        if (mg->live && !mg->incoming && m->process && m->qmp)
+                machine_save_record(m);
         migration_free(mg);
         machine_refresh_run_state(m);
         if (done)
@@ -135,7 +139,7 @@ static void fail(QmMigration *mg, const char *name, const char *fmt, ...) {
         g_clear_handle_id(&mg->timeout_timer, g_source_remove);
         g_clear_handle_id(&mg->cancel_timer, g_source_remove);
         g_clear_handle_id(&mg->postcopy_timer, g_source_remove);
-        if (mg->live && !mg->incoming && qmp_client_is_ready(mg->machine->qmp)) {
+        if (mg->live && !mg->incoming && qmp_client_is_open(mg->machine->qmp)) {
                 machine_qmp_call(mg->machine, "query-status", NULL, on_status_after_failure, mg);
                 return;
         }
@@ -171,8 +175,9 @@ static void hand_over(QmMigration *mg, JsonObject *ret) {
                 if (!machine_qmp_send_quit(m))
                         machine_kill(m, SIGKILL);
                 m->quit_issued = TRUE;
-                machine_save_record(m);
         }
+        /* the definition says migrated before QEMU is gone */
+        machine_save_record(m);
         mg->quit_timer = g_timeout_add(HANDOVER_QUIT_GRACE_MS, on_quit_grace_over, mg);
 }
 
@@ -290,7 +295,7 @@ static gboolean on_poll(gpointer data) {
         QmMigration *mg = data;
 
         mg->poll_timer = 0;
-        if (!qmp_client_is_ready(mg->machine->qmp)) {
+        if (!qmp_client_is_open(mg->machine->qmp)) {
                 finish(mg, QM_ERROR_MIGRATE_FAILED, "lost the QMP connection during the migration");
                 return G_SOURCE_REMOVE;
         }
@@ -316,6 +321,8 @@ static void on_migrate(const QmpResponse *r, const QmError *failure, gpointer da
         }
         if (mg->opts.postcopy)
                 mg->postcopy_timer = g_timeout_add(timeout_ms(mg->opts.postcopy_after), on_start_postcopy, mg);
+        if (mg->live)
+                machine_save_record(mg->machine); /* a restarted daemon goes on watching */
         on_poll(mg);
 }
 
@@ -459,6 +466,29 @@ void machine_migrate(Machine *m, QmReply *call, const char *uri, const QmMigrate
         if (options->cancel_after >= 0)
                 mg->cancel_timer = g_timeout_add(timeout_ms(options->cancel_after), on_cancel_after, mg);
         machine_qmp_call(m, "query-status", NULL, on_status_before, mg);
+}
+
+void machine_migration_fill_record(Machine *m, QmRunRecord *r) {
+        QmMigration *mg = m->migration;
+
+        if (!mg || !mg->live || mg->incoming || mg->handing_over)
+                return;
+        r->migrating_to = mg->uri;
+        r->migrating_was_paused = mg->was_paused;
+}
+
+/* QEMU goes on migrating without us: its outcome still decides (the
+ * source quits and is migrated, or resumes). Nobody waits for an answer. */
+void machine_migration_reattach(Machine *m, const QmRunRecord *r) {
+        QmMigration *mg;
+
+        if (m->migration || !m->config->qmp)
+                return;
+        g_message("machine %s: its migration to %s from before the restart goes on", m->name, r->migrating_to);
+        mg = migration_new(m, r->migrating_to, 0);
+        mg->live = TRUE;
+        mg->was_paused = r->migrating_was_paused;
+        mg->poll_timer = g_timeout_add(MIGRATE_POLL_MS, on_poll, mg);
 }
 
 void machine_migration_abort(Machine *m, const char *why) {

@@ -146,6 +146,11 @@ void machine_free(Machine *m) {
         g_clear_handle_id(&m->announce_seq_id, g_source_remove);
         g_clear_handle_id(&m->reconnect_timer, g_source_remove);
         machine_incoming_detach(m);
+        /* A running QEMU is left alone: VMs outlive the daemon. On an
+         * orderly exit the record gets the exact event number, so the next
+         * daemon continues without a gap, and a migration under way. */
+        if (m->process && !save_record(m, 0, &err))
+                g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
         /* First the QMP client: failing its pending commands runs callbacks
          * that still use the machine. */
         g_clear_pointer(&m->qmp, qmp_client_free);
@@ -153,11 +158,6 @@ void machine_free(Machine *m) {
         machine_agent_stop(m);
         machine_migration_abort(m, "the daemon is stopping");
         qm_event_waiters_end(m->waiters, FALSE);
-        /* A running QEMU is left alone: VMs outlive the daemon. On an
-         * orderly exit the record gets the exact event number, so the next
-         * daemon continues without a gap. */
-        if (m->process && !save_record(m, 0, &err))
-                g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
         qemu_process_free(m->process);
         machine_stop_launch_timers(m);
         qm_reply_drop(g_steal_pointer(&m->launch_call));
@@ -357,6 +357,7 @@ static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
                 .forwarded_ports = m->forwarded_ports,
         };
         machine_incoming_fill_record(m, &r);
+        machine_migration_fill_record(m, &r);
         char state;
 
         if (r.pid <= 0 || !qm_process_stat(r.pid, &r.start_time, &state))
@@ -496,7 +497,7 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         if (launching)
                 g_array_set_size(m->add_fds, 0);
 
-        if (handed_over)
+        if (handed_over || m->migrated_to)
                 final = QM_STATE_MIGRATED; /* the destination has the guest */
         else if (launching)
                 final = QM_STATE_FAILED;
@@ -744,5 +745,7 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
         if (r->incoming_uri)
                 return; /* still waiting for its guest: machine_incoming_reattach() */
         machine_set_state(m, QM_STATE_RUNNING);
+        if (r->migrating_to)
+                machine_migration_reattach(m, r);
         machine_save_record(m);
 }

@@ -235,6 +235,7 @@ void qm_run_record_free(QmRunRecord *r) {
         g_strfreev(r->command_line);
         g_free(r->qemu_version);
         g_free(r->incoming_uri);
+        g_free(r->migrating_to);
         if (r->forwarded_ports)
                 g_array_unref(r->forwarded_ports);
         g_free(r);
@@ -326,6 +327,12 @@ gboolean qm_run_record_save(const char *path, const QmRunRecord *r, GError **err
                 json_builder_set_member_name(b, "incoming-paused");
                 json_builder_add_boolean_value(b, r->incoming_paused);
         }
+        if (r->migrating_to) {
+                json_builder_set_member_name(b, "migrating-to");
+                json_builder_add_string_value(b, r->migrating_to);
+                json_builder_set_member_name(b, "migrating-was-paused");
+                json_builder_add_boolean_value(b, r->migrating_was_paused);
+        }
         json_builder_set_member_name(b, "command-line");
         json_builder_begin_array(b);
         for (char **p = r->command_line; p && *p; p++)
@@ -362,7 +369,9 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
             !member_port_pairs(obj, "forwarded-ports", &r->forwarded_ports, error) ||
             !member_string(obj, "incoming-uri", &r->incoming_uri, error) ||
             !member_boolean(obj, "incoming-persistent", &r->incoming_persistent, error) ||
-            !member_boolean(obj, "incoming-paused", &r->incoming_paused, error)) {
+            !member_boolean(obj, "incoming-paused", &r->incoming_paused, error) ||
+            !member_string(obj, "migrating-to", &r->migrating_to, error) ||
+            !member_boolean(obj, "migrating-was-paused", &r->migrating_was_paused, error)) {
                 g_prefix_error(error, "%s: ", path);
                 return NULL;
         }

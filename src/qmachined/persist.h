@@ -48,6 +48,10 @@ typedef struct {
         char *incoming_uri;
         gboolean incoming_persistent;
         gboolean incoming_paused;
+        /* A Migrate of this QEMU under way: its URI (NULL: none), and
+         * whether the guest was paused before it. */
+        char *migrating_to;
+        gboolean migrating_was_paused;
 } QmRunRecord;
 
 void qm_run_record_free(QmRunRecord *r);

@@ -379,6 +379,38 @@ class DestinationRestartTest(MigrationCase):
         self.restart_during_incoming(signal.SIGKILL)
 
 
+class SourceRestartTest(MigrationCase):
+    """The daemon dies while it migrates a guest from one of its machines
+    to another: its successor watches both ends to the outcome. One
+    running copy at the end, never two, never zero."""
+
+    def restart_during_migration(self, sig):
+        src = self.running_pc("rs", memory=128, persistent=True)
+        pid = self.mprop(src, "Pid")
+        dst, uri = self.prepare("rs-dst", self.config_of(src))
+        call = self.migrate_async(src, uri, bandwidth=65536)
+        qmtest.iterate_for(1.5)
+        self.assertFalse(call.done)
+        self.restart_daemon(sig)
+        # the caller's answer is lost with the daemon; the outcome is not
+        self.assertTrue(qmtest.iterate_until(lambda: call.done, 10))
+        self.assertIsNotNone(call.error)
+        self.assertEqual(self.mprop(src, "Pid"), pid)
+        self.wait_property(dst, "State", "running", timeout=60)
+        self.wait_property(src, "State", "migrated", timeout=30)
+        self.assertFalse(pid_alive(pid))
+        self.assertEqual(self.command(dst, "query-status")["status"], "running")
+        e = self.expect_error(err("Migrated"), self.machine, src, "Resume", None, "()")
+        self.assertIn(uri, e.text)
+        self.shutdown(dst, True)
+
+    def test_daemon_restarts_during_migration(self):
+        self.restart_during_migration(signal.SIGTERM)
+
+    def test_daemon_crashes_during_migration(self):
+        self.restart_during_migration(signal.SIGKILL)
+
+
 class PythonClientMigrationTest(MigrationCase):
 
     def test_prepare_incoming_migrate_and_progress(self):
