@@ -532,6 +532,31 @@ class GuestMigrationTest(MigrationCase):
         self.shutdown(dst, True)
         self.assert_no_test_processes()
 
+    def test_qmachinectl_migrate_to_localhost(self):
+        """The one command, on one host: PrepareIncoming, Migrate with
+        progress, the source removed; the counter goes on."""
+        from test_qmachinectl import qmachinectl_binary
+        src = self.create_machine("ctl", **self.guest_config())
+        self.launch(src)
+        self.wait_output(src, re.escape(BANNER), BOOT_TIMEOUT)
+        self.type(src, "qm-counter &\n")
+        self.wait_output(src, rb"QMACHINE-COUNT 3\r?\n")
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.env.system_address)
+        t0 = time.monotonic()
+        r = subprocess.run([qmachinectl_binary(), "migrate", "ctl", "--to", "localhost", "--dname", "ctl-b",
+                            "--undefine-source"], env=env, capture_output=True, text=True, timeout=300)
+        took = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ctl runs on localhost as ctl-b", r.stdout)
+        print("qmachinectl migrate --to localhost (test guest): %.2f s end to end" % took, file=sys.stderr)
+        self.assertNotIn("ctl", self.names())
+        dst = qmtest.machine_path("ctl-b")
+        self.wait_property(dst, "State", "running")
+        m = self.wait_output(dst, rb"QMACHINE-COUNT (\d+)")
+        self.wait_output(dst, rb"QMACHINE-COUNT %d\r?\n" % (int(m.group(1)) + 2))
+        self.shutdown(dst, True)
+        self.assert_no_test_processes()
+
 
 if __name__ == "__main__":
     qmtest.main()
