@@ -220,6 +220,21 @@ class MigrationTest(MigrationCase):
         self.assertTrue(qmtest.iterate_until(lambda: "cancel-dst" not in self.names(), 15))
         self.shutdown(src, True)
 
+    def test_destination_qemu_killed(self):
+        src = self.running_pc("kd", memory=128)
+        pid = self.mprop(src, "Pid")
+        dst, uri = self.prepare("kd-dst", self.config_of(src))
+        call = self.migrate_async(src, uri, bandwidth=65536)
+        qmtest.iterate_for(1.0)
+        self.assertFalse(call.done)
+        os.kill(self.mprop(dst, "Pid"), signal.SIGKILL)
+        e = self.expect_error(err("MigrateFailed"), call.wait, 60)
+        self.assertTrue(e.text)
+        self.assert_source_runs(src, pid)
+        self.assertTrue(qmtest.iterate_until(lambda: "kd-dst" not in self.names(), 15))
+        self.shutdown(src, True)
+        self.assert_no_test_processes()
+
     def test_offline_and_tcp(self):
         src = self.running_pc("off")
         pid = self.mprop(src, "Pid")
