@@ -7,6 +7,7 @@
 
 typedef struct QmSave QmSave;
 typedef struct QmRestore QmRestore;
+typedef struct QmIncoming QmIncoming;
 
 /* An fd given with AddFd, kept for the next launch. */
 typedef struct {
@@ -80,6 +81,8 @@ struct Machine {
         GQueue guest_ops;    /* QmGuestOp: GuestExec and copies under way */
         QmSave *save;       /* a Save under way (machine-save.c) */
         QmRestore *restore; /* a Restore's launch under way (machine-save.c) */
+        char *migrated_to;  /* the URI the guest left for (state migrated, or quitting for it) */
+        QmIncoming *incoming; /* PrepareIncoming's launch under way (machine-incoming.c) */
 };
 
 #define QM_EXIT_CODE_UNKNOWN (-1000)
@@ -112,6 +115,8 @@ char *machine_read_log_tail(Machine *m, gsize max);
 void machine_forget_exit_calls(Machine *m, const char *unique_name);
 /* The monitor of a taken-back QEMU closed while QEMU lives (machine.c). */
 void machine_qmp_lost(Machine *m);
+/* `incoming` is for one launch: its migration ended, the key goes. */
+void machine_drop_incoming(Machine *m);
 /* Write the runtime record (reserving event numbers ahead). */
 void machine_save_record(Machine *m);
 
@@ -136,6 +141,31 @@ typedef void (*MachineMigrationDone)(Machine *m, const QmError *error, gpointer 
  * when a migration runs already. */
 gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, double timeout,
                                MachineMigrationDone done, gpointer data, QmError **error);
+
+/* The same without starting it: the command was issued already. */
+gboolean machine_migration_watch(Machine *m, const char *uri, gboolean incoming, double timeout,
+                                 MachineMigrationDone done, gpointer data, QmError **error);
+/* The runtime record names a Migrate under way (a restarted daemon
+ * watches it to its end: machine_migration_reattach()). */
+void machine_migration_fill_record(Machine *m, QmRunRecord *r);
+void machine_migration_reattach(Machine *m, const QmRunRecord *r);
+/* A completed live migration waits for QEMU to quit: TRUE meanwhile. */
+gboolean machine_migration_handing_over(Machine *m);
+/* QEMU quit after the hand-over: answer Migrate (state is migrated). */
+void machine_migration_handed_over(Machine *m);
+/* NULL, or Migrated when the guest runs elsewhere. */
+QmError *machine_migrated_error(Machine *m);
+
+/* machine-incoming.c: PrepareIncoming's part in a launch. */
+/* The handshake completed: TRUE if the machine goes on to listen. */
+gboolean machine_incoming_take_over(Machine *m);
+/* QEMU exited: a machine whose guest did not arrive is removed. */
+void machine_incoming_exited(Machine *m);
+void machine_incoming_free(Machine *m);
+/* The daemon stops: whatever fails now, QEMU lives on for its successor. */
+void machine_incoming_detach(Machine *m);
+/* What the runtime record says of an incoming migration under way. */
+void machine_incoming_fill_record(Machine *m, QmRunRecord *r);
 
 /* machine-save.c: Restore's part in a launch. */
 /* Append what this launch needs (-incoming defer, -S) to m->command_line. */

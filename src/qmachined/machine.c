@@ -54,6 +54,7 @@ const char *qm_state_to_string(QmState s) {
                 [QM_STATE_DEFINED] = "defined",   [QM_STATE_STARTING] = "starting",
                 [QM_STATE_RUNNING] = "running",   [QM_STATE_STOPPING] = "stopping",
                 [QM_STATE_STOPPED] = "stopped",   [QM_STATE_FAILED] = "failed",
+                [QM_STATE_MIGRATED] = "migrated",
         };
         return names[s];
 }
@@ -145,6 +146,12 @@ void machine_free(Machine *m) {
                 return;
         g_clear_handle_id(&m->announce_seq_id, g_source_remove);
         g_clear_handle_id(&m->reconnect_timer, g_source_remove);
+        machine_incoming_detach(m);
+        /* A running QEMU is left alone: VMs outlive the daemon. On an
+         * orderly exit the record gets the exact event number, so the next
+         * daemon continues without a gap, and a migration under way. */
+        if (m->process && !save_record(m, 0, &err))
+                g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
         /* First the QMP client: failing its pending commands runs callbacks
          * that still use the machine. */
         g_clear_pointer(&m->qmp, qmp_client_free);
@@ -153,15 +160,11 @@ void machine_free(Machine *m) {
         machine_migration_abort(m, "the daemon is stopping");
         qm_event_waiters_end(m->waiters, FALSE);
         machine_console_waiters_free(m);
-        /* A running QEMU is left alone: VMs outlive the daemon. On an
-         * orderly exit the record gets the exact event number, so the next
-         * daemon continues without a gap. */
-        if (m->process && !save_record(m, 0, &err))
-                g_warning("machine %s: %s; a restarted daemon will not find this VM", m->name, err->message);
         qemu_process_free(m->process);
         machine_stop_launch_timers(m);
         qm_reply_drop(g_steal_pointer(&m->launch_call));
         machine_restore_free(m);
+        machine_incoming_free(m);
         g_ptr_array_unref(m->exit_calls);
         g_array_unref(m->add_fds);
         g_array_unref(m->forwarded_ports);
@@ -176,6 +179,7 @@ void machine_free(Machine *m) {
         g_variant_unref(m->config_variant);
         g_strfreev(m->command_line);
         g_free(m->launch_error);
+        g_free(m->migrated_to);
         g_free(m->name);
         g_free(m->path);
         g_free(m->run_state);
@@ -209,6 +213,35 @@ char *const *machine_get_command_line(const Machine *m) {
 
 void machine_set_event_sequence(Machine *m, guint64 seq) {
         m->event_seq = seq;
+}
+
+const char *machine_get_migrated_to(const Machine *m) {
+        return m->state == QM_STATE_MIGRATED ? (m->migrated_to ? m->migrated_to : "") : NULL;
+}
+
+void machine_set_migrated(Machine *m, const char *to) {
+        g_free(m->migrated_to);
+        m->migrated_to = g_strdup(to);
+        machine_set_state(m, QM_STATE_MIGRATED);
+}
+
+QmError *machine_migrated_error(Machine *m) {
+        if (m->state != QM_STATE_MIGRATED)
+                return NULL;
+        return qm_error_new(QM_ERROR_MIGRATED,
+                            "The guest of '%s' was migrated to %s and runs there now: use the destination's "
+                            "machine. RemoveMachine removes this definition; UpdateMachine makes it launchable "
+                            "again (only once the guest runs nowhere else)",
+                            m->name, m->migrated_to && *m->migrated_to ? m->migrated_to : "another QEMU");
+}
+
+/* The migrated state leaves a definition (UpdateMachine, a guest coming
+ * back): back to defined. */
+static void clear_migrated(Machine *m) {
+        if (m->state != QM_STATE_MIGRATED)
+                return;
+        g_clear_pointer(&m->migrated_to, g_free);
+        machine_set_state(m, QM_STATE_DEFINED);
 }
 
 gboolean machine_is_active(Machine *m) {
@@ -325,6 +358,8 @@ static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
                 .quit_issued = m->quit_issued,
                 .forwarded_ports = m->forwarded_ports,
         };
+        machine_incoming_fill_record(m, &r);
+        machine_migration_fill_record(m, &r);
         char state;
 
         if (r.pid <= 0 || !qm_process_stat(r.pid, &r.start_time, &state))
@@ -342,8 +377,11 @@ static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
 static void save_definition_seq(Machine *m, guint64 event_sequence) {
         g_autoptr(GError) err = NULL;
 
+        /* A migrated machine's definition says so: a restarted daemon
+         * must not launch a second copy of the guest. */
         if (m->config->persistent &&
-            !qm_definition_save(m->daemon->definitions_dir, m->name, m->config, event_sequence, &err))
+            !qm_definition_save_migrated(m->daemon->definitions_dir, m->name, m->config, event_sequence,
+                                         m->migrated_to, &err))
                 g_warning("machine %s: cannot save its definition: %s", m->name, err->message);
 }
 
@@ -381,7 +419,21 @@ gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error) {
         g_variant_unref(m->config_variant);
         m->config_variant = g_variant_ref_sink(qm_config_to_variant(m->config));
         machine_notify_changed(m, (char **)props);
+        clear_migrated(m);
         return TRUE;
+}
+
+void machine_drop_incoming(Machine *m) {
+        char *props[] = { "Config", NULL };
+
+        if (!m->config->incoming)
+                return;
+        g_clear_pointer(&m->config->incoming, g_free);
+        g_variant_unref(m->config_variant);
+        m->config_variant = g_variant_ref_sink(qm_config_to_variant(m->config));
+        save_definition(m);
+        machine_save_record(m);
+        machine_notify_changed(m, props);
 }
 
 static void reply_exit_calls(Machine *m) {
@@ -410,6 +462,7 @@ static void reply_exit_calls(Machine *m) {
 void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         Machine *m = data;
         gboolean launching = m->launch_call != NULL;
+        gboolean handed_over;
         QmState final;
 
         g_clear_pointer(&m->process, qemu_process_free);
@@ -422,7 +475,9 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         qmp_client_drain(m->qmp);
         g_clear_pointer(&m->qmp, qmp_client_free);
         machine_agent_stop(m);
-        machine_migration_abort(m, "QEMU exited during the migration");
+        handed_over = machine_migration_handing_over(m);
+        if (!handed_over)
+                machine_migration_abort(m, "QEMU exited during the migration");
         machine_console_stop(m);
         machine_remove_runtime_files(m);
         g_free(m->run_state);
@@ -444,7 +499,9 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         if (launching)
                 g_array_set_size(m->add_fds, 0);
 
-        if (launching)
+        if (handed_over || m->migrated_to)
+                final = QM_STATE_MIGRATED; /* the destination has the guest */
+        else if (launching)
                 final = QM_STATE_FAILED;
         /* A taken-back QEMU is not our child: its status is unknown. */
         else if ((code == 0 || code == QM_EXIT_CODE_UNKNOWN) &&
@@ -466,9 +523,11 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         machine_set_state(m, final);
         if (launching)
                 machine_reply_launch_failed(m);
+        machine_migration_handed_over(m);
         qm_event_waiters_end(m->waiters, TRUE);
         machine_console_waiters_end(m);
         reply_exit_calls(m);
+        machine_incoming_exited(m);
 }
 
 void machine_kill(Machine *m, int sig) {
@@ -686,6 +745,10 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
         if (m->config->guest_agent)
                 machine_agent_start(m, -1); /* QEMU listens again, as for QMP */
         g_message("machine %s: took back QEMU %d", m->name, (int)r->pid);
+        if (r->incoming_uri)
+                return; /* still waiting for its guest: machine_incoming_reattach() */
         machine_set_state(m, QM_STATE_RUNNING);
+        if (r->migrating_to)
+                machine_migration_reattach(m, r);
         machine_save_record(m);
 }

@@ -124,6 +124,14 @@ gboolean manager_remove_machine(Manager *mgr, const char *name, QmError **error)
         return TRUE;
 }
 
+void manager_remove_failed_incoming(Machine *m, gpointer data) {
+        g_autoptr(QmError) e = NULL;
+        g_autofree char *name = g_strdup(machine_get_name(m));
+
+        if (!manager_remove_machine(data, name, &e))
+                g_warning("cannot remove machine %s after its failed incoming migration: %s", name, e->message);
+}
+
 Machine *manager_find_by_pid(Manager *mgr, pid_t pid) {
         GHashTableIter it;
         Machine *m;
@@ -159,6 +167,8 @@ static void restore_running(Manager *mgr, const char *record_path) {
                 }
         }
         machine_reattach(m, r);
+        if (r->incoming_uri)
+                machine_incoming_reattach(m, r, manager_remove_failed_incoming, mgr);
 }
 
 /* A record is only trusted in a real directory of ours, never through a
@@ -219,6 +229,8 @@ void manager_restore(Manager *mgr) {
                         continue;
                 }
                 machine_set_event_sequence(m, d->event_sequence);
+                if (d->migrated_to)
+                        machine_set_migrated(m, d->migrated_to);
         }
         dir = g_dir_open(mgr->daemon->runtime_dir, 0, NULL);
         while (dir && (entry = g_dir_read_name(dir))) {

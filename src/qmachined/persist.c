@@ -14,6 +14,7 @@ void qm_definition_free(QmDefinition *d) {
                 return;
         g_free(d->name);
         qm_config_free(d->config);
+        g_free(d->migrated_to);
         g_free(d);
 }
 
@@ -24,6 +25,11 @@ char *qm_definition_path(const char *dir, const char *name) {
 
 gboolean qm_definition_save(const char *dir, const char *name, const QmConfig *config, guint64 event_sequence,
                             GError **error) {
+        return qm_definition_save_migrated(dir, name, config, event_sequence, NULL, error);
+}
+
+gboolean qm_definition_save_migrated(const char *dir, const char *name, const QmConfig *config,
+                                     guint64 event_sequence, const char *migrated_to, GError **error) {
         g_autoptr(JsonBuilder) b = json_builder_new_immutable();
         g_autoptr(JsonNode) root = NULL;
         g_autofree char *path = qm_definition_path(dir, name);
@@ -42,6 +48,10 @@ gboolean qm_definition_save(const char *dir, const char *name, const QmConfig *c
         json_builder_add_int_value(b, config->owner);
         json_builder_set_member_name(b, "event-sequence");
         json_builder_add_int_value(b, (gint64)event_sequence);
+        if (migrated_to) {
+                json_builder_set_member_name(b, "migrated");
+                json_builder_add_string_value(b, migrated_to);
+        }
         json_builder_end_object(b);
         root = json_builder_get_root(b);
         return qm_json_file_write(path, root, TRUE, error);
@@ -168,7 +178,8 @@ static QmDefinition *definition_parse(const char *path, const char *name, GError
         }
         d = g_new0(QmDefinition, 1);
         d->name = g_strdup(name);
-        if (!member_u64(obj, "event-sequence", &d->event_sequence, error) || !member_owner(obj, &owner, error))
+        if (!member_u64(obj, "event-sequence", &d->event_sequence, error) || !member_owner(obj, &owner, error) ||
+            !member_string(obj, "migrated", &d->migrated_to, error))
                 return NULL;
         d->config = qm_config_from_json(json_object_get_member(obj, "config"), &e);
         if (!d->config) {
@@ -224,6 +235,8 @@ void qm_run_record_free(QmRunRecord *r) {
         qm_config_free(r->config);
         g_strfreev(r->command_line);
         g_free(r->qemu_version);
+        g_free(r->incoming_uri);
+        g_free(r->migrating_to);
         if (r->forwarded_ports)
                 g_array_unref(r->forwarded_ports);
         g_free(r);
@@ -307,6 +320,20 @@ gboolean qm_run_record_save(const char *path, const QmRunRecord *r, GError **err
         json_builder_set_member_name(b, "quit-issued");
         json_builder_add_boolean_value(b, r->quit_issued);
         add_forwarded_ports(b, r->forwarded_ports);
+        if (r->incoming_uri) {
+                json_builder_set_member_name(b, "incoming-uri");
+                json_builder_add_string_value(b, r->incoming_uri);
+                json_builder_set_member_name(b, "incoming-persistent");
+                json_builder_add_boolean_value(b, r->incoming_persistent);
+                json_builder_set_member_name(b, "incoming-paused");
+                json_builder_add_boolean_value(b, r->incoming_paused);
+        }
+        if (r->migrating_to) {
+                json_builder_set_member_name(b, "migrating-to");
+                json_builder_add_string_value(b, r->migrating_to);
+                json_builder_set_member_name(b, "migrating-was-paused");
+                json_builder_add_boolean_value(b, r->migrating_was_paused);
+        }
         json_builder_set_member_name(b, "command-line");
         json_builder_begin_array(b);
         for (char **p = r->command_line; p && *p; p++)
@@ -340,7 +367,12 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
             !member_string(obj, "qemu-version", &r->qemu_version, error) ||
             !member_boolean(obj, "quit-issued", &r->quit_issued, error) ||
             !member_strv(obj, "command-line", &r->command_line, error) || !member_owner(obj, &owner, error) ||
-            !member_port_pairs(obj, "forwarded-ports", &r->forwarded_ports, error)) {
+            !member_port_pairs(obj, "forwarded-ports", &r->forwarded_ports, error) ||
+            !member_string(obj, "incoming-uri", &r->incoming_uri, error) ||
+            !member_boolean(obj, "incoming-persistent", &r->incoming_persistent, error) ||
+            !member_boolean(obj, "incoming-paused", &r->incoming_paused, error) ||
+            !member_string(obj, "migrating-to", &r->migrating_to, error) ||
+            !member_boolean(obj, "migrating-was-paused", &r->migrating_was_paused, error)) {
                 g_prefix_error(error, "%s: ", path);
                 return NULL;
         }

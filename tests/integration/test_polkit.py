@@ -503,7 +503,7 @@ class PolkitTest(NobodyMixin, qmtest.QMTestCase):
         self.allow("admin")
         self.assertIsNone(self.nobody_machine(src, "Migrate", vtext("(sa{sv})", (uri, {}))))
         self.assert_asked("admin", "pk-mig", "Migrate")
-        self.wait_property(src, "RunState", "postmigrate")
+        self.assertEqual(self.mprop(src, "State"), "migrated")
         self.wait_property(dst, "RunState", "running")
 
     def test_verify_alive_needs_monitor(self):

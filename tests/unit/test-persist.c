@@ -255,6 +255,57 @@ static void test_forwarded_ports_round_trip(void) {
         test_remove_tree(dir);
 }
 
+/* A migrated definition says where the guest went; a record names the
+ * migrations under way (incoming and outgoing); wrong types are corrupt. */
+static void test_migration_round_trip(void) {
+        g_autofree char *dir = test_tmp_dir("qm-persist");
+        g_autofree char *path = g_build_filename(dir, "record.json", NULL);
+        g_autoptr(QmConfig) c = qm_config_new();
+        g_autoptr(GPtrArray) defs = NULL;
+        g_autoptr(GError) err = NULL;
+        g_autoptr(QmRunRecord) back = NULL;
+        g_autofree char *def_path = qm_definition_path(dir, "gone");
+        g_autofree char *bad = NULL;
+        char *argv[] = { (char *)"qemu", NULL };
+        QmRunRecord r = { .name = (char *)"vm", .pid = 42, .command_line = argv, .config = c };
+        guint warnings = 0, handler;
+
+        g_assert_true(qm_definition_save_migrated(dir, "gone", c, 3, "tcp:10.0.0.2:4444", &err));
+        g_assert_true(qm_definition_save(dir, "here", c, 3, &err));
+        g_assert_no_error(err);
+        defs = qm_definitions_load(dir);
+        g_assert_cmpuint(defs->len, ==, 2);
+        g_assert_cmpstr(((QmDefinition *)g_ptr_array_index(defs, 0))->migrated_to, ==, "tcp:10.0.0.2:4444");
+        g_assert_null(((QmDefinition *)g_ptr_array_index(defs, 1))->migrated_to);
+
+        r.incoming_uri = (char *)"unix:/run/x/migrate.sock";
+        r.incoming_persistent = TRUE;
+        r.migrating_to = (char *)"tcp:10.0.0.3:1";
+        r.migrating_was_paused = TRUE;
+        g_assert_true(qm_run_record_save(path, &r, &err));
+        back = qm_run_record_load(path, &err);
+        g_assert_no_error(err);
+        g_assert_cmpstr(back->incoming_uri, ==, "unix:/run/x/migrate.sock");
+        g_assert_true(back->incoming_persistent);
+        g_assert_false(back->incoming_paused);
+        g_assert_cmpstr(back->migrating_to, ==, "tcp:10.0.0.3:1");
+        g_assert_true(back->migrating_was_paused);
+
+        bad = g_strdup_printf("{\"name\": \"gone\", \"config\": {}, \"migrated\": true}");
+        g_assert_true(g_file_set_contents(def_path, bad, -1, NULL));
+        g_clear_pointer(&defs, g_ptr_array_unref);
+        g_assert_cmpint(g_unlink(path), ==, 0); /* the record is no definition */
+        g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+        handler = g_log_set_handler("qmachined", G_LOG_LEVEL_WARNING, count_set_aside, &warnings);
+        defs = qm_definitions_load(dir);
+        g_log_remove_handler("qmachined", handler);
+        g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
+        g_assert_cmpuint(warnings, ==, 1);
+        g_assert_cmpuint(defs->len, ==, 1); /* "gone" was moved aside */
+        g_assert_true(set_aside(dir, "gone"));
+        test_remove_tree(dir);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/persist/file-read-refuses", test_file_read_refuses);
@@ -262,5 +313,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/persist/records-strict", test_records_strict);
         g_test_add_func("/persist/owner-round-trip", test_owner_round_trip);
         g_test_add_func("/persist/forwarded-ports-round-trip", test_forwarded_ports_round_trip);
+        g_test_add_func("/persist/migration-round-trip", test_migration_round_trip);
         return g_test_run();
 }
