@@ -32,6 +32,8 @@
 #define QM_ERROR_NO_GUEST_AGENT      QM_ERROR_PREFIX "NoGuestAgent"
 #define QM_ERROR_GUEST_AGENT_UNAVAILABLE QM_ERROR_PREFIX "GuestAgentUnavailable"
 #define QM_ERROR_GUEST_EXEC_FAILED   QM_ERROR_PREFIX "GuestExecFailed"
+/* Version 2: migration between hosts. */
+#define QM_ERROR_MIGRATED            QM_ERROR_PREFIX "Migrated"
 /* Not in API.md's table: the state directory or the image store could not
  * be written (ENOSPC, EROFS, EACCES...); the message gives the reason. */
 #define QM_ERROR_STORAGE_FAILED    QM_ERROR_PREFIX "StorageFailed"

@@ -162,13 +162,72 @@ static int method_send_fd(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return 1;
 }
 
+/* One Migrate option into @o; FALSE when unknown or of the wrong type. */
+static gboolean set_migrate_option(QmMigrateOptions *o, const char *key, GVariant *v) {
+        static const struct {
+                const char *key;
+                const char *type;
+        } known[] = {
+                { "timeout", "d" },        { "offline", "b" },        { "cancel-after", "d" },
+                { "bandwidth", "t" },      { "downtime-limit", "t" }, { "auto-converge", "b" },
+                { "postcopy", "b" },       { "postcopy-after", "d" },
+        };
+        gboolean found = FALSE;
+
+        for (gsize i = 0; i < G_N_ELEMENTS(known); i++)
+                if (strcmp(key, known[i].key) == 0)
+                        found = g_variant_is_of_type(v, G_VARIANT_TYPE(known[i].type));
+        if (!found)
+                return FALSE;
+        if (strcmp(key, "timeout") == 0)
+                o->timeout = g_variant_get_double(v);
+        else if (strcmp(key, "offline") == 0)
+                o->offline = g_variant_get_boolean(v);
+        else if (strcmp(key, "cancel-after") == 0)
+                o->cancel_after = g_variant_get_double(v);
+        else if (strcmp(key, "bandwidth") == 0)
+                o->bandwidth_set = TRUE, o->bandwidth = g_variant_get_uint64(v);
+        else if (strcmp(key, "downtime-limit") == 0)
+                o->downtime_limit_set = TRUE, o->downtime_limit = g_variant_get_uint64(v);
+        else if (strcmp(key, "auto-converge") == 0)
+                o->auto_converge = g_variant_get_boolean(v);
+        else if (strcmp(key, "postcopy") == 0)
+                o->postcopy = g_variant_get_boolean(v);
+        else
+                o->postcopy_after = g_variant_get_double(v);
+        return TRUE;
+}
+
+/* Ranges QEMU accepts (max-bandwidth is an int64 of bytes/s, downtime-limit
+ * at most 2000 s in ms), and numbers that are numbers. */
+static int check_migrate_options(const QmMigrateOptions *o, gboolean postcopy_after_given, sd_bus_error *error) {
+        if (isnan(o->timeout) || isnan(o->cancel_after) || (o->cancel_after < 0 && o->cancel_after != -1))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "timeout and cancel-after must be numbers, cancel-after not negative");
+        if (o->bandwidth_set && (o->bandwidth == 0 || o->bandwidth > (guint64)G_MAXINT64))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "bandwidth must be 1 to 2^63-1 bytes per second");
+        if (o->downtime_limit_set && o->downtime_limit > 2000000)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "downtime-limit must be 0 to 2000000 ms");
+        if (!isfinite(o->postcopy_after) || o->postcopy_after < 0 || o->postcopy_after > 86400)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "postcopy-after must be 0 to 86400 seconds");
+        if (postcopy_after_given && !o->postcopy)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "postcopy-after needs postcopy: true");
+        if (o->postcopy && o->offline)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "postcopy and offline do not go together");
+        return 0;
+}
+
 static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         g_autoptr(GVariant) options = NULL;
+        QmMigrateOptions o = { .timeout = 3600, .cancel_after = -1 };
+        gboolean postcopy_after_given = FALSE;
         GVariantIter it;
         const char *uri, *key;
         GVariant *value;
-        double timeout = 3600, cancel_after = -1;
-        gboolean offline = FALSE;
         int r;
 
         AUTHORIZE(msg, M(userdata), QM_AUTH_ADMIN, NULL, error);
@@ -183,21 +242,18 @@ static int method_migrate(sd_bus_message *msg, void *userdata, sd_bus_error *err
         g_variant_iter_init(&it, options);
         while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
                 g_autoptr(GVariant) v = value;
-                if (strcmp(key, "timeout") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_DOUBLE))
-                        timeout = g_variant_get_double(v);
-                else if (strcmp(key, "cancel-after") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_DOUBLE))
-                        cancel_after = g_variant_get_double(v);
-                else if (strcmp(key, "offline") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
-                        offline = g_variant_get_boolean(v);
-                else
+                if (!set_migrate_option(&o, key, v))
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "unknown or ill-typed option '%s' (timeout d, offline b, cancel-after d)",
+                                                 "unknown or ill-typed option '%s' (timeout d, offline b, "
+                                                 "cancel-after d, bandwidth t, downtime-limit t, "
+                                                 "auto-converge b, postcopy b, postcopy-after d)",
                                                  key);
+                postcopy_after_given |= strcmp(key, "postcopy-after") == 0;
         }
-        if (isnan(timeout) || isnan(cancel_after) || (cancel_after < 0 && cancel_after != -1))
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "timeout and cancel-after must be numbers, "
-                                                                          "cancel-after not negative");
-        machine_migrate(M(userdata), HOLD(msg, userdata), uri, timeout, offline, cancel_after);
+        r = check_migrate_options(&o, postcopy_after_given, error);
+        if (r < 0)
+                return r;
+        machine_migrate(M(userdata), HOLD(msg, userdata), uri, &o);
         return 1;
 }
 
@@ -512,6 +568,9 @@ static const sd_bus_vtable machine_vtable[] = {
                                 method_restore, ANYONE),
         SD_BUS_SIGNAL_WITH_ARGS("Event", SD_BUS_ARGS("s", name, "s", data, "t", seq, "t", timestamp), 0),
         SD_BUS_SIGNAL_WITH_ARGS("KernelCrashDetected", SD_BUS_ARGS("s", text), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MigrationProgress",
+                                SD_BUS_ARGS("t", transferred, "t", remaining, "t", total, "t", expected_downtime_ms),
+                                0),
         SD_BUS_VTABLE_END,
 };
 
@@ -553,6 +612,13 @@ static void notify_crash(Machine *m, const char *text) {
                                          text));
 }
 
+static void notify_migration_progress(Machine *m, guint64 transferred, guint64 remaining, guint64 total,
+                                      guint64 downtime_ms) {
+        check_emitted(m, "MigrationProgress",
+                      sd_bus_emit_signal(m->daemon->bus, m->path, QM_MACHINE_IFACE, "MigrationProgress", "tttt",
+                                         transferred, remaining, total, downtime_ms));
+}
+
 /* The object goes with the machine (m->front is its vtable slot). */
 static void notify_freed(Machine *m) {
         sd_bus_slot_unref(m->front);
@@ -566,6 +632,7 @@ static const MachineNotify dbus_notify = {
         .crash = notify_crash,
         .congested = notify_congested,
         .freed = notify_freed,
+        .migration_progress = notify_migration_progress,
 };
 
 static gboolean is_secret_get(sd_bus_message *msg) {

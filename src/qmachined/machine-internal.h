@@ -6,6 +6,7 @@
 
 typedef struct QmSave QmSave;
 typedef struct QmRestore QmRestore;
+typedef struct QmIncoming QmIncoming;
 
 /* An fd given with AddFd, kept for the next launch. */
 typedef struct {
@@ -77,6 +78,8 @@ struct Machine {
         GQueue guest_ops;    /* QmGuestOp: GuestExec and copies under way */
         QmSave *save;       /* a Save under way (machine-save.c) */
         QmRestore *restore; /* a Restore's launch under way (machine-save.c) */
+        char *migrated_to;  /* the URI the guest left for (state migrated, or quitting for it) */
+        QmIncoming *incoming; /* PrepareIncoming's launch under way (machine-incoming.c) */
 };
 
 #define QM_EXIT_CODE_UNKNOWN (-1000)
@@ -133,6 +136,23 @@ typedef void (*MachineMigrationDone)(Machine *m, const QmError *error, gpointer 
  * when a migration runs already. */
 gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, double timeout,
                                MachineMigrationDone done, gpointer data, QmError **error);
+
+/* The same without starting it: the command was issued already. */
+gboolean machine_migration_watch(Machine *m, const char *uri, gboolean incoming, double timeout,
+                                 MachineMigrationDone done, gpointer data, QmError **error);
+/* A completed live migration waits for QEMU to quit: TRUE meanwhile. */
+gboolean machine_migration_handing_over(Machine *m);
+/* QEMU quit after the hand-over: answer Migrate (state is migrated). */
+void machine_migration_handed_over(Machine *m);
+/* NULL, or Migrated when the guest runs elsewhere. */
+QmError *machine_migrated_error(Machine *m);
+
+/* machine-incoming.c: PrepareIncoming's part in a launch. */
+/* The handshake completed: TRUE if the machine goes on to listen. */
+gboolean machine_incoming_take_over(Machine *m);
+/* QEMU exited: a machine whose guest did not arrive is removed. */
+void machine_incoming_exited(Machine *m);
+void machine_incoming_free(Machine *m);
 
 /* machine-save.c: Restore's part in a launch. */
 /* Append what this launch needs (-incoming defer, -S) to m->command_line. */

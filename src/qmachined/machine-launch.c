@@ -132,7 +132,7 @@ static gboolean on_launch_timeout(gpointer data) {
 void machine_launch_done(Machine *m) {
         if (m->killed_by_us)
                 return; /* the launch is failing; its exit answers the caller */
-        if (machine_restore_take_over(m))
+        if (machine_restore_take_over(m) || machine_incoming_take_over(m))
                 return; /* loads the state first */
         machine_stop_launch_timers(m);
         /* AddFd's fds are for this launch only (QEMUMachine closes them
@@ -356,8 +356,12 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
 }
 
 void machine_launch(Machine *m, QmReply *call) {
-        g_autoptr(QmError) e = NULL;
+        g_autoptr(QmError) e = machine_migrated_error(m);
 
+        if (e) {
+                qm_reply_fail(call, e);
+                return;
+        }
         if (machine_is_active(m)) {
                 qm_reply_failf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s",
                                            m->name, qm_state_to_string(m->state));

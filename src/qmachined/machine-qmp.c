@@ -298,6 +298,10 @@ static void on_qmp_reply(const QmpResponse *r, const QmError *failure, gpointer 
 }
 
 QmError *machine_monitor_unavailable(Machine *m) {
+        QmError *migrated = machine_migrated_error(m);
+
+        if (migrated)
+                return migrated;
         if (!m->config->qmp)
                 return qm_error_new(QM_ERROR_NO_MONITOR, "Machine '%s' was created without a QMP monitor",
                                     m->name);

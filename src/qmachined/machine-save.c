@@ -241,9 +241,13 @@ void machine_restore_free(Machine *m) {
 }
 
 void machine_restore(Machine *m, QmReply *call, int fd, gboolean paused, double timeout) {
-        g_autoptr(QmError) e = NULL;
+        g_autoptr(QmError) e = machine_migrated_error(m);
         QmRestore *r;
 
+        if (e) {
+                qm_reply_fail(call, e);
+                return;
+        }
         if (machine_is_active(m)) {
                 qm_reply_failf(call, QM_ERROR_ALREADY_RUNNING, "Machine '%s' is already %s", m->name,
                                qm_state_to_string(m->state));
@@ -274,7 +278,7 @@ void machine_restore_extend_argv(Machine *m) {
         static const char *const extra[] = { "-incoming", "defer", "-S" };
         guint n;
 
-        if (!m->restore)
+        if (!m->restore && !m->incoming)
                 return;
         /* The last -incoming wins over the config's own; -S keeps the
          * guest paused after the load until we say. */

@@ -53,6 +53,7 @@ const char *qm_state_to_string(QmState s) {
                 [QM_STATE_DEFINED] = "defined",   [QM_STATE_STARTING] = "starting",
                 [QM_STATE_RUNNING] = "running",   [QM_STATE_STOPPING] = "stopping",
                 [QM_STATE_STOPPED] = "stopped",   [QM_STATE_FAILED] = "failed",
+                [QM_STATE_MIGRATED] = "migrated",
         };
         return names[s];
 }
@@ -160,6 +161,7 @@ void machine_free(Machine *m) {
         machine_stop_launch_timers(m);
         qm_reply_drop(g_steal_pointer(&m->launch_call));
         machine_restore_free(m);
+        machine_incoming_free(m);
         g_ptr_array_unref(m->exit_calls);
         g_array_unref(m->add_fds);
         g_array_unref(m->forwarded_ports);
@@ -174,6 +176,7 @@ void machine_free(Machine *m) {
         g_variant_unref(m->config_variant);
         g_strfreev(m->command_line);
         g_free(m->launch_error);
+        g_free(m->migrated_to);
         g_free(m->name);
         g_free(m->path);
         g_free(m->run_state);
@@ -207,6 +210,35 @@ char *const *machine_get_command_line(const Machine *m) {
 
 void machine_set_event_sequence(Machine *m, guint64 seq) {
         m->event_seq = seq;
+}
+
+const char *machine_get_migrated_to(const Machine *m) {
+        return m->state == QM_STATE_MIGRATED ? (m->migrated_to ? m->migrated_to : "") : NULL;
+}
+
+void machine_set_migrated(Machine *m, const char *to) {
+        g_free(m->migrated_to);
+        m->migrated_to = g_strdup(to);
+        machine_set_state(m, QM_STATE_MIGRATED);
+}
+
+QmError *machine_migrated_error(Machine *m) {
+        if (m->state != QM_STATE_MIGRATED)
+                return NULL;
+        return qm_error_new(QM_ERROR_MIGRATED,
+                            "The guest of '%s' was migrated to %s and runs there now: use the destination's "
+                            "machine. RemoveMachine removes this definition; UpdateMachine makes it launchable "
+                            "again (only once the guest runs nowhere else)",
+                            m->name, m->migrated_to && *m->migrated_to ? m->migrated_to : "another QEMU");
+}
+
+/* The migrated state leaves a definition (UpdateMachine, a guest coming
+ * back): back to defined. */
+static void clear_migrated(Machine *m) {
+        if (m->state != QM_STATE_MIGRATED)
+                return;
+        g_clear_pointer(&m->migrated_to, g_free);
+        machine_set_state(m, QM_STATE_DEFINED);
 }
 
 gboolean machine_is_active(Machine *m) {
@@ -340,8 +372,11 @@ static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
 static void save_definition_seq(Machine *m, guint64 event_sequence) {
         g_autoptr(GError) err = NULL;
 
+        /* A migrated machine's definition says so: a restarted daemon
+         * must not launch a second copy of the guest. */
         if (m->config->persistent &&
-            !qm_definition_save(m->daemon->definitions_dir, m->name, m->config, event_sequence, &err))
+            !qm_definition_save_migrated(m->daemon->definitions_dir, m->name, m->config, event_sequence,
+                                         m->migrated_to, &err))
                 g_warning("machine %s: cannot save its definition: %s", m->name, err->message);
 }
 
@@ -379,6 +414,7 @@ gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error) {
         g_variant_unref(m->config_variant);
         m->config_variant = g_variant_ref_sink(qm_config_to_variant(m->config));
         machine_notify_changed(m, (char **)props);
+        clear_migrated(m);
         return TRUE;
 }
 
@@ -408,6 +444,7 @@ static void reply_exit_calls(Machine *m) {
 void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         Machine *m = data;
         gboolean launching = m->launch_call != NULL;
+        gboolean handed_over;
         QmState final;
 
         g_clear_pointer(&m->process, qemu_process_free);
@@ -420,7 +457,9 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         qmp_client_drain(m->qmp);
         g_clear_pointer(&m->qmp, qmp_client_free);
         machine_agent_stop(m);
-        machine_migration_abort(m, "QEMU exited during the migration");
+        handed_over = machine_migration_handing_over(m);
+        if (!handed_over)
+                machine_migration_abort(m, "QEMU exited during the migration");
         machine_console_stop(m);
         machine_remove_runtime_files(m);
         g_free(m->run_state);
@@ -442,7 +481,9 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         if (launching)
                 g_array_set_size(m->add_fds, 0);
 
-        if (launching)
+        if (handed_over)
+                final = QM_STATE_MIGRATED; /* the destination has the guest */
+        else if (launching)
                 final = QM_STATE_FAILED;
         /* A taken-back QEMU is not our child: its status is unknown. */
         else if ((code == 0 || code == QM_EXIT_CODE_UNKNOWN) &&
@@ -464,8 +505,10 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         machine_set_state(m, final);
         if (launching)
                 machine_reply_launch_failed(m);
+        machine_migration_handed_over(m);
         qm_event_waiters_end(m->waiters, TRUE);
         reply_exit_calls(m);
+        machine_incoming_exited(m);
 }
 
 void machine_kill(Machine *m, int sig) {

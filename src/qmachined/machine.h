@@ -20,6 +20,14 @@
  *                                        quit, a guest SHUTDOWN, or Wait)
  *                              failed   (anything else: crash, signal,
  *                                        an exit nobody asked for)
+ *   running --Migrate completed, quit, exit--> migrated  (the guest runs on
+ *                                        the destination: Launch, Resume,
+ *                                        Reset, Restore refuse)
+ *   migrated --UpdateMachine, or an incoming migration back--> defined
+ *
+ * PrepareIncoming launches a new machine that stays starting (RunState
+ * inmigrate) until the incoming migration completes (then running) or
+ * fails (then the machine is removed).
  */
 typedef enum {
         QM_STATE_DEFINED,
@@ -28,6 +36,7 @@ typedef enum {
         QM_STATE_STOPPING,
         QM_STATE_STOPPED,
         QM_STATE_FAILED,
+        QM_STATE_MIGRATED,
 } QmState;
 
 const char *qm_state_to_string(QmState s);
@@ -52,6 +61,9 @@ typedef struct {
         gboolean (*congested)(Machine *m);
         /* The machine object is about to be freed. */
         void (*freed)(Machine *m);
+        /* A live migration's progress (bytes; the expected downtime in ms). */
+        void (*migration_progress)(Machine *m, guint64 transferred, guint64 remaining, guint64 total,
+                                   guint64 expected_downtime_ms);
 } MachineNotify;
 
 /* What the rest of the daemon reads of a machine (the struct is private
@@ -100,9 +112,35 @@ void machine_qmp(Machine *m, QmReply *call, const char *command, const char *arg
 void machine_qmp_with_fd(Machine *m, QmReply *call, const char *command, const char *arguments,
                          QmpReplyKind kind, int fd);
 
-/* QMP migrate and wait for its end; see machine-migrate.c. */
-void machine_migrate(Machine *m, QmReply *call, const char *uri, double timeout, gboolean offline,
-                     double cancel_after);
+/* Migrate's options, checked by the caller. */
+typedef struct {
+        double timeout;      /* seconds; <= 0: none */
+        gboolean offline;    /* pause the guest first */
+        double cancel_after; /* seconds; < 0: never */
+        gboolean bandwidth_set;
+        guint64 bandwidth; /* bytes/s */
+        gboolean downtime_limit_set;
+        guint64 downtime_limit; /* ms */
+        gboolean auto_converge;
+        gboolean postcopy;
+        double postcopy_after; /* seconds after the start */
+} QmMigrateOptions;
+
+/* QMP migrate and wait for its final outcome; see machine-migrate.c. */
+void machine_migrate(Machine *m, QmReply *call, const char *uri, const QmMigrateOptions *options);
+
+/* PrepareIncoming (machine-incoming.c): launch with -incoming defer,
+ * listen on @address (NULL: a unix socket), answer @call with (o path,
+ * s uri); when the guest does not arrive, @remove is called (from an idle)
+ * to take the machine away. */
+typedef void (*MachineRemoveFunc)(Machine *m, gpointer data);
+void machine_prepare_incoming(Machine *m, QmReply *call, const char *address, gboolean persistent,
+                              gboolean paused, MachineRemoveFunc remove, gpointer data);
+
+/* Where a machine in state migrated went ("" when not known), else NULL. */
+const char *machine_get_migrated_to(const Machine *m);
+/* A restored definition says the guest runs elsewhere: state migrated. */
+void machine_set_migrated(Machine *m, const char *to);
 
 /* Save (BaseVM save_to_file): pause, migrate the state into @fd (the
  * caller's, copied), quit QEMU; answered when the machine is stopped.

@@ -1,4 +1,6 @@
 /* org.qmachine.QMachine1.Manager and the ObjectManager at its path. */
+#include <string.h>
+
 #include "build-config.h"
 #include "bus-gvariant.h"
 #include "dbus-common.h"
@@ -141,6 +143,125 @@ static int method_update_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* PrepareIncoming's config: the source's, without what belongs to the
+ * source's host (its incoming, its persistence: an option here). */
+static GVariant *incoming_config(GVariant *asv) {
+        GVariantBuilder b;
+        GVariantIter it;
+        const char *key;
+        GVariant *value;
+
+        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+        g_variant_iter_init(&it, asv);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+                if (strcmp(key, "incoming") != 0 && strcmp(key, "persistent") != 0)
+                        g_variant_builder_add(&b, "{sv}", key, value);
+                g_variant_unref(value);
+        }
+        return g_variant_ref_sink(g_variant_builder_end(&b));
+}
+
+typedef struct {
+        const char *address;
+        gboolean persistent;
+        gboolean paused;
+} IncomingOptions;
+
+static int read_incoming_options(GVariant *asv, IncomingOptions *o, sd_bus_error *error) {
+        GVariantIter it;
+        const char *key;
+        GVariant *value;
+
+        g_variant_iter_init(&it, asv);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+                g_autoptr(GVariant) v = value;
+                if (strcmp(key, "address") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_STRING) &&
+                    *g_variant_get_string(v, NULL))
+                        o->address = g_variant_get_string(v, NULL); /* lives in @asv */
+                else if (strcmp(key, "persistent") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
+                        o->persistent = g_variant_get_boolean(v);
+                else if (strcmp(key, "paused") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
+                        o->paused = g_variant_get_boolean(v);
+                else
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "unknown or ill-typed option '%s' (address s, persistent b, "
+                                                 "paused b)",
+                                                 key);
+        }
+        return 0;
+}
+
+static void remove_failed_incoming(Machine *m, gpointer data) {
+        g_autoptr(QmError) e = NULL;
+        g_autofree char *name = g_strdup(machine_get_name(m));
+
+        if (!manager_remove_machine(MGR(data), name, &e))
+                g_warning("cannot remove machine %s after its failed incoming migration: %s", name, e->message);
+}
+
+/* The machine to take the guest: a new one, or a definition whose guest
+ * left for elsewhere and now comes back (same UUID). Takes @config. */
+static Machine *incoming_machine(Manager *mgr, sd_bus_message *msg, const char *name, QmConfig *config,
+                                 QmError **error) {
+        g_autoptr(QmConfig) owned = config;
+        Machine *m = g_hash_table_lookup(mgr->machines, name);
+        uid_t caller;
+
+        if (!m)
+                return create_for_caller(mgr, msg, name, g_steal_pointer(&owned), error);
+        if (machine_get_state(m) != QM_STATE_MIGRATED ||
+            g_strcmp0(machine_get_config(m)->uuid, owned->uuid) != 0) {
+                *error = qm_error_new(QM_ERROR_MACHINE_EXISTS, "A machine named '%s' exists already", name);
+                return NULL;
+        }
+        if (!qm_auth_sender_uid(mgr->daemon->auth, msg, &caller)) {
+                *error = qm_error_new(SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is");
+                return NULL;
+        }
+        if (!qm_user_check_allowed(owned->user, caller, error))
+                return NULL;
+        owned->owner = machine_get_config(m)->owner;
+        owned->persistent = FALSE; /* saved when the guest has arrived */
+        return machine_update_config(m, g_steal_pointer(&owned), error) ? m : NULL;
+}
+
+static int method_prepare_incoming(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *mgr = MGR(userdata);
+        g_autoptr(GVariant) asv = NULL, options = NULL, filtered = NULL;
+        g_autoptr(QmError) e = NULL;
+        IncomingOptions o = { 0 };
+        QmConfig *config;
+        const char *name;
+        Machine *m;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        QM_AUTHORIZE(mgr->daemon->auth, msg, QM_AUTH_ADMIN, name, NULL, error);
+        r = bus_message_read_gvariant(msg, &asv);
+        if (r >= 0)
+                r = bus_message_read_gvariant(msg, &options);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "cannot read config or options: %s",
+                                         g_strerror(-r));
+        r = read_incoming_options(options, &o, error);
+        if (r < 0)
+                return r;
+        if (!*name)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "the machine needs its name");
+        filtered = incoming_config(asv);
+        config = qm_config_from_variant(filtered, &e);
+        if (!config)
+                return reply_error(error, e);
+        m = incoming_machine(mgr, msg, name, config, &e);
+        if (!m)
+                return reply_error(error, e);
+        machine_prepare_incoming(m, qm_reply_new(mgr->daemon->calls, msg), o.address, o.persistent, o.paused,
+                                 remove_failed_incoming, mgr);
+        return 1;
+}
+
 static int method_list_machines(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *mgr = MGR(userdata);
         g_autoptr(sd_bus_message) reply = NULL;
@@ -243,6 +364,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("o", machine), method_clone_machine, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("UpdateMachine", SD_BUS_ARGS("s", name, "a{sv}", overrides), SD_BUS_NO_RESULT,
                                 method_update_machine, ANYONE),
+        SD_BUS_METHOD_WITH_ARGS("PrepareIncoming", SD_BUS_ARGS("s", name, "a{sv}", config, "a{sv}", options),
+                                SD_BUS_RESULT("o", machine, "s", uri), method_prepare_incoming, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("ListMachines", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssuo)", machines),
                                 method_list_machines, ANYONE),
         SD_BUS_METHOD_WITH_ARGS("GetMachine", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", machine),

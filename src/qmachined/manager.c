@@ -218,6 +218,8 @@ void manager_restore(Manager *mgr) {
                         continue;
                 }
                 machine_set_event_sequence(m, d->event_sequence);
+                if (d->migrated_to)
+                        machine_set_migrated(m, d->migrated_to);
         }
         dir = g_dir_open(mgr->daemon->runtime_dir, 0, NULL);
         while (dir && (entry = g_dir_read_name(dir))) {

@@ -13,6 +13,7 @@ void qm_definition_free(QmDefinition *d) {
                 return;
         g_free(d->name);
         qm_config_free(d->config);
+        g_free(d->migrated_to);
         g_free(d);
 }
 
@@ -23,6 +24,11 @@ char *qm_definition_path(const char *dir, const char *name) {
 
 gboolean qm_definition_save(const char *dir, const char *name, const QmConfig *config, guint64 event_sequence,
                             GError **error) {
+        return qm_definition_save_migrated(dir, name, config, event_sequence, NULL, error);
+}
+
+gboolean qm_definition_save_migrated(const char *dir, const char *name, const QmConfig *config,
+                                     guint64 event_sequence, const char *migrated_to, GError **error) {
         g_autoptr(JsonBuilder) b = json_builder_new_immutable();
         g_autoptr(JsonNode) root = NULL;
         g_autofree char *path = qm_definition_path(dir, name);
@@ -41,6 +47,10 @@ gboolean qm_definition_save(const char *dir, const char *name, const QmConfig *c
         json_builder_add_int_value(b, config->owner);
         json_builder_set_member_name(b, "event-sequence");
         json_builder_add_int_value(b, (gint64)event_sequence);
+        if (migrated_to) {
+                json_builder_set_member_name(b, "migrated");
+                json_builder_add_string_value(b, migrated_to);
+        }
         json_builder_end_object(b);
         root = json_builder_get_root(b);
         return qm_json_file_write(path, root, TRUE, error);
@@ -167,7 +177,8 @@ static QmDefinition *definition_parse(const char *path, const char *name, GError
         }
         d = g_new0(QmDefinition, 1);
         d->name = g_strdup(name);
-        if (!member_u64(obj, "event-sequence", &d->event_sequence, error) || !member_owner(obj, &owner, error))
+        if (!member_u64(obj, "event-sequence", &d->event_sequence, error) || !member_owner(obj, &owner, error) ||
+            !member_string(obj, "migrated", &d->migrated_to, error))
                 return NULL;
         d->config = qm_config_from_json(json_object_get_member(obj, "config"), &e);
         if (!d->config) {

@@ -12,6 +12,7 @@ typedef struct {
         char *name;
         QmConfig *config;
         guint64 event_sequence; /* numbers used so far */
+        char *migrated_to;      /* state migrated: where the guest went; else NULL */
 } QmDefinition;
 
 void qm_definition_free(QmDefinition *d);
@@ -20,6 +21,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmDefinition, qm_definition_free)
 char *qm_definition_path(const char *dir, const char *name);
 gboolean qm_definition_save(const char *dir, const char *name, const QmConfig *config, guint64 event_sequence,
                             GError **error);
+/* The same, with "migrated": @migrated_to unless NULL (the guest runs
+ * elsewhere: a restarted daemon must not launch it). */
+gboolean qm_definition_save_migrated(const char *dir, const char *name, const QmConfig *config,
+                                     guint64 event_sequence, const char *migrated_to, GError **error);
 /* Success when it is gone, also when it was not there. */
 gboolean qm_definition_remove(const char *dir, const char *name, GError **error);
 /* Every valid NAME.json in @dir, sorted by name. A file that cannot be
