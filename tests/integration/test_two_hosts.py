@@ -172,8 +172,9 @@ class TwoHostGuestCase(TwoHostTestCase):
 
         ok = qmtest.iterate_until(settled, SETTLE)
         here = self.copies(name)
-        self.assertTrue(ok, "not exactly one running copy: machine runs on %s, QEMUs A %s B %s"
-                        % (here, self.qemus("a"), self.qemus("b")))
+        self.assertTrue(ok, "not exactly one running copy: machine runs on %s (RunState %s), "
+                        "QEMUs A %s B %s" % (here, [self.prop(h, path, "RunState") for h in here],
+                                             self.qemus("a"), self.qemus("b")))
         host = here[0]
         if where is not None:
             self.assertEqual(host, where)
@@ -225,7 +226,8 @@ class TwoHostGuestCase(TwoHostTestCase):
             return info.get("status") == "active" and info.get("ram", {}).get("transferred", 0) > 0
 
         ok = qmtest.iterate_until(sending, 60)
-        self.assertIsNone(proc.poll(), "qmachinectl migrate ended early: %r" % (proc.communicate(),))
+        if proc.poll() is not None:
+            self.fail("qmachinectl migrate ended early: %r" % (proc.communicate(),))
         self.assertTrue(ok, "the migration never got going")
         return path_b
 
@@ -380,9 +382,10 @@ class MigrationFailureTest(TwoHostGuestCase):
         # the rest at full speed
         self.command(path, "migrate-set-parameters", '{"max-bandwidth": %d}' % FAST)
         rc, _out, errs = self.finish(proc)
+        print("qmachinectl migrate: exit %d: %s" % (rc, errs.strip()), file=sys.stderr)
         host = self.assert_one_copy()
-        print("daemon of B killed mid-migration: qmachinectl exit %d, the guest runs on %s"
-              % (rc, host.upper()), file=sys.stderr)
+        print("daemon of B killed mid-migration: qmachinectl exit %d (%s), the guest runs on %s"
+              % (rc, errs.strip().replace("\n", " / "), host.upper()), file=sys.stderr)
         if host == "b":
             self.assertEqual(rc, 0, errs)
             self.assert_migrated_on_a(path)
