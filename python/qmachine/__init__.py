@@ -125,3 +125,6 @@ __all__ = [
 
 from .client import GuestExecResult  # noqa: E402
 __all__.append("GuestExecResult")
+
+from .client import MigrationProgress, MigrationProgressStream  # noqa: E402
+__all__ += ["MigrationProgress", "MigrationProgressStream"]

@@ -78,6 +78,15 @@ MIGRATE_OPTION_TYPES = {
     "postcopy-after": "d",
 }
 
+# PrepareIncoming options.
+INCOMING_OPTION_TYPES = {"address": "s", "persistent": "b", "paused": "b"}
+
+MigrationProgress = collections.namedtuple(
+    "MigrationProgress", "transferred remaining total expected_downtime_ms")
+MigrationProgress.__doc__ = """One MigrationProgress signal of a running
+Migrate (Machine.migration_progress()): bytes of guest RAM sent, still to
+send and in all, and QEMU's expected downtime in ms."""
+
 MachineInfo = collections.namedtuple("MachineInfo", "name state pid path")
 MachineInfo.__doc__ = """One entry of Manager.list_machines(): the machine's
 name, State, Pid (0 when not running) and D-Bus object path."""
@@ -431,6 +440,21 @@ class KernelCrashStream(_SignalStream):
         return sig[1][0]
 
 
+class MigrationProgressStream(_SignalStream):
+    """The MigrationProgress signals of a machine as MigrationProgress
+    tuples; see Machine.migration_progress()."""
+
+    def __init__(self, machine, timeout):
+        super().__init__(machine._bus, MACHINE_IFACE, "MigrationProgress",
+                         machine.path, timeout)
+
+    def __next__(self):
+        sig = self._next_signal()
+        if sig is None:
+            raise StopIteration
+        return MigrationProgress(*sig[1])
+
+
 class MachineChangeStream(_SignalStream):
     """MachineNew/MachineRemoved signals as ("new" | "removed", name,
     path) tuples; see Manager.machine_changes()."""
@@ -589,6 +613,29 @@ class Manager:
         self._call("UpdateMachine",
                    GLib.Variant("(sa{sv})", (name, _vardict(overrides, CONFIG_TYPES))), "()")
 
+    def prepare_incoming(self, name, config, options=None, **kw):
+        """The destination of a migration (PrepareIncoming): define machine
+        `name` from the source's config (Machine.config, same UUID), launch
+        it waiting for the migration, and return (Machine, uri); pass the
+        uri to the source's Machine.migrate().
+
+        Options, as a dict or keywords (underscores for dashes): address
+        (a local numeric IP address to listen on; default a unix socket,
+        for a move on the same host), persistent (keep the definition once
+        the guest arrived), paused (the guest stays paused on arrival).
+
+        The machine is "starting" until the guest has arrived, then
+        "running"; when the migration fails it is removed. Raises
+        MachineExists, InvalidArgs, LaunchFailed, AccessDenied."""
+        merged = dict(options or {})
+        merged.update(kw)
+        path, uri = self._call("PrepareIncoming",
+                               GLib.Variant("(sa{sv}a{sv})",
+                                            (name, _vardict(config, CONFIG_TYPES),
+                                             _vardict(merged, INCOMING_OPTION_TYPES))),
+                               "(os)")
+        return self._machine(path, name), uri
+
     def list_machines(self):
         """All machines as a list of MachineInfo(name, state, pid, path)."""
         (machines,) = self._call("ListMachines", None, "(a(ssuo))")
@@ -656,7 +703,8 @@ class Manager:
 # Machine property (Python name) → D-Bus property name.
 _MACHINE_PROPERTIES = {
     "uuid": ("UUID", "The machine's UUID (passed to QEMU as -uuid)."),
-    "state": ("State", "defined, starting, running, stopping, stopped or failed."),
+    "state": ("State", "defined, starting, running, stopping, stopped, failed or migrated (the guest "
+              "runs elsewhere now; see Machine.migrate())."),
     "run_state": ("RunState", "The guest's QMP run state (running, paused, ...; \"\" when not running)."),
     "pid": ("Pid", "QEMU's PID; 0 when not running."),
     "exit_code": ("ExitCode", "The last run's exit status, -N for signal N, -1000 when unknown."),
@@ -851,6 +899,15 @@ class Machine:
         crash, if any. Returns a stream to close or use in `with`."""
         return KernelCrashStream(self, timeout)
 
+    def migration_progress(self, timeout=None):
+        """Iterate over the MigrationProgress signals of a Migrate of this
+        machine (at least one a second while it runs; the last one has
+        remaining 0), as MigrationProgress(transferred, remaining, total,
+        expected_downtime_ms) tuples. With a timeout (seconds) the
+        iteration ends when none came for that long. Returns a stream to
+        close or use in `with`."""
+        return MigrationProgressStream(self, timeout)
+
     def get_log(self):
         """QEMU's stdout and stderr of the current or last run."""
         (log,) = self._call("GetLog", None, "(s)")
@@ -902,10 +959,21 @@ class Machine:
         return json.loads(reply.unpack()[0])
 
     def migrate(self, uri, **options):
-        """QMP migrate to uri and wait for the end. Options (underscores
-        for dashes): timeout (s, default 3600), offline (pause first),
-        cancel_after (s). MigrateFailed, MigrateTimeout,
-        MigrateCancelled."""
+        """Migrate the guest to uri (usually one that
+        Manager.prepare_incoming() returned) and wait until the outcome is
+        final. Success: the guest runs at the destination and this machine
+        is "migrated" (its QEMU quit; launch, resume, reset and restore
+        raise Migrated until Manager.update_machine() clears it).
+        Failure: MigrateFailed (with the destination's reason where QEMU
+        gives it), MigrateTimeout or MigrateCancelled, and the guest runs
+        here again unless it was paused before.
+
+        Options (underscores for dashes): timeout (s, default 3600),
+        offline (pause first), cancel_after (s), bandwidth (bytes/s),
+        downtime_limit (ms), auto_converge (bool), postcopy (bool),
+        postcopy_after (s after the start; with postcopy). Follow the
+        progress with migration_progress() from another connection or
+        before the call in a thread."""
         timeout = options.get("timeout", 3600.0)
         self._call("Migrate",
                    GLib.Variant("(sa{sv})", (uri, _vardict(options, MIGRATE_OPTION_TYPES))),

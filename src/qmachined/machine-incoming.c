@@ -41,6 +41,7 @@ struct QmIncoming {
         char *uri;
         char *socket_dir;
         guint remove_idle;
+        gboolean detached; /* the daemon stops: QEMU is left to the next one */
         MachineRemoveFunc remove;
         gpointer remove_data;
 };
@@ -87,6 +88,8 @@ void machine_incoming_exited(Machine *m) {
 /* End QEMU; its exit removes the machine (or answers the held call with
  * LaunchFailed, when it was not answered yet). */
 static void incoming_fail(Machine *m, const char *why) {
+        if (m->incoming && m->incoming->detached)
+                return;
         g_message("machine %s: incoming migration failed: %s", m->name, why);
         if (m->launch_call && !m->launch_error)
                 m->launch_error = g_strdup(why);
@@ -320,6 +323,45 @@ gboolean machine_incoming_take_over(Machine *m) {
         machine_notify_changed(m, props); /* inmigrate */
         set_capabilities(m, TRUE, on_postcopy_capability);
         return TRUE;
+}
+
+void machine_incoming_detach(Machine *m) {
+        if (m->incoming)
+                m->incoming->detached = TRUE;
+}
+
+void machine_incoming_fill_record(Machine *m, QmRunRecord *r) {
+        QmIncoming *in = m->incoming;
+
+        if (!in || !in->uri || m->launch_call)
+                return; /* not listening yet: a restart cannot finish it */
+        r->incoming_uri = in->uri;
+        r->incoming_persistent = in->persistent;
+        r->incoming_paused = in->paused;
+}
+
+void machine_incoming_reattach(Machine *m, const QmRunRecord *r, MachineRemoveFunc remove, gpointer data) {
+        g_autoptr(QmError) e = NULL;
+        QmIncoming *in = g_new0(QmIncoming, 1);
+
+        in->uri = g_strdup(r->incoming_uri);
+        in->persistent = r->incoming_persistent;
+        in->paused = r->incoming_paused;
+        in->remove = remove;
+        in->remove_data = data;
+        if (g_str_has_prefix(in->uri, "unix:"))
+                in->socket_dir = g_path_get_dirname(in->uri + strlen("unix:"));
+        m->incoming = in;
+        if (!m->process) {
+                schedule_removal(m); /* it ended while no daemon watched */
+                return;
+        }
+        g_message("machine %s: its incoming migration from before the restart goes on", m->name);
+        machine_set_state(m, QM_STATE_STARTING);
+        g_free(m->run_state);
+        m->run_state = g_strdup("inmigrate");
+        if (!machine_migration_watch(m, in->uri, TRUE, 0, on_loaded, NULL, &e))
+                incoming_fail(m, e->message);
 }
 
 void machine_prepare_incoming(Machine *m, QmReply *call, const char *address, gboolean persistent,

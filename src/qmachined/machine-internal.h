@@ -112,6 +112,8 @@ char *machine_read_log_tail(Machine *m, gsize max);
 void machine_forget_exit_calls(Machine *m, const char *unique_name);
 /* The monitor of a taken-back QEMU closed while QEMU lives (machine.c). */
 void machine_qmp_lost(Machine *m);
+/* `incoming` is for one launch: its migration ended, the key goes. */
+void machine_drop_incoming(Machine *m);
 /* Write the runtime record (reserving event numbers ahead). */
 void machine_save_record(Machine *m);
 
@@ -153,6 +155,10 @@ gboolean machine_incoming_take_over(Machine *m);
 /* QEMU exited: a machine whose guest did not arrive is removed. */
 void machine_incoming_exited(Machine *m);
 void machine_incoming_free(Machine *m);
+/* The daemon stops: whatever fails now, QEMU lives on for its successor. */
+void machine_incoming_detach(Machine *m);
+/* What the runtime record says of an incoming migration under way. */
+void machine_incoming_fill_record(Machine *m, QmRunRecord *r);
 
 /* machine-save.c: Restore's part in a launch. */
 /* Append what this launch needs (-incoming defer, -S) to m->command_line. */

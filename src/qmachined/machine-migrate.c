@@ -263,8 +263,15 @@ static void on_status(const QmpResponse *r, const QmError *failure, gpointer dat
                 else
                         finish(mg, NULL, NULL);
         } else if (strcmp(status, "failed") == 0) {
+                /* Through the return path QEMU 7.2 passes on that the
+                 * destination failed, not why: that is in its log. */
                 fail(mg, QM_ERROR_MIGRATE_FAILED, "migration %s %s failed: %s", mg->incoming ? "from" : "to",
-                     mg->uri, qm_json_get_string(ret, "error-desc", "(no reason given)"));
+                     mg->uri,
+                     qm_json_get_string(ret, "error-desc",
+                                        mg->live ? "the destination could not load the guest's state "
+                                                   "(QEMU gave no reason here; the destination's QEMU log "
+                                                   "says why: often a device or memory size it lacks)"
+                                                 : "(no reason given)"));
         } else if (strcmp(status, "cancelled") == 0) {
                 if (mg->timed_out)
                         fail(mg, QM_ERROR_MIGRATE_TIMEOUT, "migration to %s did not complete in time; cancelled",

@@ -115,6 +115,16 @@ static gboolean on_announce_sequence(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
+/* A machine defined with incoming waits for a migration at this launch
+ * only: once it completed or failed, the key is dropped. */
+static void on_migration_event(Machine *m, const QmEvent *e) {
+        JsonObject *data = qm_json_get_object(json_node_get_object(e->node), "data");
+        const char *status = qm_json_get_string(data, "status", "");
+
+        if (m->config->incoming && (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0))
+                machine_drop_incoming(m);
+}
+
 static void on_event(QmpClient *c, JsonNode *node, const char *text, gsize len, gpointer data) {
         Machine *m = data;
         char *props[] = { "RunState", "EventSequence", NULL };
@@ -135,6 +145,8 @@ static void on_event(QmpClient *c, JsonNode *node, const char *text, gsize len, 
         }
         qm_event_waiters_wake(m->waiters, e);
         machine_agent_on_event(m, e);
+        if (strcmp(e->name, "MIGRATION") == 0)
+                on_migration_event(m, e);
 }
 
 static void on_launch_status(const QmpResponse *r, const QmError *failure, gpointer data) {
@@ -151,7 +163,7 @@ static void on_launch_status(const QmpResponse *r, const QmError *failure, gpoin
                 return;
         }
         status = status_of(r);
-        if (m->state != QM_STATE_STARTING) {
+        if (m->state != QM_STATE_STARTING || m->taken_back) {
                 /* a VM taken back after a daemon restart */
                 set_run_state(m, status ? status : "");
                 return;

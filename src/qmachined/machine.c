@@ -145,6 +145,7 @@ void machine_free(Machine *m) {
                 return;
         g_clear_handle_id(&m->announce_seq_id, g_source_remove);
         g_clear_handle_id(&m->reconnect_timer, g_source_remove);
+        machine_incoming_detach(m);
         /* First the QMP client: failing its pending commands runs callbacks
          * that still use the machine. */
         g_clear_pointer(&m->qmp, qmp_client_free);
@@ -355,6 +356,7 @@ static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
                 .quit_issued = m->quit_issued,
                 .forwarded_ports = m->forwarded_ports,
         };
+        machine_incoming_fill_record(m, &r);
         char state;
 
         if (r.pid <= 0 || !qm_process_stat(r.pid, &r.start_time, &state))
@@ -416,6 +418,19 @@ gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error) {
         machine_notify_changed(m, (char **)props);
         clear_migrated(m);
         return TRUE;
+}
+
+void machine_drop_incoming(Machine *m) {
+        char *props[] = { "Config", NULL };
+
+        if (!m->config->incoming)
+                return;
+        g_clear_pointer(&m->config->incoming, g_free);
+        g_variant_unref(m->config_variant);
+        m->config_variant = g_variant_ref_sink(qm_config_to_variant(m->config));
+        save_definition(m);
+        machine_save_record(m);
+        machine_notify_changed(m, props);
 }
 
 static void reply_exit_calls(Machine *m) {
@@ -726,6 +741,8 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
         if (m->config->guest_agent)
                 machine_agent_start(m, -1); /* QEMU listens again, as for QMP */
         g_message("machine %s: took back QEMU %d", m->name, (int)r->pid);
+        if (r->incoming_uri)
+                return; /* still waiting for its guest: machine_incoming_reattach() */
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);
 }

@@ -137,6 +137,11 @@ typedef void (*MachineRemoveFunc)(Machine *m, gpointer data);
 void machine_prepare_incoming(Machine *m, QmReply *call, const char *address, gboolean persistent,
                               gboolean paused, MachineRemoveFunc remove, gpointer data);
 
+/* A restarted daemon took back (machine_reattach()) a QEMU whose incoming
+ * migration was under way (@r->incoming_uri): it finishes the job, the
+ * guest resumes or the machine is removed through @remove. */
+void machine_incoming_reattach(Machine *m, const QmRunRecord *r, MachineRemoveFunc remove, gpointer data);
+
 /* Where a machine in state migrated went ("" when not known), else NULL. */
 const char *machine_get_migrated_to(const Machine *m);
 /* A restored definition says the guest runs elsewhere: state migrated. */

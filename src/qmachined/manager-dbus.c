@@ -1,4 +1,5 @@
 /* org.qmachine.QMachine1.Manager and the ObjectManager at its path. */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "build-config.h"
@@ -167,6 +168,13 @@ typedef struct {
         gboolean paused;
 } IncomingOptions;
 
+/* The daemon never resolves names (that would block its main loop). */
+static gboolean is_numeric_address(const char *s) {
+        struct in6_addr a;
+
+        return inet_pton(AF_INET, s, &a) == 1 || inet_pton(AF_INET6, s, &a) == 1;
+}
+
 static int read_incoming_options(GVariant *asv, IncomingOptions *o, sd_bus_error *error) {
         GVariantIter it;
         const char *key;
@@ -176,7 +184,11 @@ static int read_incoming_options(GVariant *asv, IncomingOptions *o, sd_bus_error
         while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
                 g_autoptr(GVariant) v = value;
                 if (strcmp(key, "address") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_STRING) &&
-                    *g_variant_get_string(v, NULL))
+                    !is_numeric_address(g_variant_get_string(v, NULL)))
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "option address must be a numeric IPv4 or IPv6 address, not '%s'",
+                                                 g_variant_get_string(v, NULL));
+                if (strcmp(key, "address") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
                         o->address = g_variant_get_string(v, NULL); /* lives in @asv */
                 else if (strcmp(key, "persistent") == 0 && g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
                         o->persistent = g_variant_get_boolean(v);
@@ -189,14 +201,6 @@ static int read_incoming_options(GVariant *asv, IncomingOptions *o, sd_bus_error
                                                  key);
         }
         return 0;
-}
-
-static void remove_failed_incoming(Machine *m, gpointer data) {
-        g_autoptr(QmError) e = NULL;
-        g_autofree char *name = g_strdup(machine_get_name(m));
-
-        if (!manager_remove_machine(MGR(data), name, &e))
-                g_warning("cannot remove machine %s after its failed incoming migration: %s", name, e->message);
 }
 
 /* The machine to take the guest: a new one, or a definition whose guest
@@ -258,7 +262,7 @@ static int method_prepare_incoming(sd_bus_message *msg, void *userdata, sd_bus_e
         if (!m)
                 return reply_error(error, e);
         machine_prepare_incoming(m, qm_reply_new(mgr->daemon->calls, msg), o.address, o.persistent, o.paused,
-                                 remove_failed_incoming, mgr);
+                                 manager_remove_failed_incoming, mgr);
         return 1;
 }
 

@@ -123,6 +123,14 @@ gboolean manager_remove_machine(Manager *mgr, const char *name, QmError **error)
         return TRUE;
 }
 
+void manager_remove_failed_incoming(Machine *m, gpointer data) {
+        g_autoptr(QmError) e = NULL;
+        g_autofree char *name = g_strdup(machine_get_name(m));
+
+        if (!manager_remove_machine(data, name, &e))
+                g_warning("cannot remove machine %s after its failed incoming migration: %s", name, e->message);
+}
+
 Machine *manager_find_by_pid(Manager *mgr, pid_t pid) {
         GHashTableIter it;
         Machine *m;
@@ -158,6 +166,8 @@ static void restore_running(Manager *mgr, const char *record_path) {
                 }
         }
         machine_reattach(m, r);
+        if (r->incoming_uri)
+                machine_incoming_reattach(m, r, manager_remove_failed_incoming, mgr);
 }
 
 /* A record is only trusted in a real directory of ours, never through a

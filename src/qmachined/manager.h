@@ -44,3 +44,6 @@ Machine *manager_create_machine(Manager *mgr, const char *name, QmConfig *config
 void manager_restore(Manager *mgr);
 gboolean manager_remove_machine(Manager *mgr, const char *name, QmError **error);
 Machine *manager_find_by_pid(Manager *mgr, pid_t pid);
+/* A MachineRemoveFunc (@data the Manager): a machine whose incoming
+ * migration failed goes. */
+void manager_remove_failed_incoming(Machine *m, gpointer data);

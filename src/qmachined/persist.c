@@ -234,6 +234,7 @@ void qm_run_record_free(QmRunRecord *r) {
         qm_config_free(r->config);
         g_strfreev(r->command_line);
         g_free(r->qemu_version);
+        g_free(r->incoming_uri);
         if (r->forwarded_ports)
                 g_array_unref(r->forwarded_ports);
         g_free(r);
@@ -317,6 +318,14 @@ gboolean qm_run_record_save(const char *path, const QmRunRecord *r, GError **err
         json_builder_set_member_name(b, "quit-issued");
         json_builder_add_boolean_value(b, r->quit_issued);
         add_forwarded_ports(b, r->forwarded_ports);
+        if (r->incoming_uri) {
+                json_builder_set_member_name(b, "incoming-uri");
+                json_builder_add_string_value(b, r->incoming_uri);
+                json_builder_set_member_name(b, "incoming-persistent");
+                json_builder_add_boolean_value(b, r->incoming_persistent);
+                json_builder_set_member_name(b, "incoming-paused");
+                json_builder_add_boolean_value(b, r->incoming_paused);
+        }
         json_builder_set_member_name(b, "command-line");
         json_builder_begin_array(b);
         for (char **p = r->command_line; p && *p; p++)
@@ -350,7 +359,10 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
             !member_string(obj, "qemu-version", &r->qemu_version, error) ||
             !member_boolean(obj, "quit-issued", &r->quit_issued, error) ||
             !member_strv(obj, "command-line", &r->command_line, error) || !member_owner(obj, &owner, error) ||
-            !member_port_pairs(obj, "forwarded-ports", &r->forwarded_ports, error)) {
+            !member_port_pairs(obj, "forwarded-ports", &r->forwarded_ports, error) ||
+            !member_string(obj, "incoming-uri", &r->incoming_uri, error) ||
+            !member_boolean(obj, "incoming-persistent", &r->incoming_persistent, error) ||
+            !member_boolean(obj, "incoming-paused", &r->incoming_paused, error)) {
                 g_prefix_error(error, "%s: ", path);
                 return NULL;
         }

@@ -43,6 +43,11 @@ typedef struct {
         char *qemu_version;
         gboolean quit_issued;
         GArray *forwarded_ports; /* QmPortPair of this run; NULL or empty: none */
+        /* PrepareIncoming's migration still under way: where QEMU listens
+         * (NULL: none), and what to do once the guest arrived. */
+        char *incoming_uri;
+        gboolean incoming_persistent;
+        gboolean incoming_paused;
 } QmRunRecord;
 
 void qm_run_record_free(QmRunRecord *r);

@@ -98,32 +98,33 @@ class MigrateTest(qmtest.QMTestCase):
         t0 = time.monotonic()
         self.assertIsNone(self.migrate(src, uri))
         self.assertLess(time.monotonic() - t0, 20)
-        self.wait_property(src, "RunState", "postmigrate")
+        # The outcome is final when Migrate returns: the source QEMU has
+        # quit, the guest runs only on the destination.
+        self.assertEqual(self.mprop(src, "State"), "migrated")
+        self.assertEqual(self.mprop(src, "Pid"), 0)
+        self.assertFalse(pid_alive(src_pid))
         self.wait_property(dst, "RunState", "running")
         self.assertEqual(self.command(dst, "query-status")["status"], "running")
-        self.assertEqual(self.command(src, "query-migrate")["status"], "completed")
-        # Both QEMUs live on; the source is still "running" as a process.
-        self.assertEqual(self.mprop(src, "State"), "running")
-        self.assertEqual(self.mprop(src, "Pid"), src_pid)
         self.assertEqual(self.mprop(dst, "State"), "running")
         events = [e["event"] for _s, e in self.get_events(dst)]
         self.assertIn("RESUME", events)
+        # The destination's incoming was for that launch only.
+        self.assertNotIn("incoming", self.mprop(dst, "Config"))
 
-        # A second migration of the postmigrate source: nobody listens on
-        # that port any more.
-        e = self.expect_error(err("MigrateFailed"), self.migrate, src, uri)
-        self.assertTrue(e.text)
-        self.assertEqual(self.mprop(src, "State"), "running")
-        self.assertEqual(self.mprop(dst, "RunState"), "running")
-        self.machine(src, "VerifyAlive", None, "()")
+        # The source refuses everything that would run the guest twice.
+        for method in ("Launch", "Resume", "Reset"):
+            with self.subTest(method=method):
+                e = self.expect_error(err("Migrated"), self.machine, src, method, None, "()")
+                self.assertIn(uri, e.text)
+        e = self.expect_error(err("Migrated"), self.migrate, src, uri)
+        self.assertEqual(self.mprop(src, "State"), "migrated")
         self.machine(dst, "VerifyAlive", None, "()")
-        self.shutdown(src, False, 10)
         self.shutdown(dst, False, 10)
 
     def test_migrate_offline(self):
         src, dst, uri = self.pair("off")
         self.assertIsNone(self.migrate(src, uri, offline=True, timeout=30.0))
-        self.wait_property(src, "RunState", "postmigrate")
+        self.assertEqual(self.mprop(src, "State"), "migrated")
         self.assertEqual(self.command(dst, "query-status")["status"], "paused")
         self.wait_property(dst, "RunState", "paused")
         src_events = [e["event"] for _s, e in self.get_events(src)]
