@@ -344,7 +344,10 @@ class MigrationFailureTest(TwoHostGuestCase):
         e = self.expect_error(err("MigrateFailed"), self.machine, path, "Migrate",
                               GLib.Variant("(sa{sv})", (uri, {})), "()", timeout=120)
         print("MigrateFailed: %s" % e.text, file=sys.stderr)
-        self.assertTrue(e.text)
+        # QEMU 7.2's source learns only that the destination failed (no
+        # error-desc): the daemon says so; a newer QEMU may give the reason.
+        self.assertIn(uri, e.text)
+        self.assertIn("destination", e.text)
         self.assert_nothing_on_b()
         self.assertEqual(self.assert_one_copy(where="a"), "a")
         self.assert_counter_goes_on(con)
@@ -382,7 +385,6 @@ class MigrationFailureTest(TwoHostGuestCase):
         # the rest at full speed
         self.command(path, "migrate-set-parameters", '{"max-bandwidth": %d}' % FAST)
         rc, _out, errs = self.finish(proc)
-        print("qmachinectl migrate: exit %d: %s" % (rc, errs.strip()), file=sys.stderr)
         host = self.assert_one_copy()
         print("daemon of B killed mid-migration: qmachinectl exit %d (%s), the guest runs on %s"
               % (rc, errs.strip().replace("\n", " / "), host.upper()), file=sys.stderr)
