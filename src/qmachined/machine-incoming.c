@@ -184,7 +184,8 @@ static guint16 pick_port(const char *address, QmError **error) {
                 a6->sin6_family = AF_INET6;
                 len = sizeof(*a6);
         } else {
-                *error = qm_error_new(QM_ERROR_INVALID_ARGS, "address '%s' is not a numeric IP address", address);
+                *error = qm_error_new(QM_ERROR_INVALID_ARGS, "address '%s' is not a numeric IP address",
+                                      address);
                 return 0;
         }
         fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -192,7 +193,8 @@ static guint16 pick_port(const char *address, QmError **error) {
             getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
                 port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
         if (!port)
-                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "cannot listen on %s: %s", address, g_strerror(errno));
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "cannot listen on %s: %s", address,
+                                      g_strerror(errno));
         if (fd >= 0)
                 close(fd);
         return port;
@@ -208,8 +210,8 @@ static char *make_socket_dir(Machine *m, QmError **error) {
 
         sock = g_build_filename(dir, "migrate.sock", NULL);
         if (strlen(sock) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
-                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "the socket path %s is too long; give an address",
-                                      sock);
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED,
+                                      "the socket path %s is too long; give an address", sock);
                 return NULL;
         }
         u = qm_user_identity_lookup(user, error);
@@ -307,7 +309,8 @@ static void on_postcopy_capability(const QmpResponse *r, const QmError *failure,
         if (!m->incoming)
                 return;
         if (!failure && r->error) {
-                g_message("machine %s: no postcopy for this incoming migration: %s", m->name, r->error->message);
+                g_message("machine %s: no postcopy for this incoming migration: %s", m->name,
+                          r->error->message);
                 set_capabilities(m, FALSE, on_capabilities);
                 return;
         }
@@ -374,8 +377,8 @@ void machine_prepare_incoming(Machine *m, QmReply *call, const char *address, gb
                 return;
         }
         if (!m->config->qmp) {
-                qm_reply_failf(call, QM_ERROR_NO_MONITOR, "Machine '%s' has no QMP monitor: it cannot take a migration",
-                               m->name);
+                qm_reply_failf(call, QM_ERROR_NO_MONITOR,
+                               "Machine '%s' has no QMP monitor: it cannot take a migration", m->name);
                 return;
         }
         in = g_new0(QmIncoming, 1);

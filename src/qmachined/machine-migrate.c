@@ -101,8 +101,8 @@ static void on_resumed(const QmpResponse *r, const QmError *failure, gpointer da
         g_autoptr(QmError) e = g_steal_pointer(&mg->failure);
 
         if (failure || (r && r->error))
-                g_warning("machine %s: cannot resume the guest after the failed migration: %s", mg->machine->name,
-                          failure ? failure->message : r->error->message);
+                g_warning("machine %s: cannot resume the guest after the failed migration: %s",
+                          mg->machine->name, failure ? failure->message : r->error->message);
         finish_error(mg, e);
 }
 
@@ -111,8 +111,8 @@ static void on_status_after_failure(const QmpResponse *r, const QmError *failure
         const char *status = NULL;
 
         if (!failure && !r->error)
-                status = qm_json_get_string(qm_json_get_object(json_node_get_object(r->node), "return"), "status",
-                                            "");
+                status = qm_json_get_string(qm_json_get_object(json_node_get_object(r->node), "return"),
+                                            "status", "");
         /* QEMU often resumes by itself; a guest paused before Migrate
          * stays paused. */
         if (status && !mg->was_paused &&
@@ -159,7 +159,8 @@ static void hand_over(QmMigration *mg, JsonObject *ret) {
         Machine *m = mg->machine;
 
         g_message("machine %s: migrated to %s in %" G_GINT64_FORMAT " ms, downtime %" G_GINT64_FORMAT " ms",
-                  m->name, mg->uri, qm_json_get_int(ret, "total-time", -1), qm_json_get_int(ret, "downtime", -1));
+                  m->name, mg->uri, qm_json_get_int(ret, "total-time", -1),
+                  qm_json_get_int(ret, "downtime", -1));
         mg->handing_over = TRUE;
         g_clear_handle_id(&mg->timeout_timer, g_source_remove);
         g_clear_handle_id(&mg->cancel_timer, g_source_remove);
@@ -239,8 +240,9 @@ static void report_progress(QmMigration *mg, JsonObject *ret, gboolean last) {
         if (!last && mg->last_progress && now - mg->last_progress < PROGRESS_MIN_INTERVAL_US)
                 return;
         mg->last_progress = now;
-        m->notify->migration_progress(m, non_negative(ram, "transferred"), last ? 0 : non_negative(ram, "remaining"),
-                                      non_negative(ram, "total"), non_negative(ret, "expected-downtime"));
+        m->notify->migration_progress(m, non_negative(ram, "transferred"),
+                                      last ? 0 : non_negative(ram, "remaining"), non_negative(ram, "total"),
+                                      non_negative(ret, "expected-downtime"));
 }
 
 static gboolean on_poll(gpointer data);
@@ -274,8 +276,8 @@ static void on_status(const QmpResponse *r, const QmError *failure, gpointer dat
                                                  : "(no reason given)"));
         } else if (strcmp(status, "cancelled") == 0) {
                 if (mg->timed_out)
-                        fail(mg, QM_ERROR_MIGRATE_TIMEOUT, "migration to %s did not complete in time; cancelled",
-                             mg->uri);
+                        fail(mg, QM_ERROR_MIGRATE_TIMEOUT,
+                             "migration to %s did not complete in time; cancelled", mg->uri);
                 else
                         fail(mg, QM_ERROR_MIGRATE_CANCELLED, "migration to %s was cancelled", mg->uri);
         } else {
@@ -351,7 +353,8 @@ static void go(QmMigration *mg) {
 /* An answer to a preparation step: FALSE (after answering) if it failed. */
 static gboolean step_ok(QmMigration *mg, const QmpResponse *r, const QmError *failure, const char *what) {
         if (failure || r->error) {
-                finish(mg, QM_ERROR_MIGRATE_FAILED, "%s: %s", what, failure ? failure->message : r->error->message);
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "%s: %s", what,
+                       failure ? failure->message : r->error->message);
                 return FALSE;
         }
         return TRUE;

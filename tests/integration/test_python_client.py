@@ -421,7 +421,10 @@ class MachineTest(ClientTestCase):
         with self.assertRaises(qmachine.InvalidArgs):
             src.migrate(uri, no_such_option=True)
         src.migrate(uri, timeout=60, cancel_after=-1)
-        self.assertEqual(src.run_state, "postmigrate")
+        # the guest runs at the destination only; the source is refused
+        self.assertEqual(src.state, "migrated")
+        with self.assertRaises(qmachine.Migrated):
+            src.resume()
         seq, _ev = dst.wait_event([("RESUME", None)], timeout=30)
         self.assertGreater(seq, 0)
         self.assertEqual(dst.command("query-migrate")["status"], "completed")
