@@ -43,6 +43,23 @@ def addresses(host=None):
     return set(re.findall(r"inet (\S+)/", out))
 
 
+def assert_console_fails_at_once_over_ssh(test, hosts, name):
+    """`qmachinectl console NAME` on A through sd-bus's remote transport
+    to B (an address that runs ssh and systemd-stdio-bridge, what -H
+    uses) fails at once with the documented error: an fd cannot cross."""
+    target = hosts.b.ssh_target
+    address = ",".join(["unixexec:path=ssh", "argv1=-xT", "argv2=--",
+                        "argv3=" + target.replace("@", "%40"),
+                        "argv4=systemd-stdio-bridge"])
+    t0 = time.monotonic()
+    r = hosts.qmachinectl("a", "--address=" + address, "console", name, timeout=60)
+    took = time.monotonic() - t0
+    test.assertEqual(r.returncode, 1, r.stdout)
+    test.assertEqual(r.stderr, "qmachinectl: OpenConsole passes a file descriptor, which "
+                     "this connection to the bus cannot carry\n")
+    test.assertLess(took, AT_ONCE)
+
+
 class FixtureTest(TwoHostTestCase):
     """The two hosts are what the module doc of qmtest.twohost says."""
 
@@ -200,16 +217,7 @@ class RemoteCtlTest(TwoHostTestCase):
         """sd-bus's remote transport (what -H uses) cannot carry fds: a
         method that passes one fails at once with the documented error."""
         self.running_none_on_b("con", console=True)
-        address = ",".join(["unixexec:path=ssh", "argv1=-xT", "argv2=--",
-                            "argv3=" + self.target.replace("@", "%40"),
-                            "argv4=systemd-stdio-bridge"])
-        t0 = time.monotonic()
-        r = self.ctl_a("--address=" + address, "console", "con", timeout=60)
-        took = time.monotonic() - t0
-        self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertEqual(r.stderr, "qmachinectl: OpenConsole passes a file descriptor, which "
-                         "this connection to the bus cannot carry\n")
-        self.assertLess(took, AT_ONCE)
+        assert_console_fails_at_once_over_ssh(self, self.hosts, "con")
         # B's daemon never saw an OpenConsole: no console client there.
         self.assertEqual(self.env_b.daemon.poll(), None)
 

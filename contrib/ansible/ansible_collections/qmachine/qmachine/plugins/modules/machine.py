@@ -43,7 +43,8 @@ options:
         must run the machine afterwards; with I(state=running). When the
         machine runs here it is live-migrated there (the destination is
         prepared from this machine's config); when it already runs there
-        and not here, nothing changes.
+        and not here, nothing changes; when it is defined here and runs
+        nowhere, it is started here first.
     type: str
   persistent_destination:
     description: Keep the machine's definition on the destination.
@@ -186,12 +187,19 @@ class Task:
             if here is not None and self.p["undefine_source"]:
                 self.act(self.mgr.remove_machine, name)
             return describe(there, host)
-        if here is None or not here.is_running():
+        if here is None and self.module.check_mode:
+            # an earlier task of this check run would have defined it
+            self.changed = True
+            return {"name": name, "state": "defined"}
+        if here is None or here.state == "migrated":
             self.module.fail_json(msg="machine %s runs neither here nor on %s" % (name, host))
         if self.module.check_mode:
             self.changed = True
             return describe(here)
         self.changed = True
+        if not here.is_running():
+            # defined here, running nowhere: it starts here, then moves
+            here.launch()
         options = {"persistent": self.p["persistent_destination"]}
         _, uri = dest.prepare_incoming(name, here.config, options)
         here.migrate(uri)
