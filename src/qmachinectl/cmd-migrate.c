@@ -10,6 +10,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -131,6 +134,26 @@ static char *host_part(const char *to) {
         return g_strdup(at ? at + 1 : to);
 }
 
+/* The numeric address of HOST as this host reaches it: the daemon there
+ * listens on it (it never resolves names itself). */
+static int resolve_host(const char *to, char **ret) {
+        g_autofree char *host = host_part(to);
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+        struct addrinfo *res = NULL;
+        char buf[INET6_ADDRSTRLEN];
+        int r;
+
+        r = getaddrinfo(host, NULL, &hints, &res);
+        if (r != 0)
+                return ctl_error("cannot resolve %s: %s (give --listen-address)", host, gai_strerror(r));
+        r = getnameinfo(res->ai_addr, res->ai_addrlen, buf, sizeof(buf), NULL, 0, NI_NUMERICHOST);
+        freeaddrinfo(res);
+        if (r != 0)
+                return ctl_error("cannot resolve %s: %s (give --listen-address)", host, gai_strerror(r));
+        *ret = g_strdup(buf);
+        return EXIT_OK;
+}
+
 static bool is_local(const char *to) {
         g_autofree char *h = host_part(to);
         return strcmp(h, "localhost") == 0 || strcmp(h, "127.0.0.1") == 0 || strcmp(h, "::1") == 0;
@@ -170,8 +193,11 @@ static int prepare_destination(Ctl *c, Ctl *dest, const char *src_path, const ch
 
         if (o->listen_address)
                 address = g_strdup(o->listen_address);
-        else if (!is_local(o->to))
-                address = host_part(o->to);
+        else if (!is_local(o->to)) {
+                r = resolve_host(o->to, &address);
+                if (r != EXIT_OK)
+                        return r;
+        }
         r = sd_bus_message_new_method_call(dest->bus, &m, QM_BUS_NAME, QM_MANAGER_PATH, QM_MANAGER_IFACE,
                                            "PrepareIncoming");
         if (r >= 0)

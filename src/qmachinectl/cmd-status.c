@@ -256,6 +256,8 @@ static void print_header(const Ctl *c, JsonObject *o) {
         const char *state = text_or(o, "state", "");
         const char *since = text_or(o, "since", NULL);
 
+        if (description && !description[0])
+                description = NULL; /* no " - " after the name */
         printf("%s%s%s%s%s\n", ctl_color_on(c, CTL_COLOR_BOLD, NULL), name,
                ctl_color_off(c, CTL_COLOR_BOLD, NULL), description ? " - " : "",
                description ? description : "");

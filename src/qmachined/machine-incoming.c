@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * PrepareIncoming's machine (virsh migrate's destination side): a launch
  * with -incoming defer and -S; once the QMP handshake is done, the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Migration version 2 on one host: PrepareIncoming on the same daemon
 under a second name, Migrate to the URI it returns. The source ends
 `migrated` (QEMU quit, Launch/Resume/Reset/Restore refused, kept across a

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Migration between two hosts (qmtest.twohost: namespaces A and B, each
 with its bus and daemon, sshd on B) with the test guest counting on its
 console (/bin/qm-counter prints QMACHINE-COUNT n every 0.5 s):
@@ -282,7 +283,7 @@ class MigrateToHostTest(TwoHostGuestCase):
         out = self.ctl_ok("-H", self.target, "list")
         self.assertRegex(out, r"\nvm\s+running\s+%d\n" % self.prop("b", path_b, "Pid"))
         out = self.ctl_ok("-H", self.target, "status", "vm")
-        self.assertRegex(out, r"(?m)^ *State: running$")
+        self.assertRegex(out, r"(?m)^ *State: running( since .*)?$")
         out = self.ctl_ok("-H", self.target, "qmp", "vm", "query-status")
         self.assertIn('"running"', out)
         assert_console_fails_at_once_over_ssh(self, self.hosts, "vm")
