@@ -11,11 +11,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
-from qmtest import GLib, source_root  # noqa: E402
+from qmtest import source_root  # noqa: E402
 
 PLAYBOOK = """\
 - hosts: localhost

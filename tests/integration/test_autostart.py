@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
-from qmtest import INVALID_ARGS, GLib, config_variant, machine_path  # noqa: E402
+from qmtest import INVALID_ARGS, GLib, machine_path  # noqa: E402
 import test_guest  # noqa: E402
 from test_qmachinectl import qmachinectl_binary  # noqa: E402
 

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
-from qmtest import ACCESS_DENIED, INVALID_ARGS, MACHINE_IFACE, Gio, GLib, err, pid_alive  # noqa: E402
+from qmtest import ACCESS_DENIED, INVALID_ARGS, MACHINE_IFACE, GLib, err, pid_alive  # noqa: E402
 from test_guest import BANNER, guest_dir  # noqa: E402
 from test_polkit import NobodyMixin, action, vtext  # noqa: E402
 
@@ -491,55 +491,27 @@ class GuestMigrationTest(MigrationCase):
         ]
         return dict(machine="pc", console=True, args=args, qmp_timeout=60.0)
 
-    def output(self, path):
-        return bytes(self.machine(path, "GetConsoleOutput", None, "(ay)"))
-
-    def wait_output(self, path, pattern, timeout=60.0):
-        rx = re.compile(pattern)
-        found = []
-
-        def check():
-            m = rx.search(self.output(path))
-            if m:
-                found.append(m)
-            return bool(m)
-        self.assertTrue(qmtest.iterate_until(check, timeout),
-                        "console never showed %r; tail: %r" % (pattern, self.output(path)[-2000:]))
-        return found[0]
-
-    def type(self, path, text):
-        """Type on the console (a short-lived OpenConsole connection)."""
-        r = self.conn.call_with_unix_fd_list_sync(
-            qmtest.BUS_NAME, path, MACHINE_IFACE, "OpenConsole", None,
-            GLib.VariantType.new("(h)"), Gio.DBusCallFlags.NONE, 30000, None, None)
-        reply, fds = r
-        fd = fds.get(reply.unpack()[0])
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-
     def test_counter_goes_on_at_the_destination(self):
         src = self.create_machine("guest", **self.guest_config())
         self.launch(src)
-        self.wait_output(src, re.escape(BANNER), BOOT_TIMEOUT)
-        self.type(src, "qm-counter &\n")
-        self.wait_output(src, rb"QMACHINE-COUNT 3\r?\n")
+        self.wait_console_output(src, re.escape(BANNER), BOOT_TIMEOUT)
+        self.type_on_console(src, "qm-counter &\n")
+        self.wait_console_output(src, rb"QMACHINE-COUNT 3\r?\n")
         pid = self.mprop(src, "Pid")
         dst, uri = self.prepare("guest-b", self.config_of(src))
         t0 = time.monotonic()
         self.migrate(src, uri)
         took = time.monotonic() - t0
-        last = max(int(c) for c in COUNT.findall(self.output(src)))
+        last = max(int(c) for c in COUNT.findall(self.console_output(src)))
         self.assert_migrated(src, uri, pid)
         m = DAEMON_MIGRATED.findall(self.daemon_log())[-1]
         print("test guest (256 MiB, TCG): Migrate %.2f s; QEMU: total-time %s ms, downtime %s ms"
               % (took, m[0], m[1]), file=sys.stderr)
-        m = self.wait_output(dst, rb"QMACHINE-COUNT (\d+)")
+        m = self.wait_console_output(dst, rb"QMACHINE-COUNT (\d+)")
         first = int(m.group(1))
         # no gap, no restart: the next number (or the one after)
-        self.assertIn(first, (last + 1, last + 2), self.output(dst)[-300:])
-        self.wait_output(dst, rb"QMACHINE-COUNT %d\r?\n" % (first + 2))
+        self.assertIn(first, (last + 1, last + 2), self.console_output(dst)[-300:])
+        self.wait_console_output(dst, rb"QMACHINE-COUNT %d\r?\n" % (first + 2))
         # events go on at the destination
         self.command(dst, "stop")
         self.wait_property(dst, "RunState", "paused")
@@ -554,9 +526,9 @@ class GuestMigrationTest(MigrationCase):
         from test_qmachinectl import qmachinectl_binary
         src = self.create_machine("ctl", **self.guest_config())
         self.launch(src)
-        self.wait_output(src, re.escape(BANNER), BOOT_TIMEOUT)
-        self.type(src, "qm-counter &\n")
-        self.wait_output(src, rb"QMACHINE-COUNT 3\r?\n")
+        self.wait_console_output(src, re.escape(BANNER), BOOT_TIMEOUT)
+        self.type_on_console(src, "qm-counter &\n")
+        self.wait_console_output(src, rb"QMACHINE-COUNT 3\r?\n")
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.env.system_address)
         t0 = time.monotonic()
         r = subprocess.run([qmachinectl_binary(), "migrate", "ctl", "--to", "localhost", "--dname", "ctl-b",
@@ -568,8 +540,8 @@ class GuestMigrationTest(MigrationCase):
         self.assertNotIn("ctl", self.names())
         dst = qmtest.machine_path("ctl-b")
         self.wait_property(dst, "State", "running")
-        m = self.wait_output(dst, rb"QMACHINE-COUNT (\d+)")
-        self.wait_output(dst, rb"QMACHINE-COUNT %d\r?\n" % (int(m.group(1)) + 2))
+        m = self.wait_console_output(dst, rb"QMACHINE-COUNT (\d+)")
+        self.wait_console_output(dst, rb"QMACHINE-COUNT %d\r?\n" % (int(m.group(1)) + 2))
         self.shutdown(dst, True)
         self.assert_no_test_processes()
 

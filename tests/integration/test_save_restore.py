@@ -479,56 +479,26 @@ class GuestSaveRestoreTest(SaveRestoreCase):
         ]
         return dict(machine="pc", console=True, args=args, qmp_timeout=60.0)
 
-    def output(self, path):
-        return bytes(self.machine(path, "GetConsoleOutput", None, "(ay)"))
-
-    def wait_output(self, path, pattern, timeout=60.0, start=0):
-        """Wait until this run's console output after start matches the
-        regex; returns the match."""
-        rx = re.compile(pattern)
-        found = []
-
-        def check():
-            m = rx.search(self.output(path), start)
-            if m:
-                found.append(m)
-            return bool(m)
-        self.assertTrue(qmtest.iterate_until(check, timeout),
-                        "console never showed %r; tail: %r" % (pattern, self.output(path)[-2000:]))
-        return found[0]
-
-    def type(self, path, text):
-        """Type on the console (a short-lived OpenConsole connection)."""
-        r = self.conn.call_with_unix_fd_list_sync(
-            qmtest.BUS_NAME, path, MACHINE_IFACE, "OpenConsole", None,
-            GLib.VariantType.new("(h)"), Gio.DBusCallFlags.NONE, 30000, None, None)
-        reply, fds = r
-        fd = fds.get(reply.unpack()[0])
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-
     def uptime(self, path):
         """The guest's /proc/uptime, read through the console."""
         tag = "up%d" % int(time.monotonic() * 1e6)
-        start = len(self.output(path))
-        self.type(path, "echo %s=$(cut -d' ' -f1 /proc/uptime)\n" % tag)
-        m = self.wait_output(path, rb"%s=([0-9.]+)\r?\n" % tag.encode(), start=start)
+        start = len(self.console_output(path))
+        self.type_on_console(path, "echo %s=$(cut -d' ' -f1 /proc/uptime)\n" % tag)
+        m = self.wait_console_output(path, rb"%s=([0-9.]+)\r?\n" % tag.encode(), start=start)
         return float(m.group(1))
 
     def last_count(self, path):
-        counts = COUNT.findall(self.output(path))
+        counts = COUNT.findall(self.console_output(path))
         return int(counts[-1]) if counts else None
 
     def test_counter_and_uptime_go_on(self):
         path = self.create_machine("guest", **self.guest_config())
         t0 = time.monotonic()
         self.launch(path)
-        self.wait_output(path, re.escape(BANNER), BOOT_TIMEOUT)
+        self.wait_console_output(path, re.escape(BANNER), BOOT_TIMEOUT)
         print("launch to banner %.1f s" % (time.monotonic() - t0), file=sys.stderr)
-        self.type(path, "qm-counter &\n")
-        self.wait_output(path, rb"QMACHINE-COUNT 4\r?\n")
+        self.type_on_console(path, "qm-counter &\n")
+        self.wait_console_output(path, rb"QMACHINE-COUNT 4\r?\n")
         up_before = self.uptime(path)
 
         state, took = self.save_to_file(path)
@@ -543,12 +513,12 @@ class GuestSaveRestoreTest(SaveRestoreCase):
         print("guest: restore %.2f s" % took, file=sys.stderr)
         self.assertEqual(self.mprop(path, "State"), "running")
         self.assertEqual(self.mprop(path, "RunState"), "running")
-        m = self.wait_output(path, rb"QMACHINE-COUNT (\d+)")
+        m = self.wait_console_output(path, rb"QMACHINE-COUNT (\d+)")
         first = int(m.group(1))
         # the counter continues where it was: not from 0
-        self.assertGreater(first, last - 2, self.output(path)[-500:])
+        self.assertGreater(first, last - 2, self.console_output(path)[-500:])
         self.assertLessEqual(first, last + 3)
-        self.wait_output(path, rb"QMACHINE-COUNT %d\r?\n" % (first + 2))
+        self.wait_console_output(path, rb"QMACHINE-COUNT %d\r?\n" % (first + 2))
         up_after = self.uptime(path)
         print("guest: first count after restore %d, uptime %.2f" % (first, up_after), file=sys.stderr)
         self.assertGreater(up_after, up_before)
@@ -570,7 +540,7 @@ class GuestSaveRestoreTest(SaveRestoreCase):
         qmtest.iterate_for(1.5)
         self.assertIsNone(self.last_count(path), "a paused guest counted")
         self.machine(path, "Resume", None, "()")
-        m = self.wait_output(path, rb"QMACHINE-COUNT (\d+)")
+        m = self.wait_console_output(path, rb"QMACHINE-COUNT (\d+)")
         self.assertGreater(int(m.group(1)), last - 2)
         self.assertLessEqual(int(m.group(1)), last + 3)
         # a file that is not a state, through qmachinectl

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import signal
 import stat
 import time
@@ -10,7 +11,8 @@ import unittest
 
 from .bus import Environment
 from .calls import (AsyncCall, DBusCallError, GLib, Gio, SignalRecorder,
-                    config_variant, convert_error, iterate_for, unpack_reply)
+                    config_variant, convert_error, iterate_for, iterate_until,
+                    unpack_reply)
 from .names import (BUS_NAME, MACHINE_IFACE, MANAGER_IFACE, MANAGER_PATH,
                     PROPS_IFACE)
 from .processes import pid_alive, proc_cmdline
@@ -190,6 +192,38 @@ class QMTestCase(unittest.TestCase):
                            iface, member, path, arg0)
         self.recorders.append(r)
         return r
+
+    # -- the serial console
+
+    def console_output(self, path, conn=None):
+        """This run's retained console output (GetConsoleOutput), bytes."""
+        return bytes(self.call(path, MACHINE_IFACE, "GetConsoleOutput", None, "(ay)", conn=conn))
+
+    def wait_console_output(self, path, pattern, timeout=60.0, start=0, conn=None):
+        """Wait until the console output after byte `start` matches the
+        bytes regex `pattern`; returns the match."""
+        rx = re.compile(pattern)
+        found = []
+
+        def check():
+            m = rx.search(self.console_output(path, conn), start)
+            if m:
+                found.append(m)
+            return bool(m)
+        self.assertTrue(iterate_until(check, timeout),
+                        "console never showed %r; tail: %r" % (pattern, self.console_output(path, conn)[-2000:]))
+        return found[0]
+
+    def type_on_console(self, path, text, conn=None):
+        """Type on the console through a short-lived OpenConsole connection."""
+        reply, fds = (conn or self.conn).call_with_unix_fd_list_sync(
+            BUS_NAME, path, MACHINE_IFACE, "OpenConsole", None,
+            GLib.VariantType.new("(h)"), Gio.DBusCallFlags.NONE, 30000, None, None)
+        fd = fds.get(reply.unpack()[0])
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
 
     def record_properties(self, path, iface=MACHINE_IFACE, conn=None):
         return self.record(PROPS_IFACE, "PropertiesChanged", path, iface, conn)
