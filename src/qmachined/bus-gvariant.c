@@ -174,3 +174,26 @@ int bus_message_append_gvariant(sd_bus_message *m, GVariant *v) {
         }
         return sd_bus_message_close_container(m);
 }
+
+int bus_message_read_strv_max(sd_bus_message *m, guint max, char ***out) {
+        g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_free);
+        const char *s;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
+                if (items->len >= max)
+                        return -E2BIG;
+                g_ptr_array_add(items, g_strdup(s));
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        g_ptr_array_add(items, NULL);
+        *out = (char **)g_ptr_array_steal(items, NULL);
+        return 0;
+}

@@ -60,30 +60,6 @@ int method_guest_agent(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return 1;
 }
 
-/* An "as" in linear time, at most @max items, each a non-empty string
- * when @nonempty. */
-static int read_strings(sd_bus_message *msg, guint max, const char *what, char ***out, sd_bus_error *error) {
-        g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_free);
-        const char *s;
-        int r;
-
-        r = sd_bus_message_enter_container(msg, 'a', "s");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_read_basic(msg, 's', &s)) > 0) {
-                if (items->len >= max)
-                        return invalid(error, "at most %u %s", max, what);
-                g_ptr_array_add(items, g_strdup(s));
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(msg);
-        if (r < 0)
-                return r;
-        g_ptr_array_add(items, NULL);
-        *out = (char **)g_ptr_array_steal(items, NULL);
-        return 0;
-}
 
 static int read_exec_options(sd_bus_message *msg, QmGuestExecRequest *req, char ***env, sd_bus_error *error) {
         g_autoptr(GVariant) options = NULL;
@@ -128,7 +104,9 @@ int method_guest_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         int r;
 
         AUTHORIZE(msg, M(userdata), QM_AUTH_GUEST, NULL, error);
-        r = read_strings(msg, QM_GUEST_EXEC_MAX_ARGS, "arguments", &argv, error);
+        r = bus_message_read_strv_max(msg, QM_GUEST_EXEC_MAX_ARGS, &argv);
+        if (r == -E2BIG)
+                return invalid(error, "at most %u arguments", QM_GUEST_EXEC_MAX_ARGS);
         if (r < 0)
                 return r;
         r = sd_bus_message_read_array(msg, 'y', &data, &len);

@@ -93,33 +93,6 @@ static int method_powerdown(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return 1;
 }
 
-/*
- * An "as" argument, read in linear time with at most @max items (sd-bus's
- * read_strv() reallocates per item: quadratic on a huge array). NULL-
- * terminated, never NULL itself.
- */
-static int read_string_array(sd_bus_message *msg, guint max, const char *what, char ***out, sd_bus_error *error) {
-        g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_free);
-        const char *s;
-        int r;
-
-        r = sd_bus_message_enter_container(msg, 'a', "s");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_read_basic(msg, 's', &s)) > 0) {
-                if (items->len >= max)
-                        return sd_bus_error_setf(error, QM_ERROR_LIMIT_EXCEEDED, "at most %u %s", max, what);
-                g_ptr_array_add(items, g_strdup(s));
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(msg);
-        if (r < 0)
-                return r;
-        g_ptr_array_add(items, NULL);
-        *out = (char **)g_ptr_array_steal(items, NULL);
-        return 0;
-}
 
 static int method_send_key(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         g_auto(GStrv) keys = NULL;
@@ -127,7 +100,10 @@ static int method_send_key(sd_bus_message *msg, void *userdata, sd_bus_error *er
         int r;
 
         AUTHORIZE(msg, M(userdata), QM_AUTH_MANAGE, NULL, error);
-        r = read_string_array(msg, QM_KEYS_MAX_COMBOS, "key combos", &keys, error);
+        r = bus_message_read_strv_max(msg, QM_KEYS_MAX_COMBOS, &keys);
+        if (r == -E2BIG)
+                return sd_bus_error_setf(error, QM_ERROR_LIMIT_EXCEEDED, "at most %u key combos",
+                                         QM_KEYS_MAX_COMBOS);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(msg, "u", &hold_ms);
