@@ -424,3 +424,13 @@ JsonObject *qm_json_get_object(JsonObject *obj, const char *key) {
                 return NULL;
         return json_node_get_object(n);
 }
+
+JsonNode *qm_json_new_object_string(const char *member, const char *value) {
+        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, member);
+        json_builder_add_string_value(b, value);
+        json_builder_end_object(b);
+        return json_builder_get_root(b);
+}

@@ -42,4 +42,6 @@ char *qm_json_generate(JsonNode *node, gboolean pretty);
 /* Member accessors that never warn on untrusted input of the wrong type. */
 gint64 qm_json_get_int(JsonObject *obj, const char *key, gint64 fallback);
 const char *qm_json_get_string(JsonObject *obj, const char *key, const char *fallback);
+/* {"@member": "@value"}, the arguments of many QMP commands. */
+JsonNode *qm_json_new_object_string(const char *member, const char *value);
 JsonObject *qm_json_get_object(JsonObject *obj, const char *key);

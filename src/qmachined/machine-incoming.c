@@ -158,16 +158,6 @@ static void on_loaded(Machine *m, const QmError *error, gpointer data) {
                          m->incoming->paused ? on_arrived_status : on_continued, m);
 }
 
-static JsonNode *uri_args(const char *uri) {
-        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
-
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "uri");
-        json_builder_add_string_value(b, uri);
-        json_builder_end_object(b);
-        return json_builder_get_root(b);
-}
-
 /* A TCP port on @address that is free now (bind to port 0, read it,
  * close); 0 and @error on failure. */
 static guint16 pick_port(const char *address, QmError **error) {
@@ -276,7 +266,7 @@ static void listen_next(Machine *m) {
                 incoming_fail(m, e->message);
                 return;
         }
-        args = uri_args(in->uri);
+        args = qm_json_new_object_string("uri", in->uri);
         machine_qmp_call(m, "migrate-incoming", args, on_listening, m);
 }
 

@@ -328,14 +328,8 @@ static void on_migrate(const QmpResponse *r, const QmError *failure, gpointer da
 }
 
 static void start_migrate(QmMigration *mg) {
-        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
-        g_autoptr(JsonNode) args = NULL;
+        g_autoptr(JsonNode) args = qm_json_new_object_string("uri", mg->uri);
 
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "uri");
-        json_builder_add_string_value(b, mg->uri);
-        json_builder_end_object(b);
-        args = json_builder_get_root(b);
         machine_qmp_call(mg->machine, mg->incoming ? "migrate-incoming" : "migrate", args, on_migrate, mg);
 }
 

@@ -51,19 +51,9 @@ struct QmRestore {
         guint grace_timer; /* ends a QEMU that does not exit by itself */
 };
 
-static JsonNode *fdname_args(const char *fdname) {
-        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
-
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "fdname");
-        json_builder_add_string_value(b, fdname);
-        json_builder_end_object(b);
-        return json_builder_get_root(b);
-}
-
 /* QMP getfd with @fd (taken over, closed in every case). */
 static void send_fd(Machine *m, const char *fdname, int fd, QmpReplyFunc func, gpointer data) {
-        g_autoptr(JsonNode) args = fdname_args(fdname);
+        g_autoptr(JsonNode) args = qm_json_new_object_string("fdname", fdname);
 
         qmp_client_call(
                 m->qmp, "getfd",
