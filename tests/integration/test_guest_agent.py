@@ -10,9 +10,6 @@ restart, a machine without the agent, bad arguments and polkit."""
 import hashlib
 import json
 import os
-import re
-import select
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,61 +20,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
 from qmtest import (BUS_NAME, INVALID_ARGS, MACHINE_IFACE, GLib, Gio,  # noqa: E402
                     err)
+from test_guest import Console, guest_dir  # noqa: E402
 from test_polkit import NobodyMixin, action, vtext  # noqa: E402
 
 sys.path.insert(0, os.path.join(qmtest.source_root(), "python"))
 import qmachine  # noqa: E402
 
-BANNER = b"QMACHINE-GUEST-READY"
-BOOT_TIMEOUT = 120.0
 AGENT_TIMEOUT = 120.0  # launch to the agent answering, TCG on a busy machine
-
-
-def guest_dir():
-    d = os.environ.get("QMACHINED_TEST_GUEST_DIR", "")
-    if not d or not os.path.exists(os.path.join(d, "vmlinuz")):
-        raise AssertionError("no test guest: set QMACHINED_TEST_GUEST_DIR to the output of "
-                             "tests/guest/build-guest.sh (meson target test-guest)")
-    return d
 
 
 def timing(what, seconds):
     print("TIMING %s: %.3f s" % (what, seconds), file=sys.stderr)
-
-
-class Console:
-    """A console connection from OpenConsole."""
-
-    def __init__(self, fd):
-        self.sock = socket.socket(fileno=fd)
-        self.sock.setblocking(False)
-        self.data = b""
-
-    def read_until(self, pattern, timeout=60.0):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.data)
-            if m:
-                return m
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("console did not show %r in time; tail: %r"
-                                     % (pattern, self.data[-2000:]))
-            r, _, _ = select.select([self.sock], [], [], min(left, 0.5))
-            if r:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise AssertionError("console closed before %r" % pattern)
-                self.data += chunk
-
-    def send(self, text):
-        self.sock.setblocking(True)
-        self.sock.sendall(text.encode())
-        self.sock.setblocking(False)
-
-    def close(self):
-        self.sock.close()
 
 
 class AgentCalls:
