@@ -15,8 +15,6 @@
 #include "fuzz-common.h"
 #include "json-util.h"
 
-#define DEFAULT_BINARY "qemu-system-fuzz"
-
 static char *config_json_text(const QmConfig *c) {
         g_autoptr(JsonNode) j = qm_config_to_json(c);
         char *s = qm_json_to_string(j);
@@ -31,32 +29,14 @@ static void check_error(QmError *e) {
         fuzz_assert(fuzz_text_ok(e->message, -1), "error message not valid UTF-8");
 }
 
-/* qm_config_to_variant() gives "" for unset optional strings; as input
- * those keys are left out instead. */
-static GVariant *variant_as_input(GVariant *full) {
-        GVariantBuilder b;
-        GVariantIter it;
-        const char *key;
-        GVariant *value;
-
-        g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
-        g_variant_iter_init(&it, full);
-        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
-                gboolean unset = g_variant_is_of_type(value, G_VARIANT_TYPE_STRING) &&
-                                 !*g_variant_get_string(value, NULL) && strcmp(key, "description") != 0;
-                if (!unset)
-                        g_variant_builder_add(&b, "{sv}", key, value);
-                g_variant_unref(value);
-        }
-        return g_variant_ref_sink(g_variant_builder_end(&b));
-}
-
 static void check_round_trips(const QmConfig *c) {
         g_autofree char *text = config_json_text(c);
-        g_autoptr(GVariant) full = g_variant_ref_sink(qm_config_to_variant(c, DEFAULT_BINARY));
-        g_autoptr(GVariant) input = variant_as_input(full);
+        /* Config as the property shows it: given back, it is the same. */
+        g_autoptr(GVariant) full = g_variant_ref_sink(qm_config_to_variant(c));
         g_autoptr(GVariant) overrides = NULL;
         g_autoptr(GVariant) full2 = NULL;
+        g_autoptr(GVariant) full3 = NULL;
+        g_autoptr(QmConfig) updated = NULL;
         g_autoptr(JsonNode) node = NULL;
         g_autoptr(QmConfig) from_text = NULL;
         g_autoptr(QmConfig) from_variant = NULL;
@@ -72,10 +52,16 @@ static void check_round_trips(const QmConfig *c) {
         text2 = config_json_text(from_text);
         fuzz_assert(strcmp(text, text2) == 0, "JSON round trip changed the config:\n%s\n%s", text, text2);
 
-        from_variant = qm_config_from_variant(input, &e);
+        from_variant = qm_config_from_variant(full, &e);
         fuzz_assert(from_variant, "its own a{sv} refused: %s", e->message);
-        full2 = g_variant_ref_sink(qm_config_to_variant(from_variant, DEFAULT_BINARY));
+        full2 = g_variant_ref_sink(qm_config_to_variant(from_variant));
         fuzz_assert(g_variant_equal(full, full2), "a{sv} round trip changed the config");
+
+        /* UpdateMachine with the whole Config changes nothing. */
+        updated = qm_config_update(c, full, &e);
+        fuzz_assert(updated, "UpdateMachine with its own Config refused: %s", e->message);
+        full3 = g_variant_ref_sink(qm_config_to_variant(updated));
+        fuzz_assert(g_variant_equal(full, full3), "UpdateMachine with its own Config changed it");
 
         overrides = g_variant_ref_sink(g_variant_new_parsed("{'uuid': <%s>}", c->uuid));
         clone = qm_config_clone(c, overrides, &e);
