@@ -346,7 +346,7 @@ class DebianPackageTest(unittest.TestCase):
                          ["python3-qmachine install ok unpacked",
                           "qmachinectl install ok installed",
                           "qmachined install ok installed"])
-        passwd, group = self.read_users(root)
+        passwd, group = qmtest.read_passwd_group(root)
         user = passwd.get("qmachine")
         self.assertIsNotNone(user, passwd)
         self.assertNotEqual(user[2], "0")
@@ -360,16 +360,7 @@ class DebianPackageTest(unittest.TestCase):
             self.assertTrue(os.path.exists(root + path), path)
         # configuring again (as on an upgrade) changes nothing
         self.dpkg_root(root, "-i", self.deb("qmachined"))
-        self.assertEqual(self.read_users(root), (passwd, group))
-
-    @staticmethod
-    def read_users(root):
-        tables = []
-        for name in ("passwd", "group"):
-            with open(os.path.join(root, "etc", name), encoding="utf-8") as f:
-                rows = [line.rstrip("\n").split(":") for line in f if line.strip()]
-            tables.append({row[0]: row for row in rows})
-        return tuple(tables)
+        self.assertEqual(qmtest.read_passwd_group(root), (passwd, group))
 
     def test_postinst_without_sysusers_uses_adduser(self):
         # A PATH of stubs only: no systemd-sysusers, getent finds nothing,

@@ -48,6 +48,9 @@ import tempfile
 import unittest
 import xml.etree.ElementTree as ET
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmtest.users import read_passwd_group  # noqa: E402
+
 BUS_NAME = "org.qmachine.QMachine1"
 DAEMON = "qmachined"
 UNIT = "qmachined.service"
@@ -538,9 +541,9 @@ class InstallTest(unittest.TestCase):
                     f.write("root:x:0:\n" + ("kvm:x:108:\n" if kvm_exists else ""))
                 # Twice: the second run finds everything there and changes nothing.
                 check_run([sysusers, "--root=" + root, copy])
-                passwd, group = self.read_passwd_group(root)
+                passwd, group = read_passwd_group(root)
                 check_run([sysusers, "--root=" + root, copy])
-                self.assertEqual(self.read_passwd_group(root), (passwd, group))
+                self.assertEqual(read_passwd_group(root), (passwd, group))
                 user = passwd.get("qmachine")
                 self.assertIsNotNone(user, passwd)
                 self.assertTrue(user[6].endswith("/nologin"), user)
@@ -549,15 +552,6 @@ class InstallTest(unittest.TestCase):
                 self.assertIn("qmachine", group["kvm"][3].split(","))
                 if kvm_exists:
                     self.assertEqual(group["kvm"][2], "108")
-
-    @staticmethod
-    def read_passwd_group(root):
-        tables = []
-        for name in ("passwd", "group"):
-            with open(os.path.join(root, "etc", name), encoding="utf-8") as f:
-                rows = [line.rstrip("\n").split(":") for line in f if line.strip()]
-            tables.append({row[0]: row for row in rows})
-        return tuple(tables)
 
     def test_polkit_rules_example(self):
         node = shutil.which("node") or shutil.which("nodejs")

@@ -47,6 +47,7 @@ from .processes import (PR_SET_CHILD_SUBREAPER, all_pids, children_of,
                         is_qemu_process, pid_alive, proc_cmdline, proc_read,
                         proc_stat, reap, reap_all_children, set_subreaper,
                         stop_process)
+from .users import read_passwd_group
 from .qemu import (accel, accel_args, kvm_usable, none_args, pc_args,
                    qemu_binary)
 from .testcase import QMTestCase, main
@@ -70,6 +71,6 @@ __all__ = [
     "machine_path", "main", "none_args", "path_encode", "pc_args", "pid_alive",
     "policy_file", "proc_cmdline", "proc_read", "proc_stat", "qemu_binary",
     "qmachined_binary", "reap", "reap_all_children", "set_subreaper", "shutil",
-    "source_root", "start_dbus_daemon", "stop_dbus_daemon", "stop_process",
+    "read_passwd_group", "source_root", "start_dbus_daemon", "stop_dbus_daemon", "stop_process",
     "system_bus_config", "unpack_reply",
 ]
