@@ -70,6 +70,11 @@ static gboolean on_remove(gpointer data) {
         gpointer remove_data = m->incoming->remove_data;
 
         m->incoming->remove_idle = 0;
+        if (!machine_is_active(m)) {
+                machine_incoming_free(m);
+                if (machine_comeback_failed(m))
+                        return G_SOURCE_REMOVE; /* a migrated definition stays */
+        }
         g_message("machine %s: the incoming migration did not complete; removing the machine", m->name);
         remove(m, remove_data); /* frees @m */
         return G_SOURCE_REMOVE;
@@ -116,6 +121,7 @@ static void arrived(Machine *m, const char *status) {
                 machine_notify_changed(m, props);
         }
         machine_incoming_free(m);
+        machine_comeback_done(m);
         machine_set_state(m, QM_STATE_RUNNING);
         machine_save_record(m);
         g_message("machine %s: the incoming migration completed", m->name);

@@ -18,6 +18,10 @@ typedef struct {
 } QmHeldFd;
 
 struct Machine {
+        /* While a guest that left comes back (machine_prepare_comeback):
+         * the migrated definition, restored if it does not arrive. */
+        QmConfig *comeback_config;
+        char *comeback_from;
         QmDaemon *daemon;
         char *name;
         char *path;
@@ -90,6 +94,12 @@ struct Machine {
 void machine_set_state(Machine *m, QmState state);
 void machine_kill(Machine *m, int sig);
 void machine_launch_done(Machine *m);
+
+/* machine.c: a guest coming back did not arrive: the migrated
+ * definition is back (TRUE), or there was none to restore (FALSE). */
+gboolean machine_comeback_failed(Machine *m);
+/* It arrived: the old definition is dropped. */
+void machine_comeback_done(Machine *m);
 
 /* machine-launch.c */
 /* Start QEMU for a launch or its retry: sockets, command line, process,

@@ -180,6 +180,7 @@ void machine_free(Machine *m) {
         g_strfreev(m->command_line);
         g_free(m->launch_error);
         g_free(m->migrated_to);
+        machine_comeback_done(m);
         g_free(m->name);
         g_free(m->path);
         g_free(m->run_state);
@@ -387,6 +388,47 @@ static void save_definition_seq(Machine *m, guint64 event_sequence) {
 
 static void save_definition(Machine *m) {
         save_definition_seq(m, m->event_seq);
+}
+
+gboolean machine_prepare_comeback(Machine *m, QmConfig *config, QmError **error) {
+        g_autoptr(QmConfig) owned = config;
+        g_autoptr(JsonNode) previous = qm_config_to_json(m->config);
+        g_autoptr(QmConfig) kept = NULL;
+        g_autofree char *from = g_strdup(m->migrated_to);
+
+        kept = qm_config_from_json(previous, error); /* a copy: update_config frees the old one */
+        if (!kept)
+                return FALSE;
+        kept->owner = m->config->owner;
+        if (!machine_update_config(m, g_steal_pointer(&owned), error))
+                return FALSE;
+        qm_config_free(m->comeback_config);
+        m->comeback_config = g_steal_pointer(&kept);
+        g_free(m->comeback_from);
+        m->comeback_from = g_steal_pointer(&from);
+        return TRUE;
+}
+
+gboolean machine_comeback_failed(Machine *m) {
+        g_autoptr(QmError) e = NULL;
+        g_autofree char *from = g_steal_pointer(&m->comeback_from);
+        QmConfig *config = g_steal_pointer(&m->comeback_config);
+
+        if (!config)
+                return FALSE;
+        if (!machine_update_config(m, config, &e)) {
+                g_warning("machine %s: cannot restore its migrated definition: %s", m->name, e->message);
+                return FALSE;
+        }
+        machine_set_migrated(m, from);
+        save_definition(m); /* says migrated again */
+        g_message("machine %s: the guest did not come back; it is still migrated to %s", m->name, from);
+        return TRUE;
+}
+
+void machine_comeback_done(Machine *m) {
+        g_clear_pointer(&m->comeback_config, qm_config_free);
+        g_clear_pointer(&m->comeback_from, g_free);
 }
 
 gboolean machine_update_config(Machine *m, QmConfig *config, QmError **error) {

@@ -139,6 +139,13 @@ typedef void (*MachineRemoveFunc)(Machine *m, gpointer data);
 void machine_prepare_incoming(Machine *m, QmReply *call, const char *address, gboolean persistent,
                               gboolean paused, MachineRemoveFunc remove, gpointer data);
 
+/* A guest that left this machine (State migrated) comes back: @config
+ * (validated, owner set) replaces the definition for the incoming
+ * migration. The migrated definition is kept aside and comes back,
+ * still migrated, if the guest does not arrive: then it runs on where it
+ * was, and this definition still says so. */
+gboolean machine_prepare_comeback(Machine *m, QmConfig *config, QmError **error);
+
 /* A restarted daemon took back (machine_reattach()) a QEMU whose incoming
  * migration was under way (@r->incoming_uri): it finishes the job, the
  * guest resumes or the machine is removed through @remove. */

@@ -227,7 +227,7 @@ static Machine *incoming_machine(Manager *mgr, sd_bus_message *msg, const char *
                 return NULL;
         owned->owner = machine_get_config(m)->owner;
         owned->persistent = FALSE; /* saved when the guest has arrived */
-        return machine_update_config(m, g_steal_pointer(&owned), error) ? m : NULL;
+        return machine_prepare_comeback(m, g_steal_pointer(&owned), error) ? m : NULL;
 }
 
 static int method_prepare_incoming(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

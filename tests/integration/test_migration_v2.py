@@ -187,6 +187,33 @@ class MigrationTest(MigrationCase):
         self.assertEqual(self.mprop(dst, "State"), "running")
         self.shutdown(dst, True)
 
+    def test_guest_that_does_not_come_back_leaves_the_definition_migrated(self):
+        src = self.running_pc("back", persistent=True, description="original")
+        _dst, uri = self.prepare("back-dst", self.config_of(src), persistent=True)
+        self.migrate(src, uri)
+        self.assertEqual(self.mprop(src, "State"), "migrated")
+        # The guest is to come back into "back" (same uuid), but its
+        # QEMU there dies before anything arrives.
+        back_config = self.config_of(src)
+        back_config["description"] = GLib.Variant("s", "coming back")
+        path, _uri = self.prepare("back", back_config)
+        self.assertEqual(path, src, "the migrated machine is reused")
+        self.assertEqual(self.mprop(src, "State"), "starting")
+        pid = self.mprop(src, "Pid")
+        os.kill(pid, signal.SIGKILL)
+        self.assertTrue(qmtest.iterate_until(lambda: self.mprop(src, "State") == "migrated", 30),
+                        self.mprop(src, "State"))
+        # The old definition is back, still migrated, also on disk.
+        self.assertIn("back", self.names())
+        self.assertEqual(self.mprop(src, "Config")["description"], "original")
+        self.assertTrue(self.mprop(src, "Persistent"))
+        e = self.expect_error(err("Migrated"), self.machine, src, "Launch", None, "()")
+        self.assertIn(uri, e.text)
+        self.restart_daemon()
+        self.assertEqual(self.mprop(src, "State"), "migrated")
+        self.assertEqual(self.mprop(src, "Config")["description"], "original")
+        self.shutdown(qmtest.machine_path("back-dst"), True)
+
     def test_missing_device_fails_and_source_runs(self):
         # the source has a device the destination's config lacks
         src = self.running_pc("dev", extra=["-device", "virtio-rng-pci"])
