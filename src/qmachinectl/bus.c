@@ -113,23 +113,17 @@ int ctl_require_fd_passing(Ctl *c, const char *what) {
         return ctl_error("%s passes a file descriptor, which this connection to the bus cannot carry", what);
 }
 
-static int callv(Ctl *c, const char *path, const char *iface, const char *member, uint64_t usec,
-                 sd_bus_message **reply, const char *types, va_list ap) {
-        g_autoptr(sd_bus_message) m = NULL;
+int ctl_send(Ctl *c, sd_bus_message *m, uint64_t usec, sd_bus_message **reply) {
         g_autoptr(sd_bus_message) rep = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *member = sd_bus_message_get_member(m);
         int r;
 
-        if (passes_fds(member)) {
+        if (member && passes_fds(member)) {
                 r = ctl_require_fd_passing(c, member);
                 if (r != EXIT_OK)
                         return r;
         }
-        r = sd_bus_message_new_method_call(c->bus, &m, QM_BUS_NAME, path, iface, member);
-        if (r >= 0 && types && types[0])
-                r = sd_bus_message_appendv(m, types, ap);
-        if (r < 0)
-                return ctl_error("cannot build the call %s: %s", member, g_strerror(-r));
         r = sd_bus_call(c->bus, m, usec, &error, &rep);
         if (r < 0) {
                 int ret = ctl_bus_error(&error, r);
@@ -139,6 +133,19 @@ static int callv(Ctl *c, const char *path, const char *iface, const char *member
         if (reply)
                 *reply = g_steal_pointer(&rep);
         return EXIT_OK;
+}
+
+static int callv(Ctl *c, const char *path, const char *iface, const char *member, uint64_t usec,
+                 sd_bus_message **reply, const char *types, va_list ap) {
+        g_autoptr(sd_bus_message) m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(c->bus, &m, QM_BUS_NAME, path, iface, member);
+        if (r >= 0 && types && types[0])
+                r = sd_bus_message_appendv(m, types, ap);
+        if (r < 0)
+                return ctl_error("cannot build the call %s: %s", member, g_strerror(-r));
+        return ctl_send(c, m, usec, reply);
 }
 
 int ctl_call(Ctl *c, const char *path, const char *iface, const char *member, uint64_t usec,

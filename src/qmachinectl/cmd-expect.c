@@ -90,9 +90,7 @@ static int unescape(const char *text, GByteArray *out) {
 int cmd_send(Ctl *c, int argc, char **argv) {
         g_autoptr(GByteArray) data = g_byte_array_new();
         g_autoptr(sd_bus_message) m = NULL;
-        g_autoptr(sd_bus_message) reply = NULL;
         g_autofree char *path = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         r = unescape(argv[1], data);
@@ -106,11 +104,5 @@ int cmd_send(Ctl *c, int argc, char **argv) {
                 r = sd_bus_message_append_array(m, 'y', data->data, data->len);
         if (r < 0)
                 return ctl_error("cannot build the call: %s", g_strerror(-r));
-        r = sd_bus_call(c->bus, m, 0, &error, &reply);
-        if (r < 0) {
-                r = ctl_bus_error(&error, r);
-                sd_bus_error_free(&error);
-                return r;
-        }
-        return EXIT_OK;
+        return ctl_send(c, m, 0, NULL);
 }

@@ -17,12 +17,6 @@
 /* The daemon's limit of GuestExec's stdin. */
 #define EXEC_MAX_STDIN (16u * 1024 * 1024)
 
-static int call_error(sd_bus_error *error, int r) {
-        r = ctl_bus_error(error, r);
-        sd_bus_error_free(error);
-        return r;
-}
-
 /* All of stdin when it is not a terminal (a terminal: nothing). */
 static int read_stdin(GByteArray *buf) {
         char chunk[65536];
@@ -99,7 +93,6 @@ int cmd_exec(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) reply = NULL;
         g_autoptr(GByteArray) input = g_byte_array_new();
         g_autofree char *path = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         const void *out, *err;
         size_t out_len, err_len;
         int32_t code;
@@ -116,9 +109,9 @@ int cmd_exec(Ctl *c, int argc, char **argv) {
                 r = build_exec(c, m, argv + 1, input);
         if (r < 0)
                 return ctl_error("cannot build the call: %s", g_strerror(-r));
-        r = sd_bus_call(c->bus, m, ctl_timeout_usec(c->o.timeout_set ? c->o.timeout : 60), &error, &reply);
-        if (r < 0)
-                return call_error(&error, r);
+        r = ctl_send(c, m, ctl_timeout_usec(c->o.timeout_set ? c->o.timeout : 60), &reply);
+        if (r != EXIT_OK)
+                return r;
         r = sd_bus_message_read(reply, "i", &code);
         if (r >= 0)
                 r = sd_bus_message_read_array(reply, 'y', &out, &out_len);
@@ -136,9 +129,7 @@ int cmd_exec(Ctl *c, int argc, char **argv) {
 static int call_with_fd(Ctl *c, const char *name, const char *member, const char *types, const char *guest_path,
                         int fd, uint32_t mode) {
         g_autoptr(sd_bus_message) m = NULL;
-        g_autoptr(sd_bus_message) reply = NULL;
         g_autofree char *path = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         r = ctl_machine_path(c, name, &path);
@@ -152,10 +143,7 @@ static int call_with_fd(Ctl *c, const char *name, const char *member, const char
         if (r < 0)
                 return ctl_error("cannot build the call: %s", g_strerror(-r));
         /* a copy takes as long as it takes */
-        r = sd_bus_call(c->bus, m, ctl_timeout_usec(-1), &error, &reply);
-        if (r < 0)
-                return call_error(&error, r);
-        return EXIT_OK;
+        return ctl_send(c, m, ctl_timeout_usec(-1), NULL);
 }
 
 /* copy-to NAME HOST_PATH GUEST_PATH [--mode OCTAL] */

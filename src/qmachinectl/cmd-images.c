@@ -50,7 +50,6 @@ int cmd_images(Ctl *c, int argc, char **argv) {
 int cmd_image_create(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) m = NULL;
         g_autoptr(sd_bus_message) reply = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *path;
         uint64_t size;
         int r;
@@ -76,12 +75,9 @@ int cmd_image_create(Ctl *c, int argc, char **argv) {
                 r = sd_bus_message_close_container(m);
         if (r < 0)
                 return ctl_error("cannot build the call: %s", g_strerror(-r));
-        r = sd_bus_call(c->bus, m, 0, &error, &reply);
-        if (r < 0) {
-                r = ctl_bus_error(&error, r);
-                sd_bus_error_free(&error);
+        r = ctl_send(c, m, 0, &reply);
+        if (r != EXIT_OK)
                 return r;
-        }
         r = sd_bus_message_read(reply, "s", &path);
         if (r < 0)
                 return ctl_error("bad reply to CreateImage: %s", g_strerror(-r));

@@ -121,7 +121,6 @@ static int print_machine_name(Ctl *c, sd_bus_message *reply, const char *method)
 int cmd_create(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) m = NULL;
         g_autoptr(sd_bus_message) reply = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *name = strcmp(argv[0], "-") == 0 ? "" : argv[0];
         int r;
 
@@ -133,12 +132,9 @@ int cmd_create(Ctl *c, int argc, char **argv) {
                 r = append_config(m, &c->o);
         if (r < 0)
                 return ctl_error("cannot build the call: %s", g_strerror(-r));
-        r = sd_bus_call(c->bus, m, 0, &error, &reply);
-        if (r < 0) {
-                r = ctl_bus_error(&error, r);
-                sd_bus_error_free(&error);
+        r = ctl_send(c, m, 0, &reply);
+        if (r != EXIT_OK)
                 return r;
-        }
         return print_machine_name(c, reply, "CreateMachine");
 }
 
@@ -210,10 +206,8 @@ int cmd_reset(Ctl *c, int argc, char **argv) {
 
 int cmd_send_key(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) m = NULL;
-        g_autoptr(sd_bus_message) reply = NULL;
         g_auto(GStrv) keys = g_new0(char *, argc);
         g_autofree char *path = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         for (int i = 1; i < argc; i++)
@@ -228,13 +222,7 @@ int cmd_send_key(Ctl *c, int argc, char **argv) {
                 r = sd_bus_message_append(m, "u", c->o.hold_ms);
         if (r < 0)
                 return ctl_error("cannot build the call: %s", g_strerror(-r));
-        r = sd_bus_call(c->bus, m, 0, &error, &reply);
-        if (r < 0) {
-                r = ctl_bus_error(&error, r);
-                sd_bus_error_free(&error);
-                return r;
-        }
-        return EXIT_OK;
+        return ctl_send(c, m, 0, NULL);
 }
 
 int cmd_version(Ctl *c, int argc, char **argv) {

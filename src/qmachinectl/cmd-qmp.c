@@ -104,7 +104,6 @@ int cmd_wait_event(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) m = NULL;
         g_autoptr(sd_bus_message) reply = NULL;
         g_autofree char *path = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         const char *event = strcmp(argv[1], "*") == 0 ? "" : argv[1];
         const char *match = argc > 2 ? argv[2] : "";
         double timeout = c->o.timeout_set ? c->o.timeout : -1;
@@ -121,12 +120,9 @@ int cmd_wait_event(Ctl *c, int argc, char **argv) {
         if (r < 0)
                 return ctl_error("cannot build the call: %s", g_strerror(-r));
         /* timeout 0 only searches: the default call timeout is enough. */
-        r = sd_bus_call(c->bus, m, timeout == 0 ? 0 : ctl_timeout_usec(timeout), &error, &reply);
-        if (r < 0) {
-                r = ctl_bus_error(&error, r);
-                sd_bus_error_free(&error);
+        r = ctl_send(c, m, timeout == 0 ? 0 : ctl_timeout_usec(timeout), &reply);
+        if (r != EXIT_OK)
                 return r;
-        }
         r = sd_bus_message_read(reply, "ts", &seq, &json);
         if (r < 0)
                 return ctl_error("bad reply to WaitEvent: %s", g_strerror(-r));

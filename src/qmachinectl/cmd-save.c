@@ -17,9 +17,7 @@
 /* Machine.@method(h fd, a{sv} {timeout, paused?}). */
 static int call_with_fd(Ctl *c, const char *name, const char *method, int fd, bool paused) {
         g_autoptr(sd_bus_message) m = NULL;
-        g_autoptr(sd_bus_message) reply = NULL;
         g_autofree char *path = NULL;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         const CtlOptions *o = &c->o;
         double limit = o->timeout_set ? o->timeout : DEFAULT_TIMEOUT;
         int r;
@@ -40,13 +38,7 @@ static int call_with_fd(Ctl *c, const char *name, const char *method, int fd, bo
                 r = sd_bus_message_close_container(m);
         if (r < 0)
                 return ctl_error("cannot build the call: %s", g_strerror(-r));
-        r = sd_bus_call(c->bus, m, ctl_timeout_usec(limit <= 0 ? -1 : limit), &error, &reply);
-        if (r < 0) {
-                r = ctl_bus_error(&error, r);
-                sd_bus_error_free(&error);
-                return r;
-        }
-        return EXIT_OK;
+        return ctl_send(c, m, ctl_timeout_usec(limit <= 0 ? -1 : limit), NULL);
 }
 
 int cmd_save(Ctl *c, int argc, char **argv) {

@@ -102,6 +102,10 @@ void ctl_disconnect(Ctl *c);
 int ctl_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 int ctl_bus_error(const sd_bus_error *error, int r);
 uint64_t ctl_timeout_usec(double seconds);
+/* Send a call built by hand and wait for its reply (when @reply, kept);
+ * EXIT_OK, or the error reported on stderr and EXIT_FAIL. A method that
+ * passes fds fails at once where the connection cannot carry them. */
+int ctl_send(Ctl *c, sd_bus_message *m, uint64_t usec, sd_bus_message **reply);
 int ctl_call(Ctl *c, const char *path, const char *iface, const char *member, uint64_t usec,
              sd_bus_message **reply, const char *types, ...);
 int ctl_manager_call(Ctl *c, const char *member, uint64_t usec, sd_bus_message **reply, const char *types,
