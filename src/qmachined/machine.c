@@ -392,14 +392,14 @@ static void save_definition(Machine *m) {
 
 gboolean machine_prepare_comeback(Machine *m, QmConfig *config, QmError **error) {
         g_autoptr(QmConfig) owned = config;
-        g_autoptr(JsonNode) previous = qm_config_to_json(m->config);
+        g_autoptr(GVariant) nothing = g_variant_ref_sink(g_variant_new("a{sv}", NULL));
         g_autoptr(QmConfig) kept = NULL;
         g_autofree char *from = g_strdup(m->migrated_to);
 
-        kept = qm_config_from_json(previous, error); /* a copy: update_config frees the old one */
+        /* a copy (uuid and owner too): update_config frees the old one */
+        kept = qm_config_update(m->config, nothing, error);
         if (!kept)
                 return FALSE;
-        kept->owner = m->config->owner;
         if (!machine_update_config(m, g_steal_pointer(&owned), error))
                 return FALSE;
         qm_config_free(m->comeback_config);
