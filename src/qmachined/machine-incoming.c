@@ -16,10 +16,8 @@
  * root) can connect to it. A same-host move between machines of
  * different users needs an address.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <glib/gstdio.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,6 +27,7 @@
 
 #include "json-util.h"
 #include "machine-internal.h"
+#include "port-forward.h"
 #include "user-identity.h"
 
 /* migrate-incoming on a port taken meanwhile: another free port. */
@@ -167,33 +166,14 @@ static void on_loaded(Machine *m, const QmError *error, gpointer data) {
 /* A TCP port on @address that is free now (bind to port 0, read it,
  * close); 0 and @error on failure. */
 static guint16 pick_port(const char *address, QmError **error) {
-        struct sockaddr_storage ss = { 0 };
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-        socklen_t len;
-        guint16 port = 0;
-        int fd;
+        guint16 port = qm_tcp_port_probe(address, 0);
 
-        if (inet_pton(AF_INET, address, &a4->sin_addr) == 1) {
-                a4->sin_family = AF_INET;
-                len = sizeof(*a4);
-        } else if (inet_pton(AF_INET6, address, &a6->sin6_addr) == 1) {
-                a6->sin6_family = AF_INET6;
-                len = sizeof(*a6);
-        } else {
+        if (!port && errno == EINVAL)
                 *error = qm_error_new(QM_ERROR_INVALID_ARGS, "address '%s' is not a numeric IP address",
                                       address);
-                return 0;
-        }
-        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && bind(fd, (struct sockaddr *)&ss, len) == 0 &&
-            getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-                port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
-        if (!port)
+        else if (!port)
                 *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "cannot listen on %s: %s", address,
                                       g_strerror(errno));
-        if (fd >= 0)
-                close(fd);
         return port;
 }
 

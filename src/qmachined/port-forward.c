@@ -12,22 +12,40 @@
  * port this launch already took. */
 #define PROBES_PER_PORT 16
 
-guint16 qm_port_probe_loopback(guint16 port, gpointer unused) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-        socklen_t len = sizeof(sa);
+guint16 qm_tcp_port_probe(const char *address, guint16 port) {
+        struct sockaddr_storage ss = { 0 };
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        socklen_t len;
         guint16 got = 0;
-        int fd;
+        int fd, saved;
 
-        (void)unused;
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (inet_pton(AF_INET, address, &a4->sin_addr) == 1) {
+                a4->sin_family = AF_INET;
+                a4->sin_port = htons(port);
+                len = sizeof(*a4);
+        } else if (inet_pton(AF_INET6, address, &a6->sin6_addr) == 1) {
+                a6->sin6_family = AF_INET6;
+                a6->sin6_port = htons(port);
+                len = sizeof(*a6);
+        } else {
+                errno = EINVAL;
+                return 0;
+        }
+        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return 0;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-            getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-                got = ntohs(sa.sin_port);
+        if (bind(fd, (struct sockaddr *)&ss, len) == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+                got = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+        saved = errno;
         close(fd);
+        errno = saved;
         return got;
+}
+
+guint16 qm_port_probe_loopback(guint16 port, gpointer unused) {
+        (void)unused;
+        return qm_tcp_port_probe("127.0.0.1", port);
 }
 
 static gboolean already_taken(const GArray *out, guint first, guint16 host) {

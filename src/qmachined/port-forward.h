@@ -15,7 +15,12 @@ typedef struct {
  * go again; returns the port it got, 0 when it is not free. */
 typedef guint16 (*QmPortProbe)(guint16 port, gpointer data);
 
-/* The real probe: bind, getsockname, close. */
+/* Bind TCP @address:@port (a numeric IPv4 or IPv6 address; port 0: any
+ * free one), read the port back and close: the port that was free, or 0
+ * with errno set (EINVAL: @address is not a numeric address). */
+guint16 qm_tcp_port_probe(const char *address, guint16 port);
+
+/* The real probe: qm_tcp_port_probe() on 127.0.0.1. */
 guint16 qm_port_probe_loopback(guint16 port, gpointer unused);
 
 /* How many times a launch picks host ports and starts QEMU when another
