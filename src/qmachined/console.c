@@ -176,6 +176,8 @@ static gboolean on_readable(int fd, GIOCondition cond, gpointer data) {
         if (drain(c, CONSOLE_READS_PER_SLICE))
                 return G_SOURCE_CONTINUE;
         c->read_id = 0;
+        if (c->cb.closed)
+                c->cb.closed(c, c->userdata);
         return G_SOURCE_REMOVE;
 }
 
@@ -195,6 +197,15 @@ QmConsole *qm_console_new(int fd, const char *log_path, gboolean append, const Q
                 g_warning("%s; console output is not logged", err->message);
         c->read_id = qm_fd_watch_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
         return c;
+}
+
+void qm_console_replace_fd(QmConsole *c, int fd) {
+        g_clear_handle_id(&c->read_id, g_source_remove);
+        g_clear_handle_id(&c->write_id, g_source_remove);
+        close(c->fd);
+        c->fd = fd;
+        c->read_id = qm_fd_watch_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
+        console_flush_input(c);
 }
 
 void qm_console_free(QmConsole *c) {

@@ -12,6 +12,10 @@ typedef struct QmConsole QmConsole;
 typedef struct {
         /* Guest output, after it was logged and fanned out. */
         void (*output)(QmConsole *c, const char *data, gsize len, gpointer userdata);
+        /* QEMU closed the connection (or it failed): nothing more is read
+         * until qm_console_replace_fd(); clients stay connected. Called
+         * from the read watch only, never from qm_console_free(). */
+        void (*closed)(QmConsole *c, gpointer userdata);
 } QmConsoleCallbacks;
 
 /* Per-client bound of output not yet read by it; past it the client is
@@ -29,6 +33,11 @@ QmConsole *qm_console_new(int fd, const char *log_path, gboolean append, const Q
 /* Reads what is still buffered in the socket, then closes it and every
  * client connection. */
 void qm_console_free(QmConsole *c);
+
+/* A new connection to QEMU's console socket after the last one closed:
+ * takes ownership of @fd and reads from it; the log, the clients and the
+ * input not yet taken by QEMU carry over. */
+void qm_console_replace_fd(QmConsole *c, int fd);
 
 /* A new client: returns the peer end of a stream socket (the caller owns
  * it) that gets all output from now on and whose writes go to the guest;

@@ -8,8 +8,16 @@
 
 #include "keys.h"
 #include "machine-internal.h"
+#include "unix-socket.h"
 
 #define CONSOLE_RETAINED (1024 * 1024)
+/* QEMU may close our console connection while it runs on (a QEMU that
+ * misbehaves, or one that drops a connection made before it was ready,
+ * as 7.2 does now and then with the monitor's): its socket listens
+ * again, so we connect again, 50 ms, 100 ms, ... after, up to this many
+ * times in a row with no output in between. QEMU's exit stops it. */
+#define CONSOLE_RECONNECTS 5
+#define CONSOLE_RECONNECT_FIRST_MS 50
 
 static void found_crash(Machine *m, char *text) {
         char *props[] = { "KernelCrash", NULL };
@@ -27,21 +35,57 @@ static void on_console_output(QmConsole *c, const char *data, gsize len, gpointe
 
         qm_byte_ring_append(m->console_output, data, len);
         m->console_bytes += len;
+        m->console_reconnects = 0;
         machine_console_expect_output(m);
         crash = qm_crash_scan_feed(m->crash_scan, data, len);
         if (crash)
                 found_crash(m, crash);
 }
 
+static gboolean on_console_reconnect(gpointer data) {
+        Machine *m = data;
+        g_autoptr(GError) err = NULL;
+        int fd;
+
+        m->console_reconnect_timer = 0;
+        fd = qm_unix_connect(m->console_socket, &err);
+        if (fd < 0) {
+                /* QEMU is on its way out: its exit ends the console */
+                g_debug("machine %s: console not connected again: %s", m->name, err->message);
+                return G_SOURCE_REMOVE;
+        }
+        qm_console_replace_fd(m->console, fd);
+        return G_SOURCE_REMOVE;
+}
+
+static void on_console_closed(QmConsole *c, gpointer userdata) {
+        Machine *m = userdata;
+
+        if (m->console_reconnects >= CONSOLE_RECONNECTS) {
+                g_message("machine %s: QEMU closed the console connection %u times in a row with no output; "
+                          "the console stays closed", m->name, m->console_reconnects);
+                return;
+        }
+        /* Also at every QEMU exit; the exit cancels this timer, and a
+         * connection to a QEMU already gone fails quietly. */
+        g_debug("machine %s: QEMU closed the console connection; connecting again", m->name);
+        m->console_reconnect_timer = g_timeout_add(CONSOLE_RECONNECT_FIRST_MS << m->console_reconnects,
+                                                   on_console_reconnect, m);
+        m->console_reconnects++;
+}
+
 void machine_console_start(Machine *m, int fd, gboolean append_log) {
-        static const QmConsoleCallbacks callbacks = { .output = on_console_output };
+        static const QmConsoleCallbacks callbacks = { .output = on_console_output, .closed = on_console_closed };
         g_autofree char *log = g_build_filename(m->log_dir, "console.log", NULL);
 
+        m->console_reconnects = 0;
         m->console = qm_console_new(fd, log, append_log, &callbacks, m);
 }
 
 void machine_console_stop(Machine *m) {
         char *crash;
+
+        g_clear_handle_id(&m->console_reconnect_timer, g_source_remove);
 
         g_clear_pointer(&m->console, qm_console_free); /* reads the last bytes */
         crash = qm_crash_scan_finish(m->crash_scan);

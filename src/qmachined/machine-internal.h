@@ -49,6 +49,8 @@ struct Machine {
         char *kernel_crash;
         guint64 console_bytes;      /* console output of this run, retained or not */
         GPtrArray *console_waiters; /* WaitConsole callers (NULL: none yet) */
+        guint console_reconnect_timer;
+        guint console_reconnects; /* in a row, with no output in between */
 
         QmEventRing *events;
         guint64 event_seq;

@@ -146,6 +146,7 @@ void machine_free(Machine *m) {
                 return;
         g_clear_handle_id(&m->announce_seq_id, g_source_remove);
         g_clear_handle_id(&m->reconnect_timer, g_source_remove);
+        g_clear_handle_id(&m->console_reconnect_timer, g_source_remove);
         machine_incoming_detach(m);
         /* A running QEMU is left alone: VMs outlive the daemon. On an
          * orderly exit the record gets the exact event number, so the next

@@ -18,6 +18,10 @@ The behaviour comes from `--fake-mode=MODE` at the end of the arguments:
   ignore-quit      answers quit but goes on running
   slow-regreet     greets a second and later monitor connection (a
                    restarted daemon's) only after 2 s
+  console-drop     writes "BEFORE-DROP\n" to the console, closes it, and
+                   writes "AFTER-DROP\n" to the next console connection
+  console-drop-always
+                   closes every console connection at once
   drop-first       closes the first monitor connection without a
                    greeting (as QEMU 7.2 now and then does with one made
                    before its monitor is ready), then serves the next
@@ -169,10 +173,27 @@ def panic_flood(console):
     console.sendall(b"\r\nPANIC-DONE\n")
 
 
+def drop_console(listener, always):
+    """Close the console connection while running on, as a QEMU may."""
+    console, _ = listener.accept()
+    if not always:
+        console.sendall(b"BEFORE-DROP\n")
+    console.close()
+    while always:
+        listener.accept()[0].close()
+    console, _ = listener.accept()
+    console.sendall(b"AFTER-DROP\n")
+    sleep_forever()
+
+
 def main():
     print("fake qemu starting in mode", MODE, flush=True)
     console_fd = chardev_fd("console")
-    if console_fd is not None:
+    if console_fd is not None and MODE in ("console-drop", "console-drop-always"):
+        import threading
+        threading.Thread(target=drop_console, daemon=True,
+                         args=(socket.socket(fileno=console_fd), MODE == "console-drop-always")).start()
+    elif console_fd is not None:
         listener = socket.socket(fileno=console_fd)
         console, _ = listener.accept()
         if MODE == "console-flood":

@@ -196,6 +196,29 @@ class DroppedConnectionTest(FakeMixin, qmtest.QMTestCase):
         self.shutdown(path)
         self.assertEqual(self.mprop(path, "State"), "stopped")
 
+    def test_console_closed_by_qemu_is_connected_again(self):
+        # A QEMU that closed our console connection and ran on left the
+        # console dead for the rest of the run: its listening socket takes
+        # a new connection.
+        path = self.create_fake("cdrop", "console-drop", console=True)
+        self.launch(path)
+        ok = qmtest.iterate_until(lambda: b"AFTER-DROP" in self.console_output(path), 10)
+        self.assertTrue(ok, "no output after the drop: %r" % self.console_output(path))
+        self.assertEqual(self.console_output(path), b"BEFORE-DROP\nAFTER-DROP\n")
+        self.shutdown(path)
+        self.assertEqual(self.mprop(path, "State"), "stopped")
+
+    def test_console_closed_every_time_gives_up(self):
+        path = self.create_fake("cmute", "console-drop-always", console=True)
+        self.launch(path)
+        ok = qmtest.iterate_until(lambda: "the console stays closed" in self.env.daemon_output(), 10)
+        self.assertTrue(ok, self.env.daemon_output()[-2000:])
+        self.assertIn("closed the console connection 5 times in a row", self.env.daemon_output())
+        self.assertEqual(self.command(path, "query-status")["status"], "running")
+        self.shutdown(path)
+        self.assertEqual(self.mprop(path, "State"), "stopped")
+        self.assert_no_test_processes()
+
     def test_a_monitor_that_never_greets_still_fails_the_launch(self):
         path = self.create_fake("mute", "drop-always")
         e = self.expect_error(err("LaunchFailed"), self.launch, path)

@@ -2,8 +2,11 @@
 /* Console retention, crash detection across any split, key combos. */
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "console-buffer.h"
+#include "console.h"
 #include "json-util.h"
 #include "keys.h"
 
@@ -325,6 +328,93 @@ static void test_keys(void) {
         g_assert_false(qm_key_is_valid("kp_10"));
 }
 
+typedef struct {
+        GString *seen;
+        guint closed;
+} ConsoleSink;
+
+static void sink_output(QmConsole *c, const char *data, gsize len, gpointer userdata) {
+        ConsoleSink *sink = userdata;
+        g_string_append_len(sink->seen, data, len);
+}
+
+static void sink_closed(QmConsole *c, gpointer userdata) {
+        ConsoleSink *sink = userdata;
+        sink->closed++;
+}
+
+/* Run the main loop until @done or 5 s. */
+static void pump_until(const gboolean *done) {
+        gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+        while (!*done && g_get_monotonic_time() < deadline) {
+                if (!g_main_context_iteration(NULL, FALSE))
+                        g_usleep(1000);
+        }
+}
+
+static void read_exactly(int fd, const char *want) {
+        char buf[64] = { 0 };
+        gsize len = strlen(want);
+
+        g_assert_cmpint(read(fd, buf, len), ==, (gssize)len);
+        g_assert_cmpstr(buf, ==, want);
+}
+
+/* QEMU closed the connection: the callback says so, and a new connection
+ * carries on with the same clients. */
+static void test_console_replace_fd(void) {
+        static const QmConsoleCallbacks cb = { .output = sink_output, .closed = sink_closed };
+        ConsoleSink sink = { .seen = g_string_new(NULL) };
+        g_autofree char *dir = g_dir_make_tmp("qm-console-XXXXXX", NULL);
+        g_autofree char *log = g_build_filename(dir, "console.log", NULL);
+        int first[2], second[2], client;
+        gboolean done = FALSE;
+        QmConsole *c;
+
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, first), ==, 0);
+        c = qm_console_new(first[0], log, FALSE, &cb, &sink);
+        client = qm_console_add_client(c);
+        g_assert_cmpint(client, >=, 0);
+
+        g_assert_cmpint(write(first[1], "one\n", 4), ==, 4);
+        while (!done) {
+                pump_until(&done);
+                done = sink.seen->len == 4;
+        }
+        read_exactly(client, "one\n");
+        close(first[1]);
+        done = FALSE;
+        while (!done) {
+                pump_until(&done);
+                done = sink.closed == 1;
+        }
+
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, second), ==, 0);
+        qm_console_replace_fd(c, second[0]);
+        g_assert_cmpint(write(second[1], "two\n", 4), ==, 4);
+        done = FALSE;
+        while (!done) {
+                pump_until(&done);
+                done = sink.seen->len == 8;
+        }
+        g_assert_cmpstr(sink.seen->str, ==, "one\ntwo\n");
+        read_exactly(client, "two\n");
+        /* the client's input goes to the new connection */
+        g_assert_cmpint(write(client, "hi", 2), ==, 2);
+        for (int i = 0; i < 100; i++)
+                g_main_context_iteration(NULL, FALSE);
+        read_exactly(second[1], "hi");
+        g_assert_cmpuint(sink.closed, ==, 1);
+
+        qm_console_free(c);
+        close(second[1]);
+        close(client);
+        g_unlink(log);
+        g_rmdir(dir);
+        g_string_free(sink.seen, TRUE);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/console/byte-ring", test_byte_ring);
@@ -336,5 +426,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/console/crash-panic-flood", test_crash_panic_flood);
         g_test_add_func("/console/crash-bug-flood", test_crash_bug_flood);
         g_test_add_func("/keys/combos", test_keys);
+        g_test_add_func("/console/replace-fd", test_console_replace_fd);
         return g_test_run();
 }
