@@ -23,6 +23,13 @@ __qmachinectl_value_options='--address --host -H --timeout --after --hold
 
 __qmachinectl_output_modes='table json json-pretty value'
 
+# The values of -p/--property: the Machine interface's properties, as in
+# introspection/org.qmachine.QMachine1.Machine.xml (test_completion.py
+# checks that the list is the file's).
+__qmachinectl_properties='Name UUID State RunState Pid ExitCode CommandLine Config Owner
+Persistent QemuVersion EventSequence KernelCrash MacAddresses LaunchTimestamp RuntimeDirectory
+LogDirectory ConsoleBytes ForwardedPorts GuestAgentConnected'
+
 # The options of each command, besides the global ones.
 __qmachinectl_command_options() {
     case $1 in
@@ -82,10 +89,15 @@ __qmachinectl_names() {
 }
 
 # COMPREPLY for the value $2 of option $1: a command for --binary, the
-# modes of --output and --json, else nothing to offer.
+# modes of --output and --json, property names for --property (after the
+# last comma of a list), else nothing to offer.
 __qmachinectl_values() {
     case $1 in
         --binary) COMPREPLY=($(compgen -c -- "$2")) ;;
+        --property|-p)
+            local before=''
+            [[ $2 == *,* ]] && before=${2%,*},
+            COMPREPLY=($(compgen -P "$before" -W "$__qmachinectl_properties" -- "${2##*,}")) ;;
         --output|-o) COMPREPLY=($(compgen -W "$__qmachinectl_output_modes" -- "$2")) ;;
         --json) COMPREPLY=($(compgen -W 'pretty short off' -- "$2")) ;;
     esac

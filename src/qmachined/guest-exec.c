@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "guest-exec.h"
+#include "guest-reply.h"
 #include "json-util.h"
 
 /* guest-exec-status is asked at growing intervals: a quick program is
@@ -61,35 +62,6 @@ static char *exec_arguments(const QmGuestExecRequest *req) {
         return qm_json_to_string(root);
 }
 
-static JsonObject *return_object(const QmpResponse *r) {
-        return r->node ? qm_json_get_object(json_node_get_object(r->node), "return") : NULL;
-}
-
-static gboolean get_bool(JsonObject *obj, const char *key) {
-        JsonNode *n = obj ? json_object_get_member(obj, key) : NULL;
-        return n && json_node_get_value_type(n) == G_TYPE_BOOLEAN && json_node_get_boolean(n);
-}
-
-static gboolean has_int(JsonObject *obj, const char *key) {
-        JsonNode *n = obj ? json_object_get_member(obj, key) : NULL;
-        return n && json_node_get_value_type(n) == G_TYPE_INT64;
-}
-
-/* A base64 member, decoded, at most QM_GUEST_EXEC_MAX_OUTPUT bytes (the
- * agent caps what it captures there too; more is a broken agent). */
-/* The base64 output, at most QM_GUEST_EXEC_MAX_OUTPUT bytes: only the
- * text that decodes to those is decoded, whatever the guest sent. */
-static GBytes *get_output(JsonObject *obj, const char *key) {
-        const char *b64 = qm_json_get_string(obj, key, "");
-        gsize enc = MIN(strlen(b64), (gsize)(QM_GUEST_EXEC_MAX_OUTPUT + 2) / 3 * 4);
-        guchar *data = g_malloc(enc / 4 * 3 + 3);
-        gint state = 0;
-        guint save = 0;
-        gsize len = g_base64_decode_step(b64, enc, data, &state, &save);
-
-        return g_bytes_new_take(data, MIN(len, QM_GUEST_EXEC_MAX_OUTPUT));
-}
-
 static void poll_status(ExecOp *e);
 
 static gboolean on_poll_timer(gpointer data) {
@@ -100,39 +72,29 @@ static gboolean on_poll_timer(gpointer data) {
         return G_SOURCE_REMOVE;
 }
 
-static void finish(ExecOp *e, JsonObject *status) {
-        g_autoptr(GBytes) out = get_output(status, "out-data");
-        g_autoptr(GBytes) err = get_output(status, "err-data");
-        gint64 code;
-
-        if (has_int(status, "exitcode"))
-                code = qm_json_get_int(status, "exitcode", 0);
-        else if (has_int(status, "signal"))
-                code = -qm_json_get_int(status, "signal", 0);
-        else {
-                qm_guest_op_failf(
-                        &e->op, QM_ERROR_GUEST_EXEC_FAILED,
-                        "The guest agent reported neither an exit code nor a signal for pid %" G_GINT64_FORMAT,
-                        e->pid);
-                return;
-        }
-        qm_reply_int_bytes_bytes(g_steal_pointer(&e->op.call), (gint32)CLAMP(code, G_MININT32, G_MAXINT32),
-                                 out, err);
+/* The program ended: answer with its status. */
+static void finish(ExecOp *e, QmGuestExecStatus *st) {
+        qm_reply_int_bytes_bytes(g_steal_pointer(&e->op.call), st->code, st->out, st->err);
         qm_guest_op_done(&e->op);
 }
 
 static void on_status(QmGuestOp *op, const QmpResponse *r, const QmError *failure) {
         ExecOp *e = (ExecOp *)op;
-        JsonObject *status;
+        g_auto(QmGuestExecStatus) st = { 0 };
+        const char *why = NULL;
         gint64 left;
 
         if (failure || r->error) {
                 qm_guest_op_fail(op, failure ? failure : r->error);
                 return;
         }
-        status = return_object(r);
-        if (get_bool(status, "exited")) {
-                finish(e, status);
+        if (!qm_guest_reply_exec_status(qm_guest_reply_return_object(r->node), QM_GUEST_EXEC_MAX_OUTPUT, &st,
+                                        &why)) {
+                qm_guest_op_failf(op, QM_ERROR_GUEST_EXEC_FAILED, "%s for pid %" G_GINT64_FORMAT, why, e->pid);
+                return;
+        }
+        if (st.exited) {
+                finish(e, &st);
                 return;
         }
         left = e->deadline - g_get_monotonic_time();
@@ -155,7 +117,6 @@ static void poll_status(ExecOp *e) {
 
 static void on_started(QmGuestOp *op, const QmpResponse *r, const QmError *failure) {
         ExecOp *e = (ExecOp *)op;
-        JsonObject *ret;
 
         if (failure) {
                 qm_guest_op_fail(op, failure);
@@ -167,8 +128,7 @@ static void on_started(QmGuestOp *op, const QmpResponse *r, const QmError *failu
                                   "The guest agent could not start the program: %s", r->error->message);
                 return;
         }
-        ret = return_object(r);
-        e->pid = qm_json_get_int(ret, "pid", -1);
+        e->pid = qm_guest_reply_exec_pid(qm_guest_reply_return_object(r->node));
         if (e->pid <= 0) {
                 qm_guest_op_failf(op, QM_ERROR_GUEST_EXEC_FAILED,
                                   "The guest agent's answer to guest-exec has no pid");

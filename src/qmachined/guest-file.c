@@ -13,6 +13,7 @@
 
 #include "fd-watch.h"
 #include "guest-file.h"
+#include "guest-reply.h"
 #include "json-util.h"
 
 #define CHMOD_POLL_MS 50
@@ -56,15 +57,6 @@ static void copy_destroy(QmGuestOp *op) {
 }
 
 static const QmGuestOpClass copy_class = { .stop = copy_stop, .destroy = copy_destroy };
-
-static JsonObject *return_object(const QmpResponse *r) {
-        return r->node ? qm_json_get_object(json_node_get_object(r->node), "return") : NULL;
-}
-
-static gboolean get_bool(JsonObject *obj, const char *key) {
-        JsonNode *n = obj ? json_object_get_member(obj, key) : NULL;
-        return n && json_node_get_value_type(n) == G_TYPE_BOOLEAN && json_node_get_boolean(n);
-}
 
 /* An agent failure or error response: answer with it. TRUE if it was one. */
 static gboolean failed(QmGuestOp *op, const QmpResponse *r, const QmError *failure) {
@@ -115,18 +107,15 @@ static void send_open(CopyOp *c, const char *mode, QmGuestOpReplyFunc func) {
 
 /* guest-file-open's answer: the handle, or FALSE after answering. */
 static gboolean take_handle(CopyOp *c, const QmpResponse *r, const QmError *failure) {
-        JsonNode *ret;
-
         if (failed(&c->op, r, failure))
                 return FALSE;
-        ret = json_object_get_member(json_node_get_object(r->node), "return");
-        if (!ret || json_node_get_value_type(ret) != G_TYPE_INT64 || json_node_get_int(ret) < 0) {
+        c->handle = qm_guest_reply_file_handle(qm_guest_reply_return(r->node));
+        if (c->handle < 0) {
                 qm_guest_op_failf(&c->op, QM_ERROR_QMP_ERROR,
                                   "GenericError: the guest agent's answer to "
                                   "guest-file-open is not a handle");
                 return FALSE;
         }
-        c->handle = json_node_get_int(ret);
         return TRUE;
 }
 
@@ -151,16 +140,16 @@ static void read_chunk(CopyOp *c);
 
 static void on_written(QmGuestOp *op, const QmpResponse *r, const QmError *failure) {
         CopyOp *c = (CopyOp *)op;
-        JsonObject *ret;
+        gint64 count;
 
         if (failed(op, r, failure))
                 return;
-        ret = return_object(r);
-        if (qm_json_get_int(ret, "count", -1) != (gint64)c->buf->len) {
+        count = qm_guest_reply_file_written(qm_guest_reply_return_object(r->node));
+        if (count != (gint64)c->buf->len) {
                 qm_guest_op_failf(op, QM_ERROR_QMP_ERROR,
                                   "GenericError: the guest agent wrote %" G_GINT64_FORMAT
                                   " of %u bytes to '%s'",
-                                  qm_json_get_int(ret, "count", -1), c->buf->len, c->path);
+                                  count, c->buf->len, c->path);
                 return;
         }
         g_byte_array_set_size(c->buf, 0);
@@ -233,13 +222,15 @@ static gboolean on_chmod_timer(gpointer data) {
 
 static void on_chmod_status(QmGuestOp *op, const QmpResponse *r, const QmError *failure) {
         CopyOp *c = (CopyOp *)op;
-        JsonObject *ret;
+        g_auto(QmGuestExecStatus) st = { 0 };
+        const char *why = NULL;
         gint64 code;
 
         if (failed(op, r, failure))
                 return;
-        ret = return_object(r);
-        if (!get_bool(ret, "exited")) {
+        /* no output wanted; neither exit code nor signal: -1 */
+        code = qm_guest_reply_exec_status(qm_guest_reply_return_object(r->node), 0, &st, &why) ? st.code : -1;
+        if (!st.exited) {
                 if (g_get_monotonic_time() >= c->deadline) {
                         qm_guest_op_failf(op, QM_ERROR_TIMEOUT,
                                           "chmod of '%s' in the guest did not end in time", c->path);
@@ -248,7 +239,6 @@ static void on_chmod_status(QmGuestOp *op, const QmpResponse *r, const QmError *
                 c->timer = g_timeout_add(CHMOD_POLL_MS, on_chmod_timer, c);
                 return;
         }
-        code = qm_json_get_int(ret, "exitcode", -1);
         if (code != 0) {
                 qm_guest_op_failf(op, QM_ERROR_GUEST_EXEC_FAILED,
                                   "chmod %o '%s' in the guest failed (exit code %" G_GINT64_FORMAT ")",
@@ -270,7 +260,7 @@ static void on_chmod_started(QmGuestOp *op, const QmpResponse *r, const QmError 
                                   r->error->message);
                 return;
         }
-        c->chmod_pid = qm_json_get_int(return_object(r), "pid", -1);
+        c->chmod_pid = qm_guest_reply_exec_pid(qm_guest_reply_return_object(r->node));
         if (c->chmod_pid <= 0) {
                 qm_guest_op_failf(op, QM_ERROR_GUEST_EXEC_FAILED,
                                   "The guest agent's answer to guest-exec has no pid");
@@ -361,33 +351,20 @@ static void write_out(CopyOp *c) {
 
 static void on_read(QmGuestOp *op, const QmpResponse *r, const QmError *failure) {
         CopyOp *c = (CopyOp *)op;
-        JsonObject *ret;
-        const char *b64;
-        gint64 count;
-        guchar *data;
-        gsize len = 0;
+        g_autoptr(GBytes) data = NULL;
+        const char *why = NULL;
 
         if (failed(op, r, failure))
                 return;
-        ret = return_object(r);
-        b64 = qm_json_get_string(ret, "buf-b64", "");
-        count = qm_json_get_int(ret, "count", -1);
-        /* The agent gives at most what we asked for. */
-        if (count < 0 || count > QM_GUEST_FILE_CHUNK || strlen(b64) > (QM_GUEST_FILE_CHUNK / 3 + 1) * 4) {
+        data = qm_guest_reply_file_read(qm_guest_reply_return_object(r->node), QM_GUEST_FILE_CHUNK, &c->eof,
+                                        &why);
+        if (!data) {
                 qm_guest_op_failf(op, QM_ERROR_QMP_ERROR,
-                                  "GenericError: the guest agent's answer to guest-file-read is malformed");
+                                  "GenericError: the guest agent's answer to guest-file-read is malformed: %s",
+                                  why);
                 return;
         }
-        data = g_base64_decode(b64, &len);
-        if ((gint64)len != count) {
-                g_free(data);
-                qm_guest_op_failf(op, QM_ERROR_QMP_ERROR,
-                                  "GenericError: the guest agent's answer to guest-file-read is malformed");
-                return;
-        }
-        g_byte_array_append(c->buf, data, len);
-        g_free(data);
-        c->eof = get_bool(ret, "eof") || len == 0;
+        g_byte_array_append(c->buf, g_bytes_get_data(data, NULL), g_bytes_get_size(data));
         write_out(c);
 }
 

@@ -29,16 +29,30 @@ void qmp_stream_set_sync_byte(QmpStream *s, gboolean on) {
         s->sync_byte = on;
 }
 
-/* The last 0xFF in the @len bytes at @p, or NULL. */
-static const char *last_sync_byte(const char *p, gsize len) {
-        const char *found = NULL, *q;
+/*
+ * Agent mode: the runs of bytes that end at a 0xFF in [@from, @to) of the
+ * @base line are stale. Returns the offset just after the last 0xFF (0:
+ * none), or -1 when one run is longer than max_line. The runs are held to
+ * the line limit as a line is: a working agent's stale output is answers
+ * to earlier commands, or one cut short, each within the limit, so junk
+ * longer than that is a broken or hostile guest, whose connection is
+ * dropped and made again (then synchronised). Whether a run was counted
+ * must not depend on the read boundaries: read in pieces, a run over the
+ * limit is seen as a partial line before its 0xFF arrives, so in one
+ * piece it must break the stream too. Tolerating it would mean dropping
+ * bytes of unknown fate until a 0xFF or a newline tells what they were.
+ */
+static gssize skip_stale(const QmpStream *s, const char *base, gsize from, gsize to) {
+        gsize begin = 0, after = 0;
+        const char *q;
 
-        while (len > 0 && (q = memchr(p, 0xFF, len))) {
-                found = q;
-                len -= q + 1 - p;
-                p = q + 1;
+        while (from < to && (q = memchr(base + from, 0xFF, to - from))) {
+                gsize at = q - base;
+                if (at - begin > s->max_line)
+                        return -1;
+                begin = after = from = at + 1;
         }
-        return found;
+        return after;
 }
 
 void qmp_stream_push(QmpStream *s, const char *data, gsize len) {
@@ -63,9 +77,11 @@ int qmp_stream_pop(QmpStream *s, char **line, gsize *len) {
                          * came before the last one is stale, a partial
                          * line included. */
                         gsize upto = nl ? (gsize)(nl - base) : avail;
-                        const char *sync = last_sync_byte(base + s->scanned, upto - s->scanned);
-                        if (sync) {
-                                s->start += sync + 1 - base;
+                        gssize after = skip_stale(s, base, s->scanned, upto);
+                        if (after < 0)
+                                return -1;
+                        if (after > 0) {
+                                s->start += after;
                                 s->scanned = 0;
                                 continue;
                         }

@@ -11,7 +11,8 @@ void qmp_stream_free(QmpStream *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpStream, qmp_stream_free)
 
 /* The QEMU guest agent's mode: a 0xFF byte (its answer to
- * guest-sync-delimited starts with one) drops every byte before it. */
+ * guest-sync-delimited starts with one) drops every byte before it; the
+ * bytes it drops are held to the line limit, in one read as in many. */
 void qmp_stream_set_sync_byte(QmpStream *s, gboolean on);
 
 void qmp_stream_push(QmpStream *s, const char *data, gsize len);

@@ -26,6 +26,8 @@ The behaviour comes from `--fake-mode=MODE` at the end of the arguments:
                    greeting (as QEMU 7.2 now and then does with one made
                    before its monitor is ready), then serves the next
   drop-always      closes every monitor connection without a greeting
+  powers-off       answers system_powerdown as a guest that powers off:
+                   POWERDOWN, a guest SHUTDOWN, then exit 0
 
 Whatever the mode, these commands misbehave when asked:
   x-burst    three events and the reply in a single write
@@ -120,6 +122,12 @@ def serve(mon):
         elif name == "quit":
             mon.send(event("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"}))
             reply({})
+            sys.exit(0)
+        elif name == "system_powerdown" and MODE == "powers-off":
+            reply({})
+            mon.send(event("POWERDOWN"))
+            mon.send(event("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"}))
+            time.sleep(0.2)
             sys.exit(0)
         elif name == "x-burst":
             batch = b"".join(json.dumps(o).encode() + b"\r\n" for o in (

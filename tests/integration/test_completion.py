@@ -19,6 +19,7 @@ import re
 import shlex
 import subprocess
 import unittest
+import xml.etree.ElementTree as ET
 
 import qmtest
 from qmtest import GLib
@@ -98,6 +99,14 @@ class TablesTest(unittest.TestCase):
                     self.assertEqual(o.rstrip("=") in values, want[o.rstrip("=")], o)
 
 
+    def test_property_names(self):
+        # the Machine interface's, so that the list cannot drift from it
+        xml = os.path.join(qmtest.source_root(), "introspection", "org.qmachine.QMachine1.Machine.xml")
+        want = [p.get("name") for p in ET.parse(xml).getroot().iter("property")]
+        self.assertIn("GuestAgentConnected", want)
+        self.assertEqual(sorted(table("$__qmachinectl_properties")), sorted(want))
+
+
 class CompletionTest(qmtest.QMTestCase):
 
     def setUp(self):
@@ -170,6 +179,20 @@ class CompletionTest(qmtest.QMTestCase):
                          ["--no-ask-password", "--no-legend", "--no-pager", "--no-kill"])
         self.assertEqual(self.complete("show", "alpha", "--v"), ["--version", "--value"])
         self.assertEqual(self.complete("--address", self.address, "show", "a"), ["alpha"])
+
+    def test_property_names(self):
+        self.assertEqual(self.complete("show", "alpha", "-p", "St"), ["State"])
+        self.assertEqual(self.complete("show", "alpha", "--property", "Pe"), ["Persistent"])
+        self.assertEqual(self.complete("show", "alpha", "--property=Gu"), ["GuestAgentConnected"])
+        self.assertEqual(self.complete("show", "alpha", "--property", "=", "Ex"), ["ExitCode"])
+        self.assertEqual(self.complete("show", "alpha", "--property=Co", bash_completion=True),
+                         ["CommandLine", "Config", "ConsoleBytes"])
+        # after the last comma of a list, the list kept
+        self.assertEqual(self.complete("show", "alpha", "-p", "State,Pi"), ["State,Pid"])
+        self.assertEqual(self.complete("show", "-p", "Name,UUID,Ow"), ["Name,UUID,Owner"])
+        self.assertEqual(self.complete("show", "alpha", "-p", "Nope"), [])
+        # the value of -p is not a machine name, the word after it is
+        self.assertEqual(self.complete("--address", self.address, "show", "-p", "State", "al"), ["alpha"])
 
     def test_help_completes_commands(self):
         self.assertEqual(self.complete("help", "console"), ["console", "console-output"])

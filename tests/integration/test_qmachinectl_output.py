@@ -293,6 +293,26 @@ class OutputTest(qmtest.QMTestCase):
         got = self.ctl_json("expect", "fc", "READY", "--timeout", "0")
         self.assertEqual(got, {"offset": len(want) - 1, "match": "READY"})
 
+    def test_powerdown_all_json(self):
+        # one guest powers off, one never does (no ACPI), one is not running
+        good = self.create_machine("good", binary=FAKE, args=["--fake-mode=powers-off"])
+        self.launch(good)
+        self.running_machine("deaf")
+        self.create_none_machine("idle")
+        r = self.run_ctl("powerdown-all", "--timeout=1", "--json", timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("qmachinectl: deaf: ", r.stderr)
+        self.assertEqual(r.stdout.count("\n"), 1, r.stdout)
+        rows = sorted(json.loads(r.stdout), key=lambda row: row["name"])
+        self.assertEqual([(row["name"], row["powered_off"]) for row in rows], [("deaf", False), ("good", True)])
+        self.assertIsNone(rows[1]["error"])
+        self.assertIsInstance(rows[0]["error"], str)
+        self.assertIn(rows[0]["error"], r.stderr)
+        self.assertEqual(self.mprop(good, "State"), "stopped")
+        self.assertEqual(self.mprop(machine_path("idle"), "State"), "defined")
+        # nothing left running: an empty list, in every JSON mode
+        self.assertEqual(self.ctl_json("powerdown-all"), [])
+
     def test_quiet_and_monitor_json(self):
         path = self.running_machine("m")
         p = subprocess.Popen([qmachinectl_binary(), "monitor", "m", "-q", "--json"], stdout=subprocess.PIPE,

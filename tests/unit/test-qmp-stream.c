@@ -103,6 +103,46 @@ static void test_sync_byte_limit(void) {
         g_assert_cmpint(qmp_stream_pop(s, &line, NULL), ==, -1);
 }
 
+/* Junk before a 0xFF is held to the line limit whatever the read
+ * boundaries: over it breaks the stream in one piece as in pieces, and a
+ * run between two 0xFF counts on its own; at the limit it is dropped. */
+static int feed_agent(const char *text, gsize len, gsize chunk, gsize max, guint *n_lines) {
+        g_autoptr(QmpStream) s = qmp_stream_new(max);
+        char *line;
+        int r = 0;
+
+        qmp_stream_set_sync_byte(s, TRUE);
+        *n_lines = 0;
+        for (gsize off = 0; off < len && r >= 0; off += chunk) {
+                qmp_stream_push(s, text + off, MIN(chunk, len - off));
+                while ((r = qmp_stream_pop(s, &line, NULL)) > 0) {
+                        g_assert_cmpstr(line, ==, "{\"return\": 1}");
+                        g_free(line);
+                        (*n_lines)++;
+                }
+        }
+        return r;
+}
+
+static void test_sync_byte_stale_limit(void) {
+        g_autofree char *at_limit = g_strnfill(16, 'x');
+        g_autofree char *over = g_strnfill(17, 'x');
+        g_autofree char *ok = g_strconcat("{\"return\": 1}\n", at_limit, "\xff", at_limit, "\xff\xff",
+                                          "{\"return\": 1}\n", NULL);
+        g_autofree char *bad = g_strconcat("{\"return\": 1}\n", over, "\xff{\"return\": 1}\n", NULL);
+        g_autofree char *bad_between = g_strconcat("xx\xff", over, "\xff{\"return\": 1}\n", NULL);
+
+        for (gsize chunk = 1; chunk <= strlen(ok); chunk++) {
+                guint n;
+                g_assert_cmpint(feed_agent(ok, strlen(ok), chunk, 16, &n), ==, 0);
+                g_assert_cmpuint(n, ==, 2);
+                g_assert_cmpint(feed_agent(bad, strlen(bad), chunk, 16, &n), ==, -1);
+                g_assert_cmpuint(n, ==, 1);
+                g_assert_cmpint(feed_agent(bad_between, strlen(bad_between), chunk, 16, &n), ==, -1);
+                g_assert_cmpuint(n, ==, 0);
+        }
+}
+
 static void test_json_guard(void) {
         g_autoptr(GError) err = NULL;
         g_autofree char *deep = g_strnfill(100000, '[');
@@ -156,6 +196,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/qmp-stream/nul-byte", test_nul_byte);
         g_test_add_func("/qmp-stream/sync-byte", test_sync_byte);
         g_test_add_func("/qmp-stream/sync-byte-limit", test_sync_byte_limit);
+        g_test_add_func("/qmp-stream/sync-byte-stale-limit", test_sync_byte_stale_limit);
         g_test_add_func("/json/guard", test_json_guard);
         g_test_add_func("/json/strict", test_json_strict);
         return g_test_run();
