@@ -343,11 +343,12 @@ static void sink_closed(QmConsole *c, gpointer userdata) {
         sink->closed++;
 }
 
-/* Run the main loop until @done or 5 s. */
-static void pump_until(const gboolean *done) {
+/* Run the main loop until @sink has seen @len bytes and @closed closes,
+ * or 5 s. */
+static void pump_until(const ConsoleSink *sink, gsize len, guint closed) {
         gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
 
-        while (!*done && g_get_monotonic_time() < deadline) {
+        while ((sink->seen->len < len || sink->closed < closed) && g_get_monotonic_time() < deadline) {
                 if (!g_main_context_iteration(NULL, FALSE))
                         g_usleep(1000);
         }
@@ -369,7 +370,6 @@ static void test_console_replace_fd(void) {
         g_autofree char *dir = g_dir_make_tmp("qm-console-XXXXXX", NULL);
         g_autofree char *log = g_build_filename(dir, "console.log", NULL);
         int first[2], second[2], client;
-        gboolean done = FALSE;
         QmConsole *c;
 
         g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, first), ==, 0);
@@ -378,26 +378,16 @@ static void test_console_replace_fd(void) {
         g_assert_cmpint(client, >=, 0);
 
         g_assert_cmpint(write(first[1], "one\n", 4), ==, 4);
-        while (!done) {
-                pump_until(&done);
-                done = sink.seen->len == 4;
-        }
+        pump_until(&sink, 4, 0);
         read_exactly(client, "one\n");
         close(first[1]);
-        done = FALSE;
-        while (!done) {
-                pump_until(&done);
-                done = sink.closed == 1;
-        }
+        pump_until(&sink, 4, 1);
+        g_assert_cmpuint(sink.closed, ==, 1);
 
         g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, second), ==, 0);
         qm_console_replace_fd(c, second[0]);
         g_assert_cmpint(write(second[1], "two\n", 4), ==, 4);
-        done = FALSE;
-        while (!done) {
-                pump_until(&done);
-                done = sink.seen->len == 8;
-        }
+        pump_until(&sink, 8, 1);
         g_assert_cmpstr(sink.seen->str, ==, "one\ntwo\n");
         read_exactly(client, "two\n");
         /* the client's input goes to the new connection */
