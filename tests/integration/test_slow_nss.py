@@ -17,8 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
-from qmtest import (MACHINE_IFACE, MANAGER_IFACE, MANAGER_PATH, DBusCallError,  # noqa: E402
-                    Environment, GLib, err)
+from qmtest import (INVALID_ARGS, MACHINE_IFACE, MANAGER_IFACE, MANAGER_PATH,  # noqa: E402
+                    DBusCallError, Environment, GLib, config_variant, err, none_args)
 from qmtest.bus import qmachined_binary  # noqa: E402
 
 SLOW_USER = "nobody"
@@ -124,6 +124,41 @@ class SlowNssTest(qmtest.QMTestCase):
         self.assertEqual(sorted(self.qemu_pids()), sorted([pid, self.mprop(fast, "Pid")]))
         self.kill(slow)
         self.kill(fast)
+
+    def test_main_loop_answers_during_create_and_update_lookups(self):
+        other = self.env.connect()
+        plain = self.create_none_machine("plain")
+
+        # CreateMachine (so CloneMachine too: the same path) checks its user
+        before = self.shim_calls()
+        t0 = time.monotonic()
+        create = self.call_async(MANAGER_PATH, MANAGER_IFACE, "CreateMachine",
+                                 GLib.Variant("(sa{sv})", ("slow", config_variant(
+                                     {"args": none_args(), "user": SLOW_USER}))), "(o)")
+        time.sleep(0.3)
+        machines = self.assert_quick(self.call, MANAGER_PATH, MANAGER_IFACE, "ListMachines", None,
+                                     "(a(ssuo))", conn=other)
+        self.assertEqual([m[0] for m in machines], ["plain"])
+        self.assertLess(time.monotonic() - t0, LOOKUP, "too slow to tell: the lookup may be over")
+        slow = create.wait(LOOKUP + 60)
+        self.assertGreaterEqual(create.finished_at - t0, LOOKUP - 0.5, "no slow lookup: no shim?")
+        self.assertGreater(self.shim_calls(), before)
+        self.assertEqual(self.mprop(slow, "Config")["user"], SLOW_USER)
+
+        # UpdateMachine to that user
+        t0 = time.monotonic()
+        update = self.call_async(MANAGER_PATH, MANAGER_IFACE, "UpdateMachine",
+                                 GLib.Variant("(sa{sv})", ("plain", {"user": GLib.Variant("s", SLOW_USER)})),
+                                 "()")
+        time.sleep(0.3)
+        self.assert_quick(self.mprop, plain, "State")
+        self.assertLess(time.monotonic() - t0, LOOKUP, "too slow to tell: the lookup may be over")
+        update.wait(LOOKUP + 60)
+        self.assertGreaterEqual(update.finished_at - t0, LOOKUP - 0.5)
+        self.assertEqual(self.mprop(plain, "Config")["user"], SLOW_USER)
+        # a user that does not exist is still refused, as before
+        self.expect_error(INVALID_ARGS, self.create_none_machine,
+                          "bad", user="no-such-user-qmachined")
 
     def test_kill_and_remove_during_launch_lookup(self):
         slow = self.slow_machine("slow")
