@@ -184,6 +184,21 @@ class SlowNssTest(qmtest.QMTestCase):
         self.assert_daemon_answers(0)
         self.assert_no_test_processes()
 
+    def test_daemon_stops_during_launch_lookup(self):
+        slow = self.create_none_machine("slow", user=SLOW_USER, persistent=True)
+        launch = self.call_async(slow, MACHINE_IFACE, "Launch", None, "()")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        self.assertEqual(self.restart_daemon(), 0)  # stops at once, cleanly
+        self.assertLess(time.monotonic() - t0, LOOKUP, "the daemon waited for the lookup to stop")
+        with self.assertRaises(DBusCallError):
+            launch.wait(30)
+        # the definition is back, not running, and no QEMU started
+        time.sleep(LOOKUP)
+        self.assertIn(self.mprop(slow, "State"), ("defined", "failed"))
+        self.assertEqual(self.qemu_pids(), [])
+        self.assert_daemon_answers(1)
+
 
 if __name__ == "__main__":
     qmtest.main()
