@@ -12,6 +12,7 @@
 #include "dbus-common.h"
 #include "fd-util.h"
 #include "images-dbus.h"
+#include "user-lookup.h"
 #include "images.h"
 
 typedef struct {
@@ -108,15 +109,17 @@ static void reply_create_failed(ImageCall *ic, int code, const char *output) {
                                            code, output);
 }
 
-static void on_created(int code, const char *output, gpointer data) {
-        ImageCall *ic = data;
+/* The image is made: it goes to the VM user (@vm_user; NULL for a
+ * daemon that is not root), and its format is recorded. */
+static void finish_created(ImageCall *ic, const QmUserIdentity *vm_user, const QmError *lookup_error) {
         g_autoptr(GError) err = NULL;
 
         g_hash_table_remove(ic->mgr->images_in_progress, ic->name);
-        if (code != 0) {
+        if (lookup_error) {
                 g_unlink(ic->path);
-                reply_create_failed(ic, code, output);
-        } else if (!qm_image_give_to_vm_user(ic->path, &err)) {
+                qm_reply_errorf(ic->call, SD_BUS_ERROR_FAILED, "cannot give %s to the VM user: %s", ic->path,
+                                lookup_error->message);
+        } else if (vm_user && !qm_image_give_to_user(ic->path, vm_user, &err)) {
                 g_unlink(ic->path);
                 qm_reply_errorf(ic->call, SD_BUS_ERROR_FAILED, "%s", err->message);
         } else if (!qm_image_record_save(ic->mgr->daemon->image_dir, ic->name, &ic->record, &err)) {
@@ -127,6 +130,25 @@ static void on_created(int code, const char *output, gpointer data) {
         } else
                 qm_reply_return(ic->call, "s", ic->path);
         image_call_free(ic);
+}
+
+static void on_vm_user(QmUserIdentity **u, QmError **e, gpointer data) {
+        finish_created(data, *u, *e);
+}
+
+static void on_created(int code, const char *output, gpointer data) {
+        ImageCall *ic = data;
+
+        if (code != 0) {
+                g_hash_table_remove(ic->mgr->images_in_progress, ic->name);
+                g_unlink(ic->path);
+                reply_create_failed(ic, code, output);
+                image_call_free(ic);
+        } else if (geteuid() == 0)
+                /* the user database may be slow: not on the main loop */
+                qm_user_lookup_start(QM_DEFAULT_USER, on_vm_user, ic);
+        else
+                finish_created(ic, NULL, NULL);
 }
 
 /* The backing image's recorded format, into @format; never a guess from

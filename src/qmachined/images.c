@@ -191,20 +191,9 @@ gboolean qm_image_remove(const char *image_dir, const char *name, GError **error
         return file_error(error, e, "cannot remove", path);
 }
 
-gboolean qm_image_give_to_vm_user(const char *path, GError **error) {
-        g_autoptr(QmUserIdentity) u = NULL;
-        g_autoptr(QmError) e = NULL;
-        g_auto(QmFd) fd = -1;
+gboolean qm_image_give_to_user(const char *path, const QmUserIdentity *u, GError **error) {
+        g_auto(QmFd) fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 
-        if (geteuid() != 0)
-                return TRUE;
-        u = qm_user_identity_lookup(QM_DEFAULT_USER, &e);
-        if (!u) {
-                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot give %s to the VM user: %s", path,
-                            e->message);
-                return FALSE;
-        }
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0 || fchown(fd, u->uid, u->gid) < 0 || fchmod(fd, 0600) < 0)
                 return file_error(error, errno, "cannot give to " QM_DEFAULT_USER, path);
         return TRUE;

@@ -6,6 +6,7 @@
 #include <glib.h>
 
 #include "errors.h"
+#include "user-identity.h"
 
 #define QM_IMAGE_MAX_SIZE (G_GUINT64_CONSTANT(1) << 50) /* 1 PiB */
 
@@ -73,10 +74,10 @@ gboolean qm_image_remove(const char *image_dir, const char *name, GError **error
  * caller knows from the record (NULL: unknown): a qcow2 header's size
  * field, otherwise the file's size. FALSE if it is not a regular file. */
 /* A new image in the image directory belongs to the user VMs run as by
- * default (QM_DEFAULT_USER), mode 0600: their QEMU can use it, other
- * users cannot read a guest's disk. Nothing to do for a daemon that is
- * not root (its images are its own). */
-gboolean qm_image_give_to_vm_user(const char *path, GError **error);
+ * default (QM_DEFAULT_USER, looked up as @u), mode 0600: their QEMU can
+ * use it, other users cannot read a guest's disk. Only for a daemon that
+ * is root (else its images are its own). */
+gboolean qm_image_give_to_user(const char *path, const QmUserIdentity *u, GError **error);
 
 gboolean qm_image_virtual_size(const char *path, const char *format, guint64 *virtual_size);
 

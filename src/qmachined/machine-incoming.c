@@ -181,8 +181,7 @@ static guint16 pick_port(const char *address, QmError **error) {
 static char *make_socket_dir(Machine *m, QmError **error) {
         g_autofree char *dir_name = g_strconcat(".incoming-", m->name, NULL);
         g_autofree char *dir = g_build_filename(m->daemon->runtime_dir, dir_name, NULL);
-        g_autofree char *user = qm_config_effective_user(m->config);
-        g_autoptr(QmUserIdentity) u = NULL;
+        const QmUserIdentity *u = m->launch_user; /* QEMU's, looked up at its launch */
         g_autofree char *sock = NULL;
 
         sock = g_build_filename(dir, "migrate.sock", NULL);
@@ -191,9 +190,10 @@ static char *make_socket_dir(Machine *m, QmError **error) {
                                       "the socket path %s is too long; give an address", sock);
                 return NULL;
         }
-        u = qm_user_identity_lookup(user, error);
-        if (!u)
+        if (!u) {
+                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "the user QEMU of '%s' runs as is unknown", m->name);
                 return NULL;
+        }
         g_unlink(sock);
         g_rmdir(dir);
         if (mkdir(dir, 0700) < 0 || (geteuid() == 0 && chown(dir, u->uid, u->gid) < 0)) {

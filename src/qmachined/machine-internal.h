@@ -4,6 +4,7 @@
 
 #include "guest-agent.h"
 #include "machine.h"
+#include "user-lookup.h"
 
 typedef struct QmSave QmSave;
 typedef struct QmRestore QmRestore;
@@ -89,6 +90,8 @@ struct Machine {
         QmRestore *restore; /* a Restore's launch under way (machine-save.c) */
         char *migrated_to;  /* the URI the guest left for (state migrated, or quitting for it) */
         QmIncoming *incoming; /* PrepareIncoming's launch under way (machine-incoming.c) */
+        QmUserLookup *user_lookup; /* a Launch's user lookup under way (machine-launch.c) */
+        QmUserIdentity *launch_user; /* who QEMU runs as, for this Launch and its retries */
 };
 
 #define QM_EXIT_CODE_UNKNOWN (-1000)
@@ -114,6 +117,9 @@ gboolean machine_on_handshake_stall(gpointer data);
 void machine_reply_launch_failed(Machine *m);
 /* NULL if the daemon can spare the fds of a launch, else LimitExceeded. */
 QmError *machine_fd_headroom_error(Machine *m);
+/* A Launch still looking up its user ends (as a QEMU that exited at
+ * once would end it): TRUE; FALSE when no lookup is under way. */
+gboolean machine_launch_abort_lookup(Machine *m);
 
 /* machine.c */
 /* QEMU exited (the process watch): state, answers, a launch's retry. */

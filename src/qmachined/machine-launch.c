@@ -16,7 +16,7 @@
 #include "qemu-argv.h"
 #include "safe-open.h"
 #include "unix-socket.h"
-#include "user-identity.h"
+#include "user-lookup.h"
 
 #define QMP_FD_IN_QEMU 3
 #define CONSOLE_FD_IN_QEMU 4
@@ -194,32 +194,31 @@ static void close_fds(int *fds, guint n) {
                         close(fds[i]);
 }
 
+/* Why QEMU cannot run as @user (the lookup's error @e). */
+static QmError *user_error(Machine *m, const char *user, const QmError *e) {
+        return qm_error_new(QM_ERROR_LAUNCH_FAILED, "QEMU of '%s' cannot run as '%s': %s%s", m->name, user,
+                            e->message,
+                            strcmp(user, QM_DEFAULT_USER) == 0
+                                    ? " (the system user qmachined runs VMs as; systemd-sysusers creates it)"
+                                    : "");
+}
+
 /*
- * Who QEMU runs as: the machine's user, looked up at each launch (the
- * user database may have changed since the machine was created). A daemon
- * that is not root (a session service) can only run QEMU as itself.
+ * Who QEMU runs as: the machine's user, looked up at each Launch (the
+ * user database may have changed since the machine was created) and kept
+ * for its retries. A daemon that is not root (a session service) can
+ * only run QEMU as itself. @creds point into m->launch_user.
  */
-static QmUserIdentity *resolve_credentials(Machine *m, QemuCredentials *creds, QmError **error) {
-        g_autofree char *user = qm_config_effective_user(m->config);
-        g_autoptr(QmUserIdentity) u = NULL;
-        g_autoptr(QmError) e = NULL;
+static gboolean resolve_credentials(Machine *m, QemuCredentials *creds, QmError **error) {
+        QmUserIdentity *u = m->launch_user;
         GPtrArray *env;
 
-        u = qm_user_identity_lookup(user, &e);
-        if (!u) {
-                *error = qm_error_new(QM_ERROR_LAUNCH_FAILED, "QEMU of '%s' cannot run as '%s': %s%s", m->name, user,
-                                      e->message,
-                                      strcmp(user, QM_DEFAULT_USER) == 0
-                                              ? " (the system user qmachined runs VMs as; systemd-sysusers creates it)"
-                                              : "");
-                return NULL;
-        }
         if (geteuid() != 0 && u->uid != geteuid()) {
                 *error = qm_error_new(QM_ERROR_LAUNCH_FAILED,
                                       "QEMU of '%s' cannot run as '%s': this daemon runs as uid %u and can only "
                                       "start QEMU as itself",
-                                      m->name, user, (unsigned)geteuid());
-                return NULL;
+                                      m->name, u->name, (unsigned)geteuid());
+                return FALSE;
         }
         env = g_ptr_array_new();
         g_ptr_array_add(env, g_strdup(QM_CHILD_PATH));
@@ -235,7 +234,7 @@ static QmUserIdentity *resolve_credentials(Machine *m, QemuCredentials *creds, Q
                 .n_groups = u->n_groups,
                 .envp = (char **)g_ptr_array_free(env, FALSE),
         };
-        return g_steal_pointer(&u);
+        return TRUE;
 }
 
 /* Start QEMU for a launch or its retry: sockets, command line, process,
@@ -249,7 +248,6 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
         g_autoptr(GArray) pass_fds = g_array_new(FALSE, FALSE, sizeof(int));
         g_autoptr(GArray) pass_targets = g_array_new(FALSE, FALSE, sizeof(int));
         g_autoptr(GArray) add_fd_args = g_array_new(FALSE, FALSE, sizeof(QmAddFdArg));
-        g_autoptr(QmUserIdentity) user = NULL;
         QemuCredentials creds = { 0 };
         int log_fd;
         /* the guest agent's socket, as the others */
@@ -259,8 +257,7 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
 
         if (!machine_ports_pick(m, error))
                 return FALSE;
-        user = resolve_credentials(m, &creds, error);
-        if (!user)
+        if (!resolve_credentials(m, &creds, error))
                 return FALSE;
         if (!prepare_dirs(m, error)) {
                 g_strfreev(creds.envp);
@@ -356,8 +353,70 @@ gboolean machine_spawn_qemu(Machine *m, QmError **error) {
         return TRUE;
 }
 
+/* The launch ends before QEMU started: FAILED, the call answered, and a
+ * Restore's or PrepareIncoming's launch undone. */
+static void launch_failed_early(Machine *m, const QmError *e) {
+        g_array_set_size(m->add_fds, 0);
+        machine_set_state(m, QM_STATE_FAILED);
+        qm_reply_fail(g_steal_pointer(&m->launch_call), e);
+        machine_restore_free(m);
+        machine_incoming_exited(m);
+}
+
+static void start_qemu(Machine *m) {
+        g_autoptr(QmError) e = NULL;
+
+        if (!machine_spawn_qemu(m, &e)) {
+                launch_failed_early(m, e);
+                return;
+        }
+        if (!m->config->qmp && !m->killed_by_us) {
+                g_array_set_size(m->add_fds, 0);
+                machine_set_state(m, QM_STATE_RUNNING);
+                qm_reply_ok(g_steal_pointer(&m->launch_call));
+        }
+        /* else the handshake or QEMU's exit answers the call */
+}
+
+/* On the main loop, the machine still starting: a Kill, Shutdown or the
+ * machine's end cancel the lookup (machine_launch_abort_lookup(),
+ * machine_free()), so this is never called for a launch that was given
+ * up. */
+static void on_user_resolved(QmUserIdentity **u, QmError **e, gpointer data) {
+        Machine *m = data;
+        g_autofree char *user = qm_config_effective_user(m->config);
+
+        m->user_lookup = NULL;
+        if (!*u) {
+                g_autoptr(QmError) why = user_error(m, user, *e);
+                launch_failed_early(m, why);
+                return;
+        }
+        qm_user_identity_free(m->launch_user);
+        m->launch_user = g_steal_pointer(u);
+        start_qemu(m);
+}
+
+gboolean machine_launch_abort_lookup(Machine *m) {
+        if (!m->user_lookup)
+                return FALSE;
+        qm_user_lookup_cancel(g_steal_pointer(&m->user_lookup));
+        /* what the exit handler would otherwise take for this run's */
+        g_array_set_size(m->forwarded_ports, 0);
+        m->relaunching = FALSE;
+        machine_on_process_exit(NULL, QM_EXIT_CODE_UNKNOWN, m);
+        return TRUE;
+}
+
+/*
+ * The machine is STARTING from here on: a second Launch, a Restore or a
+ * PrepareIncoming answer AlreadyRunning, RemoveMachine and UpdateMachine
+ * Busy, while its user is looked up off the main loop; QEMU starts when
+ * the answer is back.
+ */
 void machine_launch(Machine *m, QmReply *call) {
         g_autoptr(QmError) e = machine_migrated_error(m);
+        g_autofree char *user = NULL;
 
         if (e) {
                 qm_reply_fail(call, e);
@@ -375,18 +434,8 @@ void machine_launch(Machine *m, QmReply *call) {
         }
         m->launch_retried = FALSE;
         m->port_tries = 0;
-        if (!machine_spawn_qemu(m, &e)) {
-                g_array_set_size(m->add_fds, 0);
-                machine_set_state(m, QM_STATE_FAILED);
-                qm_reply_fail(call, e);
-                return;
-        }
-        if (!m->config->qmp && !m->killed_by_us) {
-                g_array_set_size(m->add_fds, 0);
-                machine_set_state(m, QM_STATE_RUNNING);
-                qm_reply_ok(call);
-                return;
-        }
         m->launch_call = call;
         machine_set_state(m, QM_STATE_STARTING);
+        user = qm_config_effective_user(m->config);
+        m->user_lookup = qm_user_lookup_start(user, on_user_resolved, m);
 }

@@ -148,6 +148,8 @@ void machine_free(Machine *m) {
         g_clear_handle_id(&m->reconnect_timer, g_source_remove);
         g_clear_handle_id(&m->console_reconnect_timer, g_source_remove);
         machine_incoming_detach(m);
+        qm_user_lookup_cancel(g_steal_pointer(&m->user_lookup));
+        qm_user_identity_free(m->launch_user);
         /* A running QEMU is left alone: VMs outlive the daemon. On an
          * orderly exit the record gets the exact event number, so the next
          * daemon continues without a gap, and a migration under way. */
@@ -509,7 +511,8 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         QmState final;
 
         g_clear_pointer(&m->process, qemu_process_free);
-        qm_registrar_unregister(m->daemon->registrar, m->name);
+        if (p) /* NULL: a launch ended before QEMU started */
+                qm_registrar_unregister(m->daemon->registrar, m->name);
         m->exit_code = code;
         machine_stop_launch_timers(m);
         g_clear_handle_id(&m->reconnect_timer, g_source_remove);
@@ -576,6 +579,8 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
 void machine_kill(Machine *m, int sig) {
         if (sig == SIGKILL)
                 m->killed_by_us = TRUE;
+        if (machine_launch_abort_lookup(m))
+                return; /* no QEMU yet, and there will be none */
         qemu_process_kill(m->process, sig);
 }
 

@@ -10,7 +10,7 @@
 #include "machine-dbus.h"
 #include "manager-dbus.h"
 #include "names.h"
-#include "user-identity.h"
+#include "user-lookup.h"
 
 static Manager *MGR(void *userdata) {
         return userdata;
@@ -20,21 +20,110 @@ static int reply_error(sd_bus_error *error, const QmError *e) {
         return sd_bus_error_set(error, e->name, e->message);
 }
 
+typedef struct {
+        const char *address;
+        gboolean persistent;
+        gboolean paused;
+} IncomingOptions;
+
+/*
+ * A method whose config names a user goes on once that user is known to
+ * be allowed (qm_user_check_allowed()); the lookup runs in a worker
+ * (user-lookup.h), as the user database may be slow. @done answers @call.
+ */
+typedef struct UserCheck UserCheck;
+struct UserCheck {
+        Manager *mgr;
+        QmReply *call;
+        char *name;
+        QmConfig *config;
+        uid_t caller;
+        char *uuid;               /* UpdateMachine: the machine's, when authorized */
+        GVariant *overrides;      /* UpdateMachine's */
+        IncomingOptions incoming; /* PrepareIncoming's; the address is owned */
+        void (*done)(UserCheck *c);
+};
+
+static void user_check_free(UserCheck *c) {
+        qm_reply_drop(c->call); /* NULL when answered */
+        g_free(c->name);
+        qm_config_free(c->config);
+        g_free(c->uuid);
+        if (c->overrides)
+                g_variant_unref(c->overrides);
+        g_free((char *)c->incoming.address);
+        g_free(c);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(UserCheck, user_check_free)
+
+static UserCheck *user_check_new(Manager *mgr, sd_bus_message *msg, const char *name, QmConfig *config,
+                                 uid_t caller, void (*done)(UserCheck *c)) {
+        UserCheck *c = g_new0(UserCheck, 1);
+
+        c->mgr = mgr;
+        c->call = qm_reply_new(mgr->daemon->calls, msg);
+        c->name = g_strdup(name);
+        c->config = config;
+        c->caller = caller;
+        c->done = done;
+        return c;
+}
+
+static void on_user_looked_up(QmUserIdentity **u, QmError **lookup_error, gpointer data) {
+        g_autoptr(UserCheck) c = data;
+        g_autoptr(QmError) e = NULL;
+
+        if (!qm_user_check_result(c->config->user, c->caller, *u, *lookup_error, &e)) {
+                qm_reply_fail(g_steal_pointer(&c->call), e);
+                return;
+        }
+        c->done(c);
+}
+
+/* Takes @c; the method handler's return value (its call is held). The
+ * daemon keeps no handle: a lookup cannot be interrupted, and its answer
+ * finds the machine again by name. */
+static int check_user_then(UserCheck *c) {
+        if (!qm_user_check_needs_lookup(c->config->user, c->caller)) {
+                g_autoptr(UserCheck) owned = c;
+                c->done(c);
+                return 1;
+        }
+        qm_user_lookup_start(c->config->user, on_user_looked_up, c);
+        return 1;
+}
+
+static int sender_uid(Manager *mgr, sd_bus_message *msg, uid_t *caller, sd_bus_error *error) {
+        if (!qm_auth_sender_uid(mgr->daemon->auth, msg, caller))
+                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is");
+        return 0;
+}
+
 /* The caller (already authorized) owns what it creates; QEMU runs as
- * the user it may choose. Takes @config. */
-static Machine *create_for_caller(Manager *mgr, sd_bus_message *msg, const char *name, QmConfig *config,
-                                  QmError **error) {
+ * the user it may choose. */
+static void create_checked(UserCheck *c) {
+        g_autoptr(QmError) e = NULL;
+        Machine *m;
+
+        c->config->owner = c->caller;
+        m = manager_create_machine(c->mgr, c->name, g_steal_pointer(&c->config), &e);
+        if (!m)
+                qm_reply_fail(g_steal_pointer(&c->call), e);
+        else
+                qm_reply_value(g_steal_pointer(&c->call), "o", machine_get_path(m));
+}
+
+/* Takes @config. */
+static int create_for_caller(Manager *mgr, sd_bus_message *msg, const char *name, QmConfig *config,
+                             sd_bus_error *error) {
         g_autoptr(QmConfig) owned = config;
         uid_t caller;
+        int r;
 
-        if (!qm_auth_sender_uid(mgr->daemon->auth, msg, &caller)) {
-                *error = qm_error_new(SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is");
-                return NULL;
-        }
-        if (!qm_user_check_allowed(owned->user, caller, error))
-                return NULL;
-        owned->owner = caller;
-        return manager_create_machine(mgr, name, g_steal_pointer(&owned), error);
+        r = sender_uid(mgr, msg, &caller, error);
+        if (r < 0)
+                return r;
+        return check_user_then(user_check_new(mgr, msg, name, g_steal_pointer(&owned), caller, create_checked));
 }
 
 static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -43,7 +132,6 @@ static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         g_autoptr(QmError) e = NULL;
         QmConfig *config;
         const char *name;
-        Machine *m;
         int r;
 
         r = sd_bus_message_read(msg, "s", &name);
@@ -57,10 +145,7 @@ static int method_create_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         config = qm_config_from_variant(asv, &e);
         if (!config)
                 return reply_error(error, e);
-        m = create_for_caller(mgr, msg, name, config, &e);
-        if (!m)
-                return reply_error(error, e);
-        return sd_bus_reply_method_return(msg, "o", machine_get_path(m));
+        return create_for_caller(mgr, msg, name, config, error);
 }
 
 static int method_clone_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -69,7 +154,7 @@ static int method_clone_machine(sd_bus_message *msg, void *userdata, sd_bus_erro
         g_autoptr(QmError) e = NULL;
         const char *name, *new_name;
         QmConfig *config;
-        Machine *src, *m;
+        Machine *src;
         int r;
 
         r = sd_bus_message_read(msg, "ss", &name, &new_name);
@@ -95,10 +180,28 @@ static int method_clone_machine(sd_bus_message *msg, void *userdata, sd_bus_erro
         config = qm_config_clone(machine_get_config(src), overrides, &e);
         if (!config)
                 return reply_error(error, e);
-        m = create_for_caller(mgr, msg, new_name, config, &e);
-        if (!m)
-                return reply_error(error, e);
-        return sd_bus_reply_method_return(msg, "o", machine_get_path(m));
+        return create_for_caller(mgr, msg, new_name, config, error);
+}
+
+/* The machine may have changed while its new user was looked up: the
+ * overrides apply to its config as it is now. */
+static void update_checked(UserCheck *c) {
+        Machine *m = g_hash_table_lookup(c->mgr->machines, c->name);
+        g_autoptr(QmConfig) config = NULL;
+        g_autoptr(QmError) e = NULL;
+
+        if (!m || g_strcmp0(machine_get_config(m)->uuid, c->uuid) != 0) {
+                qm_reply_failf(g_steal_pointer(&c->call), QM_ERROR_NO_SUCH_MACHINE,
+                               "Machine '%s' was removed or changed meanwhile", c->name);
+                return;
+        }
+        config = qm_config_update(machine_get_config(m), c->overrides, &e);
+        if (config && g_strcmp0(config->user, machine_get_config(m)->user) != 0 &&
+            g_strcmp0(config->user, c->config->user) != 0)
+                e = qm_error_new(QM_ERROR_BUSY, "Machine '%s' changed meanwhile; try again", c->name);
+        if (!e)
+                machine_update_config(m, g_steal_pointer(&config), &e);
+        qm_reply_ok_or_fail(g_steal_pointer(&c->call), e);
 }
 
 static int method_update_machine(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -107,6 +210,7 @@ static int method_update_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         g_autoptr(QmConfig) config = NULL;
         g_autoptr(QmError) e = NULL;
         const char *name;
+        UserCheck *c;
         uid_t caller;
         Machine *m;
         int r;
@@ -134,15 +238,19 @@ static int method_update_machine(sd_bus_message *msg, void *userdata, sd_bus_err
         config = qm_config_update(machine_get_config(m), overrides, &e);
         if (!config)
                 return reply_error(error, e);
-        if (!qm_auth_sender_uid(mgr->daemon->auth, msg, &caller))
-                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is");
+        r = sender_uid(mgr, msg, &caller, error);
+        if (r < 0)
+                return r;
         /* Whoever may name a user at creation may name it here. */
-        if (g_strcmp0(config->user, machine_get_config(m)->user) != 0 &&
-            !qm_user_check_allowed(config->user, caller, &e))
-                return reply_error(error, e);
-        if (!machine_update_config(m, g_steal_pointer(&config), &e))
-                return reply_error(error, e);
-        return sd_bus_reply_method_return(msg, NULL);
+        if (g_strcmp0(config->user, machine_get_config(m)->user) == 0) {
+                if (!machine_update_config(m, g_steal_pointer(&config), &e))
+                        return reply_error(error, e);
+                return sd_bus_reply_method_return(msg, NULL);
+        }
+        c = user_check_new(mgr, msg, name, g_steal_pointer(&config), caller, update_checked);
+        c->uuid = g_strdup(machine_get_config(m)->uuid);
+        c->overrides = g_variant_ref(overrides);
+        return check_user_then(c);
 }
 
 /* PrepareIncoming's config: the source's, without what belongs to the
@@ -162,12 +270,6 @@ static GVariant *incoming_config(GVariant *asv) {
         }
         return g_variant_ref_sink(g_variant_builder_end(&b));
 }
-
-typedef struct {
-        const char *address;
-        gboolean persistent;
-        gboolean paused;
-} IncomingOptions;
 
 /* The daemon never resolves names (that would block its main loop). */
 static gboolean is_numeric_address(const char *s) {
@@ -204,40 +306,48 @@ static int read_incoming_options(GVariant *asv, IncomingOptions *o, sd_bus_error
         return 0;
 }
 
-/* The machine to take the guest: a new one, or a definition whose guest
- * left for elsewhere and now comes back (same UUID). Takes @config. */
-static Machine *incoming_machine(Manager *mgr, sd_bus_message *msg, const char *name, QmConfig *config,
-                                 QmError **error) {
-        g_autoptr(QmConfig) owned = config;
-        Machine *m = g_hash_table_lookup(mgr->machines, name);
-        uid_t caller;
+/* NULL when the guest may come into @m (none: a new machine), else
+ * MachineExists. */
+static QmError *incoming_target_error(Machine *m, const char *name, const QmConfig *config) {
+        if (m && (machine_get_state(m) != QM_STATE_MIGRATED ||
+                  g_strcmp0(machine_get_config(m)->uuid, config->uuid) != 0))
+                return qm_error_new(QM_ERROR_MACHINE_EXISTS, "A machine named '%s' exists already", name);
+        return NULL;
+}
 
-        if (!m)
-                return create_for_caller(mgr, msg, name, g_steal_pointer(&owned), error);
-        if (machine_get_state(m) != QM_STATE_MIGRATED ||
-            g_strcmp0(machine_get_config(m)->uuid, owned->uuid) != 0) {
-                *error = qm_error_new(QM_ERROR_MACHINE_EXISTS, "A machine named '%s' exists already", name);
-                return NULL;
+/* The machine to take the guest: a new one, or a definition whose guest
+ * left for elsewhere and now comes back (same UUID). Checked again: it
+ * may have changed while the user was looked up. */
+static void incoming_checked(UserCheck *c) {
+        Machine *m = g_hash_table_lookup(c->mgr->machines, c->name);
+        g_autoptr(QmError) e = incoming_target_error(m, c->name, c->config);
+
+        if (!e && !m) {
+                c->config->owner = c->caller;
+                m = manager_create_machine(c->mgr, c->name, g_steal_pointer(&c->config), &e);
+        } else if (!e) {
+                c->config->owner = machine_get_config(m)->owner;
+                c->config->persistent = FALSE; /* saved when the guest has arrived */
+                if (!machine_prepare_comeback(m, g_steal_pointer(&c->config), &e))
+                        m = NULL;
         }
-        if (!qm_auth_sender_uid(mgr->daemon->auth, msg, &caller)) {
-                *error = qm_error_new(SD_BUS_ERROR_ACCESS_DENIED, "Cannot tell who the caller is");
-                return NULL;
+        if (e) {
+                qm_reply_fail(g_steal_pointer(&c->call), e);
+                return;
         }
-        if (!qm_user_check_allowed(owned->user, caller, error))
-                return NULL;
-        owned->owner = machine_get_config(m)->owner;
-        owned->persistent = FALSE; /* saved when the guest has arrived */
-        return machine_prepare_comeback(m, g_steal_pointer(&owned), error) ? m : NULL;
+        machine_prepare_incoming(m, g_steal_pointer(&c->call), c->incoming.address, c->incoming.persistent,
+                                 c->incoming.paused, manager_remove_failed_incoming, c->mgr);
 }
 
 static int method_prepare_incoming(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *mgr = MGR(userdata);
         g_autoptr(GVariant) asv = NULL, options = NULL, filtered = NULL;
+        g_autoptr(QmConfig) config = NULL;
         g_autoptr(QmError) e = NULL;
         IncomingOptions o = { 0 };
-        QmConfig *config;
         const char *name;
-        Machine *m;
+        UserCheck *c;
+        uid_t caller;
         int r;
 
         r = sd_bus_message_read(msg, "s", &name);
@@ -259,12 +369,16 @@ static int method_prepare_incoming(sd_bus_message *msg, void *userdata, sd_bus_e
         config = qm_config_from_variant(filtered, &e);
         if (!config)
                 return reply_error(error, e);
-        m = incoming_machine(mgr, msg, name, config, &e);
-        if (!m)
+        e = incoming_target_error(g_hash_table_lookup(mgr->machines, name), name, config);
+        if (e)
                 return reply_error(error, e);
-        machine_prepare_incoming(m, qm_reply_new(mgr->daemon->calls, msg), o.address, o.persistent, o.paused,
-                                 manager_remove_failed_incoming, mgr);
-        return 1;
+        r = sender_uid(mgr, msg, &caller, error);
+        if (r < 0)
+                return r;
+        c = user_check_new(mgr, msg, name, g_steal_pointer(&config), caller, incoming_checked);
+        c->incoming = o;
+        c->incoming.address = g_strdup(o.address); /* o's lives in @options */
+        return check_user_then(c);
 }
 
 static int method_list_machines(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

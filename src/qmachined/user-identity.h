@@ -29,5 +29,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmUserIdentity, qm_user_identity_free)
 
 /* Whether @caller may have QEMU run as @user (NULL: the caller's default,
  * always allowed): root may name any user that exists; anyone else only
- * themselves (AccessDenied). */
+ * themselves (AccessDenied). Looks @user up: blocks on the user
+ * database; the daemon asks in two steps, the lookup in a worker
+ * (user-lookup.h). */
 gboolean qm_user_check_allowed(const char *user, uid_t caller, QmError **error);
+/* Whether the check needs @user's entry (not for NULL, nor a caller
+ * naming their own uid). */
+gboolean qm_user_check_needs_lookup(const char *user, uid_t caller);
+/* The check, given the lookup's result (@u, or @lookup_error). */
+gboolean qm_user_check_result(const char *user, uid_t caller, const QmUserIdentity *u, const QmError *lookup_error,
+                              QmError **error);
