@@ -534,7 +534,7 @@ class GuestMigrationTest(MigrationCase):
         m = DAEMON_MIGRATED.findall(self.daemon_log())[-1]
         print("test guest (256 MiB, TCG): Migrate %.2f s; QEMU: total-time %s ms, downtime %s ms"
               % (took, m[0], m[1]), file=sys.stderr)
-        m = self.wait_console_output(dst, rb"QMACHINE-COUNT (\d+)")
+        m = self.wait_console_output(dst, rb"QMACHINE-COUNT (\d+)", after_move=True)
         first = int(m.group(1))
         # no gap, no restart: the next number (or the one after)
         self.assertIn(first, (last + 1, last + 2), self.console_output(dst)[-300:])
@@ -567,7 +567,7 @@ class GuestMigrationTest(MigrationCase):
         self.assertNotIn("ctl", self.names())
         dst = qmtest.machine_path("ctl-b")
         self.wait_property(dst, "State", "running")
-        m = self.wait_console_output(dst, rb"QMACHINE-COUNT (\d+)")
+        m = self.wait_console_output(dst, rb"QMACHINE-COUNT (\d+)", after_move=True)
         self.wait_console_output(dst, rb"QMACHINE-COUNT %d\r?\n" % (int(m.group(1)) + 2))
         self.shutdown(dst, True)
         self.assert_no_test_processes()
