@@ -146,8 +146,8 @@ void machine_migration_abort(Machine *m, const char *why);
 /* machine-migrate.c: the outcome of a migration the daemon runs for
  * itself (Save, Restore): @error NULL when it completed. */
 typedef void (*MachineMigrationDone)(Machine *m, const QmError *error, gpointer data);
-/* QMP migrate (migrate-incoming when @incoming) to/from @uri, polled until
- * the outcome, then @done; the caller checked the monitor. FALSE (Busy)
+/* QMP migrate (migrate-incoming when @incoming) to/from @uri, followed
+ * (polled, or a destination by its events) until the outcome, then @done; the caller checked the monitor. FALSE (Busy)
  * when a migration runs already. */
 gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, double timeout,
                                MachineMigrationDone done, gpointer data, QmError **error);
@@ -155,6 +155,11 @@ gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, d
 /* The same without starting it: the command was issued already. */
 gboolean machine_migration_watch(Machine *m, const char *uri, gboolean incoming, double timeout,
                                  MachineMigrationDone done, gpointer data, QmError **error);
+/* An incoming migration is not polled: ask QEMU once how it stands (a
+ * restarted daemon missed the events in between). */
+void machine_migration_check(Machine *m);
+/* machine-qmp.c passes on the status of each MIGRATION event. */
+void machine_migration_event(Machine *m, const char *status);
 /* The runtime record names a Migrate under way (a restarted daemon
  * watches it to its end: machine_migration_reattach()). */
 void machine_migration_fill_record(Machine *m, QmRunRecord *r);
