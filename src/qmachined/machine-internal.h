@@ -192,6 +192,15 @@ gboolean machine_restore_take_over(Machine *m);
 gboolean machine_restore_reply_failed(Machine *m);
 /* The machine goes away: forget the Restore. */
 void machine_restore_free(Machine *m);
+/* The daemon stops: the load goes on for its successor. */
+void machine_restore_detach(Machine *m);
+/* What the runtime record says of a Save or a Restore under way. */
+void machine_save_fill_record(Machine *m, QmRunRecord *r);
+/* A restarted daemon finds them: a Save's caller had its error, so the
+ * save ends and the guest goes on as before; a Restore's load is
+ * watched to its end (the guest runs) or the machine fails. */
+void machine_save_reattach(Machine *m, const QmRunRecord *r);
+void machine_restore_reattach(Machine *m, const QmRunRecord *r);
 
 /* machine-qmp.c: NULL when the monitor can take commands, else why not. */
 QmError *machine_monitor_unavailable(Machine *m);
