@@ -255,8 +255,8 @@ void machine_save_fill_record(Machine *m, QmRunRecord *r) {
 static void on_left_save_ended(Machine *m, const QmError *error, gpointer data) {
         QmSave *s = data;
 
-        g_message("machine %s: the Save from before the restart ended%s; the guest goes on as before", m->name,
-                  error ? " (cancelled)" : "");
+        g_message("machine %s: the Save from before the restart ended%s; the guest goes on as before",
+                  m->name, error ? " (cancelled)" : "");
         save_undo(s);
         save_free(s);
 }
@@ -517,14 +517,15 @@ void machine_restore_detach(Machine *m) {
 
 static void on_left_restore_status(const QmpResponse *resp, const QmError *failure, gpointer data) {
         Machine *m = data;
+        const char *status = status_of(resp, failure);
         g_autoptr(QmError) e = NULL;
 
         if (!m->restore)
                 return;
-        /* the fd went with the old daemon before the load began */
-        if (!migration_under_way(status_of(resp, failure)) && strcmp(status_of(resp, failure), "completed") != 0) {
-                restore_fail(m, QM_ERROR_MIGRATE_FAILED, "the load did not begin before the daemon restarted",
-                             FALSE);
+        /* none: the fd went with the old daemon before the load began */
+        if (!migration_under_way(status) && strcmp(status, "completed") != 0) {
+                restore_fail(m, QM_ERROR_MIGRATE_FAILED,
+                             "the load had not begun or had failed when the daemon restarted", FALSE);
                 return;
         }
         if (!machine_migration_watch(m, "fd:" RESTORE_FDNAME, TRUE, 0, on_loaded, NULL, &e)) {
