@@ -52,7 +52,8 @@ void machine_incoming_free(Machine *m) {
         if (!in)
                 return;
         g_clear_handle_id(&in->remove_idle, g_source_remove);
-        if (in->socket_dir) {
+        /* a daemon that stops leaves QEMU listening for the source */
+        if (in->socket_dir && !in->detached) {
                 g_autofree char *sock = g_build_filename(in->socket_dir, "migrate.sock", NULL);
                 g_unlink(sock);
                 g_rmdir(in->socket_dir);
@@ -340,8 +341,11 @@ void machine_incoming_reattach(Machine *m, const QmRunRecord *r, MachineRemoveFu
         machine_set_state(m, QM_STATE_STARTING);
         g_free(m->run_state);
         m->run_state = g_strdup("inmigrate");
-        if (!machine_migration_watch(m, in->uri, TRUE, 0, on_loaded, NULL, &e))
+        if (!machine_migration_watch(m, in->uri, TRUE, 0, on_loaded, NULL, &e)) {
                 incoming_fail(m, e->message);
+                return;
+        }
+        machine_migration_check(m); /* it may have ended while no daemon listened */
 }
 
 void machine_prepare_incoming(Machine *m, QmReply *call, const char *address, gboolean persistent,

@@ -154,8 +154,8 @@ void machine_migration_abort(Machine *m, const char *why);
 /* machine-migrate.c: the outcome of a migration the daemon runs for
  * itself (Save, Restore): @error NULL when it completed. */
 typedef void (*MachineMigrationDone)(Machine *m, const QmError *error, gpointer data);
-/* QMP migrate (migrate-incoming when @incoming) to/from @uri, polled until
- * the outcome, then @done; the caller checked the monitor. FALSE (Busy)
+/* QMP migrate (migrate-incoming when @incoming) to/from @uri, followed
+ * (polled, or a destination by its events) until the outcome, then @done; the caller checked the monitor. FALSE (Busy)
  * when a migration runs already. */
 gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, double timeout,
                                MachineMigrationDone done, gpointer data, QmError **error);
@@ -163,6 +163,11 @@ gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, d
 /* The same without starting it: the command was issued already. */
 gboolean machine_migration_watch(Machine *m, const char *uri, gboolean incoming, double timeout,
                                  MachineMigrationDone done, gpointer data, QmError **error);
+/* An incoming migration is not polled: ask QEMU once how it stands (a
+ * restarted daemon missed the events in between). */
+void machine_migration_check(Machine *m);
+/* machine-qmp.c passes on the status of each MIGRATION event. */
+void machine_migration_event(Machine *m, const char *status);
 /* The runtime record names a Migrate under way (a restarted daemon
  * watches it to its end: machine_migration_reattach()). */
 void machine_migration_fill_record(Machine *m, QmRunRecord *r);
@@ -195,6 +200,15 @@ gboolean machine_restore_take_over(Machine *m);
 gboolean machine_restore_reply_failed(Machine *m);
 /* The machine goes away: forget the Restore. */
 void machine_restore_free(Machine *m);
+/* The daemon stops: the load goes on for its successor. */
+void machine_restore_detach(Machine *m);
+/* What the runtime record says of a Save or a Restore under way. */
+void machine_save_fill_record(Machine *m, QmRunRecord *r);
+/* A restarted daemon finds them: a Save's caller had its error, so the
+ * save ends and the guest goes on as before; a Restore's load is
+ * watched to its end (the guest runs) or the machine fails. */
+void machine_save_reattach(Machine *m, const QmRunRecord *r);
+void machine_restore_reattach(Machine *m, const QmRunRecord *r);
 
 /* machine-qmp.c: NULL when the monitor can take commands, else why not. */
 QmError *machine_monitor_unavailable(Machine *m);

@@ -6,6 +6,12 @@
  * (machine_migration_run()), Restore's and PrepareIncoming's as
  * migrate-incoming.
  *
+ * A destination (migrate-incoming) may wait for its source for hours: it
+ * is not polled. QEMU's MIGRATION events (the `events` capability, on
+ * before migrate-incoming) say when it ended; one query-migrate then
+ * reads the outcome and its reason. A restarted daemon asks once, for
+ * what happened while nobody listened (machine_migration_check()).
+ *
  * A Migrate call (a "live" migration, to another QEMU) also: turns on the
  * return-path capability, so a destination that fails at the very end
  * makes the migration fail here rather than lose the guest; sets the
@@ -46,6 +52,9 @@ struct QmMigration {
         gboolean live;             /* a Migrate call: see the top of this file */
         gboolean was_paused;       /* the guest did not run when Migrate was called */
         gboolean handing_over;     /* completed: waiting for QEMU to quit */
+        gboolean query_busy;       /* a query-migrate is in flight (it holds @mg) */
+        gboolean query_again;      /* an event came meanwhile: ask again */
+        gboolean over;             /* answered; freed when the query in flight returns */
         gint64 last_progress;      /* monotonic µs of the last MigrationProgress */
         QmError *failure;          /* the answer, while the source resumes */
         MachineMigrationDone done; /* instead of answering @call */
@@ -64,6 +73,21 @@ static void migration_free(QmMigration *mg) {
         g_free(mg);
 }
 
+/* Freed now, or (a query-migrate still holds it: an incoming migration's
+ * timeout ends it while one is in flight) when that query returns. */
+static void migration_release(QmMigration *mg) {
+        if (!mg->query_busy) {
+                migration_free(mg);
+                return;
+        }
+        mg->over = TRUE;
+        g_clear_handle_id(&mg->timeout_timer, g_source_remove);
+        g_clear_handle_id(&mg->cancel_timer, g_source_remove);
+        g_clear_handle_id(&mg->poll_timer, g_source_remove);
+        g_clear_handle_id(&mg->postcopy_timer, g_source_remove);
+        g_clear_handle_id(&mg->quit_timer, g_source_remove);
+}
+
 /* Answer the caller and forget the migration (@e NULL: success). */
 static void finish_error(QmMigration *mg, const QmError *e) {
         Machine *m = mg->machine;
@@ -80,7 +104,7 @@ static void finish_error(QmMigration *mg, const QmError *e) {
          * gone then, and the record keeps it for the next daemon) */
         if (mg->live && !mg->incoming && m->process && m->qmp)
                 machine_save_record(m);
-        migration_free(mg);
+        migration_release(mg);
         machine_refresh_run_state(m);
         if (done)
                 done(m, e, done_data);
@@ -252,12 +276,31 @@ static void report_progress(QmMigration *mg, JsonObject *ret, gboolean last) {
 }
 
 static gboolean on_poll(gpointer data);
+static void query(QmMigration *mg);
+
+/* Not over yet: a source is polled; a destination waits for the next
+ * MIGRATION event, unless one came while this query was in flight. */
+static void wait_more(QmMigration *mg) {
+        if (!mg->incoming) {
+                mg->poll_timer = g_timeout_add(MIGRATE_POLL_MS, on_poll, mg);
+                return;
+        }
+        if (mg->query_again) {
+                mg->query_again = FALSE;
+                query(mg);
+        }
+}
 
 static void on_status(const QmpResponse *r, const QmError *failure, gpointer data) {
         QmMigration *mg = data;
         JsonObject *ret;
         const char *status;
 
+        mg->query_busy = FALSE;
+        if (mg->over) {
+                migration_free(mg);
+                return;
+        }
         if (failure) {
                 finish(mg, QM_ERROR_MIGRATE_FAILED, "lost QEMU during the migration: %s", failure->message);
                 return;
@@ -288,19 +331,29 @@ static void on_status(const QmpResponse *r, const QmError *failure, gpointer dat
                         fail(mg, QM_ERROR_MIGRATE_CANCELLED, "migration to %s was cancelled", mg->uri);
         } else {
                 report_progress(mg, ret, FALSE);
-                mg->poll_timer = g_timeout_add(MIGRATE_POLL_MS, on_poll, mg);
+                wait_more(mg);
         }
+}
+
+/* One query-migrate at a time: it holds @mg until its answer. */
+static void query(QmMigration *mg) {
+        if (mg->query_busy) {
+                mg->query_again = TRUE;
+                return;
+        }
+        if (!qmp_client_is_open(mg->machine->qmp)) {
+                finish(mg, QM_ERROR_MIGRATE_FAILED, "lost the QMP connection during the migration");
+                return;
+        }
+        mg->query_busy = TRUE;
+        machine_qmp_call(mg->machine, "query-migrate", NULL, on_status, mg);
 }
 
 static gboolean on_poll(gpointer data) {
         QmMigration *mg = data;
 
         mg->poll_timer = 0;
-        if (!qmp_client_is_open(mg->machine->qmp)) {
-                finish(mg, QM_ERROR_MIGRATE_FAILED, "lost the QMP connection during the migration");
-                return G_SOURCE_REMOVE;
-        }
-        machine_qmp_call(mg->machine, "query-migrate", NULL, on_status, mg);
+        query(mg);
         return G_SOURCE_REMOVE;
 }
 
@@ -324,7 +377,8 @@ static void on_migrate(const QmpResponse *r, const QmError *failure, gpointer da
                 mg->postcopy_timer = g_timeout_add(timeout_ms(mg->opts.postcopy_after), on_start_postcopy, mg);
         if (mg->live)
                 machine_save_record(mg->machine); /* a restarted daemon goes on watching */
-        on_poll(mg);
+        if (!mg->incoming)
+                on_poll(mg); /* a destination hears of its progress by events */
 }
 
 static void start_migrate(QmMigration *mg) {
@@ -420,6 +474,26 @@ static void set_capabilities(QmMigration *mg) {
         machine_qmp_call(mg->machine, "migrate-set-capabilities", args, on_capabilities_set, mg);
 }
 
+static void on_events_capability(const QmpResponse *r, const QmError *failure, gpointer data) {
+        if (step_ok(data, r, failure, "migrate-set-capabilities"))
+                start_migrate(data);
+}
+
+/* A destination's outcome comes as MIGRATION events (see the top). */
+static void set_events_capability(QmMigration *mg) {
+        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+        g_autoptr(JsonNode) args = NULL;
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "capabilities");
+        json_builder_begin_array(b);
+        add_capability(b, "events", TRUE);
+        json_builder_end_array(b);
+        json_builder_end_object(b);
+        args = json_builder_get_root(b);
+        machine_qmp_call(mg->machine, "migrate-set-capabilities", args, on_events_capability, mg);
+}
+
 static void on_status_before(const QmpResponse *r, const QmError *failure, gpointer data) {
         QmMigration *mg = data;
         const char *status;
@@ -499,7 +573,10 @@ gboolean machine_migration_run(Machine *m, const char *uri, gboolean incoming, d
                 return FALSE;
         mg = m->migration;
         g_clear_handle_id(&mg->poll_timer, g_source_remove);
-        start_migrate(mg);
+        if (incoming)
+                set_events_capability(mg);
+        else
+                start_migrate(mg);
         return TRUE;
 }
 
@@ -515,6 +592,24 @@ gboolean machine_migration_watch(Machine *m, const char *uri, gboolean incoming,
         mg->incoming = incoming;
         mg->done = done;
         mg->done_data = data;
-        mg->poll_timer = g_timeout_add(MIGRATE_POLL_MS, on_poll, mg);
+        if (!incoming)
+                mg->poll_timer = g_timeout_add(MIGRATE_POLL_MS, on_poll, mg);
         return TRUE;
+}
+
+void machine_migration_check(Machine *m) {
+        if (m->migration)
+                query(m->migration);
+}
+
+/* QEMU's MIGRATION event: a destination's outcome is read once it ended
+ * (the event has no reason for a failure; query-migrate may). */
+void machine_migration_event(Machine *m, const char *status) {
+        QmMigration *mg = m->migration;
+
+        if (!mg || !mg->incoming)
+                return;
+        if (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+            strcmp(status, "cancelled") == 0)
+                query(mg);
 }

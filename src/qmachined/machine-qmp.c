@@ -124,6 +124,7 @@ static void on_migration_event(Machine *m, const QmEvent *e) {
 
         if (m->config->incoming && (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0))
                 machine_drop_incoming(m);
+        machine_migration_event(m, status);
 }
 
 static void on_event(QmpClient *c, JsonNode *node, const char *text, gsize len, gpointer data) {

@@ -13,10 +13,17 @@
  * "fd:qm-restore", wait for completed, cont unless paused, and only then
  * does the launch complete (State starting until then). A load that fails
  * ends QEMU: State failed, MigrateFailed with QEMU's output.
+ *
+ * Both are in the runtime record. A daemon that stops or crashes during a
+ * Save leaves its caller with an error: its successor ends the save
+ * (migrate_cancel) and the guest goes on as before. During a Restore, the
+ * successor watches the load to its end and the guest runs (paused if
+ * asked); a load that fails, or never began, ends QEMU: State failed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "json-util.h"
@@ -47,6 +54,7 @@ struct QmRestore {
         gboolean paused;
         double timeout;
         gboolean loading;  /* the handshake is done; the state is loading */
+        gboolean detached; /* the daemon stops: the load goes on for its successor */
         QmError *error;    /* why the load failed (the first reason) */
         guint grace_timer; /* ends a QEMU that does not exit by itself */
 };
@@ -83,25 +91,24 @@ static int dup_fd(int fd, QmError **error) {
 /* ---- Save ---- */
 
 static void save_free(QmSave *s) {
-        if (s->machine->save == s)
-                s->machine->save = NULL;
+        Machine *m = s->machine;
+
+        if (m->save == s)
+                m->save = NULL;
         if (s->fd >= 0)
                 close(s->fd);
         qm_reply_drop(s->call);
         g_free(s);
+        /* the record no longer names the Save (unless the daemon stops:
+         * then the Save is its successor's) */
+        if (m->process && qmp_client_is_open(m->qmp))
+                machine_save_record(m);
 }
 
-/* Put back what the Save changed (bandwidth, a running guest), answer
- * with the error, forget the Save. */
-static void save_fail(QmSave *s, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void save_fail(QmSave *s, const char *name, const char *fmt, ...) {
+/* Put back what the Save changed: bandwidth, a running guest. */
+static void save_undo(QmSave *s) {
         Machine *m = s->machine;
-        g_autofree char *text = NULL;
-        va_list ap;
 
-        va_start(ap, fmt);
-        text = g_strdup_vprintf(fmt, ap);
-        va_end(ap);
         if (qmp_client_is_open(m->qmp)) {
                 if (s->bandwidth_known) {
                         g_autofree char *json = g_strdup_printf("{\"max-bandwidth\": %" G_GINT64_FORMAT "}",
@@ -112,6 +119,19 @@ static void save_fail(QmSave *s, const char *name, const char *fmt, ...) {
                 if (s->was_running)
                         machine_qmp_call(m, "cont", NULL, qmp_reply_ignore, NULL);
         }
+}
+
+/* Undo, answer with the error, forget the Save. */
+static void save_fail(QmSave *s, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void save_fail(QmSave *s, const char *name, const char *fmt, ...) {
+        Machine *m = s->machine;
+        g_autofree char *text = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        text = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        save_undo(s);
         qm_reply_failf(g_steal_pointer(&s->call), name, "Save of '%s' failed: %s", m->name, text);
         save_free(s);
 }
@@ -214,7 +234,79 @@ void machine_save(Machine *m, QmReply *call, int fd, double timeout) {
         s->timeout = timeout;
         s->was_running = g_strcmp0(m->run_state, "running") == 0;
         m->save = s;
+        machine_save_record(m); /* a daemon that dies now leaves the Save to its successor */
         machine_qmp_call(m, "stop", NULL, on_save_stopped, s);
+}
+
+/* ---- a Save or Restore that a restarted daemon finds ---- */
+
+void machine_save_fill_record(Machine *m, QmRunRecord *r) {
+        if (m->save) {
+                r->saving = TRUE;
+                r->saving_was_running = m->save->was_running;
+                r->saving_bandwidth = m->save->bandwidth_known ? m->save->bandwidth : -1;
+        }
+        if (m->restore) {
+                r->restoring = TRUE;
+                r->restoring_paused = m->restore->paused;
+        }
+}
+
+static void on_left_save_ended(Machine *m, const QmError *error, gpointer data) {
+        QmSave *s = data;
+
+        g_message("machine %s: the Save from before the restart ended%s; the guest goes on as before",
+                  m->name, error ? " (cancelled)" : "");
+        save_undo(s);
+        save_free(s);
+}
+
+/* A migration that has not ended: status "setup", "active", "cancelling",
+ * "device", "pre-switchover", ... ("" or "none": there is none). */
+static gboolean migration_under_way(const char *status) {
+        const char *const over[] = { "", "none", "completed", "failed", "cancelled" };
+
+        for (guint i = 0; i < G_N_ELEMENTS(over); i++)
+                if (strcmp(status, over[i]) == 0)
+                        return FALSE;
+        return TRUE;
+}
+
+/* A status query's "status" ("" when it failed or has none). */
+static const char *status_of(const QmpResponse *r, const QmError *failure) {
+        if (failure || r->error)
+                return "";
+        return qm_json_get_string(qm_json_get_object(json_node_get_object(r->node), "return"), "status", "");
+}
+
+static void on_left_save_status(const QmpResponse *r, const QmError *failure, gpointer data) {
+        QmSave *s = data;
+        g_autoptr(QmError) e = NULL;
+
+        if (!migration_under_way(status_of(r, failure))) {
+                on_left_save_ended(s->machine, NULL, s);
+                return;
+        }
+        /* Nobody waits for the state: the save ends now. */
+        machine_qmp_call(s->machine, "migrate_cancel", NULL, qmp_reply_ignore, NULL);
+        if (!machine_migration_watch(s->machine, "fd:" SAVE_FDNAME, FALSE, 0, on_left_save_ended, s, &e))
+                on_left_save_ended(s->machine, e, s);
+}
+
+void machine_save_reattach(Machine *m, const QmRunRecord *r) {
+        QmSave *s;
+
+        if (m->save || !qmp_client_is_open(m->qmp))
+                return;
+        g_message("machine %s: a Save was under way before the restart; ending it", m->name);
+        s = g_new0(QmSave, 1);
+        s->machine = m;
+        s->fd = -1;
+        s->was_running = r->saving_was_running;
+        s->bandwidth_known = r->saving_bandwidth >= 0;
+        s->bandwidth = r->saving_bandwidth;
+        m->save = s;
+        machine_qmp_call(m, "query-migrate", NULL, on_left_save_status, s);
 }
 
 /* ---- Restore ---- */
@@ -297,6 +389,9 @@ static gboolean on_grace_over(gpointer data) {
 static void restore_fail(Machine *m, const char *name, const char *why, gboolean grace) {
         QmRestore *r = m->restore;
 
+        if (r->detached)
+                return; /* the daemon stops, not the load */
+
         if (!r->error)
                 r->error = qm_error_new(name, "%s", why);
         if (!m->process || m->killed_by_us || r->grace_timer)
@@ -322,7 +417,14 @@ static void on_restored_status(const QmpResponse *resp, const QmError *failure, 
         g_free(m->run_state);
         m->run_state = g_strdup(qm_json_get_string(ret, "status", ""));
         machine_restore_free(m);
-        machine_launch_done(m);
+        if (m->launch_call) {
+                machine_launch_done(m);
+                return;
+        }
+        /* a Restore from before a daemon restart: nobody waits */
+        g_message("machine %s: the Restore from before the restart completed", m->name);
+        machine_set_state(m, QM_STATE_RUNNING);
+        machine_save_record(m);
 }
 
 static void on_resumed(const QmpResponse *resp, const QmError *failure, gpointer data) {
@@ -406,4 +508,51 @@ gboolean machine_restore_reply_failed(Machine *m) {
                        m->exit_code, output);
         machine_restore_free(m);
         return TRUE;
+}
+
+void machine_restore_detach(Machine *m) {
+        if (m->restore)
+                m->restore->detached = TRUE;
+}
+
+static void on_left_restore_status(const QmpResponse *resp, const QmError *failure, gpointer data) {
+        Machine *m = data;
+        const char *status = status_of(resp, failure);
+        g_autoptr(QmError) e = NULL;
+
+        if (!m->restore)
+                return;
+        /* none: the fd went with the old daemon before the load began */
+        if (!migration_under_way(status) && strcmp(status, "completed") != 0) {
+                restore_fail(m, QM_ERROR_MIGRATE_FAILED,
+                             "the load had not begun or had failed when the daemon restarted", FALSE);
+                return;
+        }
+        if (!machine_migration_watch(m, "fd:" RESTORE_FDNAME, TRUE, 0, on_loaded, NULL, &e)) {
+                restore_fail(m, e->name, e->message, FALSE);
+                return;
+        }
+        machine_migration_check(m); /* it may have ended while no daemon listened */
+}
+
+void machine_restore_reattach(Machine *m, const QmRunRecord *r) {
+        QmRestore *rs;
+        char *props[] = { "RunState", NULL };
+
+        g_message("machine %s: a Restore was under way before the restart; watching its load", m->name);
+        rs = g_new0(QmRestore, 1);
+        rs->fd = -1;
+        rs->paused = r->restoring_paused;
+        rs->loading = TRUE;
+        m->restore = rs;
+        machine_set_state(m, QM_STATE_STARTING);
+        g_free(m->run_state);
+        m->run_state = g_strdup("inmigrate");
+        machine_notify_changed(m, props);
+        machine_save_record(m);
+        if (!qmp_client_is_open(m->qmp)) {
+                restore_fail(m, QM_ERROR_MIGRATE_FAILED, "no QMP connection after the restart", FALSE);
+                return;
+        }
+        machine_qmp_call(m, "query-migrate", NULL, on_left_restore_status, m);
 }

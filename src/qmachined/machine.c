@@ -150,6 +150,7 @@ void machine_free(Machine *m) {
         machine_incoming_detach(m);
         qm_user_lookup_cancel(g_steal_pointer(&m->user_lookup));
         qm_user_identity_free(m->launch_user);
+        machine_restore_detach(m);
         /* A running QEMU is left alone: VMs outlive the daemon. On an
          * orderly exit the record gets the exact event number, so the next
          * daemon continues without a gap, and a migration under way. */
@@ -364,6 +365,7 @@ static gboolean save_record(Machine *m, guint64 reserve, GError **error) {
         };
         machine_incoming_fill_record(m, &r);
         machine_migration_fill_record(m, &r);
+        machine_save_fill_record(m, &r);
         char state;
 
         if (r.pid <= 0 || !qm_process_stat(r.pid, &r.start_time, &state))
@@ -569,6 +571,7 @@ void machine_on_process_exit(QemuProcess *p, int code, gpointer data) {
         machine_set_state(m, final);
         if (launching)
                 machine_reply_launch_failed(m);
+        machine_restore_free(m); /* one a restarted daemon watched */
         machine_migration_handed_over(m);
         qm_event_waiters_end(m->waiters, TRUE);
         machine_console_waiters_end(m);
@@ -795,8 +798,14 @@ void machine_reattach(Machine *m, const QmRunRecord *r) {
         g_message("machine %s: took back QEMU %d", m->name, (int)r->pid);
         if (r->incoming_uri)
                 return; /* still waiting for its guest: machine_incoming_reattach() */
+        if (r->restoring) {
+                machine_restore_reattach(m, r);
+                return;
+        }
         machine_set_state(m, QM_STATE_RUNNING);
         if (r->migrating_to)
                 machine_migration_reattach(m, r);
+        if (r->saving)
+                machine_save_reattach(m, r);
         machine_save_record(m);
 }

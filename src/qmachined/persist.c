@@ -334,6 +334,16 @@ gboolean qm_run_record_save(const char *path, const QmRunRecord *r, GError **err
                 json_builder_set_member_name(b, "migrating-was-paused");
                 json_builder_add_boolean_value(b, r->migrating_was_paused);
         }
+        if (r->saving) {
+                json_builder_set_member_name(b, "saving-was-running");
+                json_builder_add_boolean_value(b, r->saving_was_running);
+                json_builder_set_member_name(b, "saving-bandwidth");
+                json_builder_add_int_value(b, r->saving_bandwidth);
+        }
+        if (r->restoring) {
+                json_builder_set_member_name(b, "restoring-paused");
+                json_builder_add_boolean_value(b, r->restoring_paused);
+        }
         json_builder_set_member_name(b, "command-line");
         json_builder_begin_array(b);
         for (char **p = r->command_line; p && *p; p++)
@@ -360,6 +370,7 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
         r = g_new0(QmRunRecord, 1);
         r->name = g_strdup("");
         r->qemu_version = g_strdup("");
+        r->saving_bandwidth = -1;
         if (!member_string(obj, "name", &r->name, error) || !member_int(obj, "pid", 1, G_MAXINT, &pid, error) ||
             !member_u64(obj, "start-time", &r->start_time, error) ||
             !member_u64(obj, "launch-timestamp", &r->launch_timestamp, error) ||
@@ -372,11 +383,16 @@ QmRunRecord *qm_run_record_load(const char *path, GError **error) {
             !member_boolean(obj, "incoming-persistent", &r->incoming_persistent, error) ||
             !member_boolean(obj, "incoming-paused", &r->incoming_paused, error) ||
             !member_string(obj, "migrating-to", &r->migrating_to, error) ||
-            !member_boolean(obj, "migrating-was-paused", &r->migrating_was_paused, error)) {
+            !member_boolean(obj, "migrating-was-paused", &r->migrating_was_paused, error) ||
+            !member_boolean(obj, "saving-was-running", &r->saving_was_running, error) ||
+            !member_int(obj, "saving-bandwidth", -1, G_MAXINT64, &r->saving_bandwidth, error) ||
+            !member_boolean(obj, "restoring-paused", &r->restoring_paused, error)) {
                 g_prefix_error(error, "%s: ", path);
                 return NULL;
         }
         r->pid = (pid_t)pid;
+        r->saving = json_object_has_member(obj, "saving-was-running");
+        r->restoring = json_object_has_member(obj, "restoring-paused");
         if (!qm_name_is_valid(r->name) || r->pid <= 0) {
                 g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s: bad name or pid", path);
                 return NULL;

@@ -53,6 +53,14 @@ typedef struct {
          * whether the guest was paused before it. */
         char *migrating_to;
         gboolean migrating_was_paused;
+        /* A Save under way: the guest ran before it, and the
+         * max-bandwidth to put back (-1: unknown). */
+        gboolean saving;
+        gboolean saving_was_running;
+        gint64 saving_bandwidth;
+        /* A Restore under way, and whether the guest stays paused. */
+        gboolean restoring;
+        gboolean restoring_paused;
 } QmRunRecord;
 
 void qm_run_record_free(QmRunRecord *r);

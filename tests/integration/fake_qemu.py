@@ -28,6 +28,12 @@ The behaviour comes from `--fake-mode=MODE` at the end of the arguments:
   drop-always      closes every monitor connection without a greeting
   powers-off       answers system_powerdown as a guest that powers off:
                    POWERDOWN, a guest SHUTDOWN, then exit 0
+  incoming         a migration destination: prints "COMMAND <name>" for
+                   each QMP command; migrate-incoming "unix:PATH" listens
+                   on PATH, and a client that connects and sends a line
+                   is a source: MIGRATION events setup, active, then
+                   completed (the line "ok") or failed (any other line);
+                   query-migrate answers the status so far
 
 Whatever the mode, these commands misbehave when asked:
   x-burst    three events and the reply in a single write
@@ -49,6 +55,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 
 ARGS = sys.argv[1:]
@@ -77,14 +84,16 @@ class Monitor:
     def __init__(self, sock):
         self.sock = sock
         self.buf = b""
+        self.lock = threading.Lock()  # the incoming source's events
 
     def send(self, obj):
         data = (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\r\n"
-        if MODE == "split":
-            for i in range(len(data)):
-                self.sock.sendall(data[i:i + 1])
-        else:
-            self.sock.sendall(data)
+        with self.lock:
+            if MODE == "split":
+                for i in range(len(data)):
+                    self.sock.sendall(data[i:i + 1])
+            else:
+                self.sock.sendall(data)
 
     def lines(self):
         while True:
@@ -105,16 +114,66 @@ def event(name, data=None):
     return e
 
 
+class Incoming:
+    """The destination side of a migration (mode incoming)."""
+    status = "none"
+    runstate = "inmigrate"
+    events = False
+
+    mon = None  # the monitor connection of now (a daemon may restart)
+
+    def set_status(self, status):
+        Incoming.status = status
+        if Incoming.events:
+            Incoming.mon.send(event("MIGRATION", {"status": status}))
+
+    def listen(self, uri):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(uri[len("unix:"):])
+        listener.listen(1)
+        threading.Thread(target=self.source, args=(listener,), daemon=True).start()
+
+    def source(self, listener):
+        sock, _ = listener.accept()
+        self.set_status("setup")
+        self.set_status("active")
+        line = sock.makefile("rb").readline().strip()
+        if line == b"ok":
+            Incoming.runstate = "paused"  # -S
+        self.set_status("completed" if line == b"ok" else "failed")
+        sock.close()
+
+
 def serve(mon):
+    incoming = Incoming()
+    Incoming.mon = mon
     for cmd in mon.lines():
         name = cmd.get("execute")
         rid = cmd.get("id")
+        if MODE == "incoming":
+            print("COMMAND", name, flush=True)
 
         def reply(ret):
             mon.send({"return": ret, "id": rid})
 
-        if name in ("qmp_capabilities", "cont", "stop", "system_reset"):
+        if MODE == "incoming" and name in ("query-status", "cont"):
+            if name == "cont" and Incoming.runstate == "paused":
+                Incoming.runstate = "running"
+            reply({} if name == "cont" else
+                  {"status": Incoming.runstate, "singlestep": False,
+                   "running": Incoming.runstate == "running"})
+        elif name in ("qmp_capabilities", "cont", "stop", "system_reset"):
             reply({})
+        elif MODE == "incoming" and name == "migrate-set-capabilities":
+            for c in cmd["arguments"]["capabilities"]:
+                if c["capability"] == "events":
+                    Incoming.events = c["state"]
+            reply({})
+        elif MODE == "incoming" and name == "migrate-incoming":
+            incoming.listen(cmd["arguments"]["uri"])
+            reply({})
+        elif MODE == "incoming" and name == "query-migrate":
+            reply({"status": Incoming.status} if Incoming.status != "none" else {})
         elif name == "quit" and MODE == "ignore-quit":
             reply({})
         elif name == "query-status":
