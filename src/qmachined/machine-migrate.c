@@ -275,6 +275,22 @@ static void report_progress(QmMigration *mg, JsonObject *ret, gboolean last) {
                                       non_negative(ret, "expected-downtime"));
 }
 
+/* We sent migrate_cancel (cancel-after, or the timeout). QEMU 7.2 may
+ * then answer "failed" rather than "cancelled": its migrate_cancel shuts
+ * the return path's socket, which the stream goes out on, before it marks
+ * the migration cancelling, and a write in between fails first ("Broken
+ * pipe"). The outcome is the one asked for. */
+static gboolean we_cancelled(const QmMigration *mg) {
+        return !mg->incoming && (mg->cancel_requested || mg->timed_out);
+}
+
+static void fail_cancelled(QmMigration *mg) {
+        if (mg->timed_out)
+                fail(mg, QM_ERROR_MIGRATE_TIMEOUT, "migration to %s did not complete in time; cancelled", mg->uri);
+        else
+                fail(mg, QM_ERROR_MIGRATE_CANCELLED, "migration to %s was cancelled", mg->uri);
+}
+
 static gboolean on_poll(gpointer data);
 static void query(QmMigration *mg);
 
@@ -313,6 +329,8 @@ static void on_status(const QmpResponse *r, const QmError *failure, gpointer dat
                         hand_over(mg, ret);
                 else
                         finish(mg, NULL, NULL);
+        } else if (strcmp(status, "cancelled") == 0 || (strcmp(status, "failed") == 0 && we_cancelled(mg))) {
+                fail_cancelled(mg);
         } else if (strcmp(status, "failed") == 0) {
                 /* Through the return path QEMU 7.2 passes on that the
                  * destination failed, not why: that is in its log. */
@@ -323,12 +341,6 @@ static void on_status(const QmpResponse *r, const QmError *failure, gpointer dat
                                                    "(QEMU gave no reason here; the destination's QEMU log "
                                                    "says why: often a device or memory size it lacks)"
                                                  : "(no reason given)"));
-        } else if (strcmp(status, "cancelled") == 0) {
-                if (mg->timed_out)
-                        fail(mg, QM_ERROR_MIGRATE_TIMEOUT,
-                             "migration to %s did not complete in time; cancelled", mg->uri);
-                else
-                        fail(mg, QM_ERROR_MIGRATE_CANCELLED, "migration to %s was cancelled", mg->uri);
         } else {
                 report_progress(mg, ret, FALSE);
                 wait_more(mg);

@@ -28,6 +28,10 @@ The behaviour comes from `--fake-mode=MODE` at the end of the arguments:
   drop-always      closes every monitor connection without a greeting
   powers-off       answers system_powerdown as a guest that powers off:
                    POWERDOWN, a guest SHUTDOWN, then exit 0
+  cancel-fails     a migration source that stays active until
+                   migrate_cancel, which makes it "failed" with
+                   "Unable to write to socket: Broken pipe" (as QEMU 7.2
+                   does now and then, its return path shut first)
   incoming         a migration destination: prints "COMMAND <name>" for
                    each QMP command; migrate-incoming "unix:PATH" listens
                    on PATH, and a client that connects and sends a line
@@ -144,6 +148,11 @@ class Incoming:
         sock.close()
 
 
+class CancelFails:
+    """A source whose migrate_cancel ends in "failed" (mode cancel-fails)."""
+    status = "none"
+
+
 def serve(mon):
     incoming = Incoming()
     Incoming.mon = mon
@@ -172,6 +181,16 @@ def serve(mon):
         elif MODE == "incoming" and name == "migrate-incoming":
             incoming.listen(cmd["arguments"]["uri"])
             reply({})
+        elif MODE == "cancel-fails" and name in ("migrate-set-capabilities", "migrate-set-parameters",
+                                                  "migrate", "migrate_cancel"):
+            if name == "migrate":
+                CancelFails.status = "active"
+            elif name == "migrate_cancel":
+                CancelFails.status = "failed"
+            reply({})
+        elif MODE == "cancel-fails" and name == "query-migrate":
+            reply({"status": CancelFails.status} if CancelFails.status != "failed" else
+                  {"status": "failed", "error-desc": "Unable to write to socket: Broken pipe"})
         elif MODE == "incoming" and name == "query-migrate":
             reply({"status": Incoming.status} if Incoming.status != "none" else {})
         elif name == "quit" and MODE == "ignore-quit":
