@@ -328,7 +328,8 @@ static void print_tail(JsonObject *o, GPtrArray *raw) {
                 for (guint i = 0; i < json_array_get_length(a); i++)
                         printf("  %s\n", json_array_get_string_element(a, i));
         }
-        if (raw && events && JSON_NODE_HOLDS_ARRAY(events) && json_array_get_length(json_node_get_array(events)) > 0) {
+        if (raw && events && JSON_NODE_HOLDS_ARRAY(events) &&
+            json_array_get_length(json_node_get_array(events)) > 0) {
                 JsonArray *a = json_node_get_array(events);
                 printf("\nEvents (last):\n");
                 for (guint i = 0; i < json_array_get_length(a) && i < raw->len; i++)

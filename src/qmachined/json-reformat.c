@@ -44,13 +44,17 @@ static char *relay(const char *text, gsize len, gboolean pretty) {
                 gsize next;
 
                 switch (c) {
-                case ' ': case '\t': case '\n': case '\r':
+                case ' ':
+                case '\t':
+                case '\n':
+                case '\r':
                         i++;
                         continue;
                 case '"':
                         i = copy_string(out, text, len, i);
                         continue;
-                case '{': case '[':
+                case '{':
+                case '[':
                         g_string_append_c(out, c);
                         next = skip_ws(text, len, i + 1);
                         if (text[next] == '}' || text[next] == ']') {
@@ -66,7 +70,8 @@ static char *relay(const char *text, gsize len, gboolean pretty) {
                         if (pretty)
                                 new_line(out, level);
                         break;
-                case '}': case ']':
+                case '}':
+                case ']':
                         level--;
                         if (pretty)
                                 new_line(out, level);

@@ -77,9 +77,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         pretty_of_pretty = reformat(pretty, QM_JSON_LAYOUT_PRETTY);
         compact_of_compact = reformat(compact, QM_JSON_LAYOUT_COMPACT);
         raw_compact = qm_json_compact(text, size);
-        fuzz_assert(compact_of_pretty && strcmp(compact_of_pretty, compact) == 0, "compact(pretty(x)) != compact(x)");
+        fuzz_assert(compact_of_pretty && strcmp(compact_of_pretty, compact) == 0,
+                    "compact(pretty(x)) != compact(x)");
         fuzz_assert(pretty_of_pretty && strcmp(pretty_of_pretty, pretty) == 0, "pretty is no fixed point");
-        fuzz_assert(compact_of_compact && strcmp(compact_of_compact, compact) == 0, "compact is no fixed point");
+        fuzz_assert(compact_of_compact && strcmp(compact_of_compact, compact) == 0,
+                    "compact is no fixed point");
         fuzz_assert(strcmp(raw_compact, compact) == 0, "compact is not qm_json_compact's: %.200s", compact);
 
         tree = qm_json_parse(text, size, NULL);

@@ -26,9 +26,10 @@ static char *json_glib_pretty(const char *text) {
 }
 
 static void test_big_numbers(void) {
-        const char *reply = "{\"return\": {\"max\": 18446744073709551615, \"min\": -9223372036854775808, "
-                            "\"f\": 1.50, \"e\": 1e3, \"z\": -0, \"x\": 1E+400, "
-                            "\"long\": 123456789012345678901234567890.000000000000000000001e-7}}";
+        const char *reply =
+                "{\"return\": {\"max\": 18446744073709551615, \"min\": -9223372036854775808, "
+                "\"f\": 1.50, \"e\": 1e3, \"z\": -0, \"x\": 1E+400, "
+                "\"long\": 123456789012345678901234567890.000000000000000000001e-7}}";
         g_autofree char *c = compact(reply);
         g_autofree char *p = pretty(reply);
 
@@ -64,8 +65,9 @@ static void test_scalars(void) {
 
 static void test_escapes_and_unicode(void) {
         /* QEMU writes non-ASCII as \uXXXX with capitals: kept so */
-        const char *s = "{\"k\\\"ey\\\\\": \"a\\u00E9\\/\\b\\f\\n\\r\\t\\\"\\ud83d\\ude00 , : { [\", "
-                        "\"utf8\": \"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}";
+        const char *s =
+                "{\"k\\\"ey\\\\\": \"a\\u00E9\\/\\b\\f\\n\\r\\t\\\"\\ud83d\\ude00 , : { [\", "
+                "\"utf8\": \"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}";
         g_autofree char *c = compact(s);
         g_autofree char *p = pretty(s);
 
@@ -148,10 +150,11 @@ static void test_compact_of_pretty(void) {
 
 static void test_invalid_refused(void) {
         const char *bad[] = {
-                "", " ", "{", "[1,]", "{\"a\":1,}", "'a'", "{'a':1}", "[1 2]", "1 2", "{}{}", "[1]x",
-                "0x10", "01", "1.", ".5", "+1", "-", "1e", "1e+", "NaN", "Infinity", "/* c */ 1",
-                "\"a\tb\"", "\"\\x\"", "\"\\ud800\"", "\"\\u0000\"", "\"open", "{\"a\" 1}", "{1:2}",
-                "[\"\xff\"]", "tru", "nul", "[true false]",
+                "",          " ",          "{",       "[1,]",        "{\"a\":1,}",   "'a'",    "{'a':1}",
+                "[1 2]",     "1 2",        "{}{}",    "[1]x",        "0x10",         "01",     "1.",
+                ".5",        "+1",         "-",       "1e",          "1e+",          "NaN",    "Infinity",
+                "/* c */ 1", "\"a\tb\"",   "\"\\x\"", "\"\\ud800\"", "\"\\u0000\"",  "\"open", "{\"a\" 1}",
+                "{1:2}",     "[\"\xff\"]", "tru",     "nul",         "[true false]",
         };
 
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
