@@ -383,7 +383,9 @@ static int print_status_json(const Ctl *c, JsonNode *node, GPtrArray *events) {
         json_object_remove_member(json_node_get_object(node), "events");
         ctl_json_append_node(text, node);
         g_string_truncate(text, text->len - 1); /* the closing brace */
-        g_string_append(text, ",\"events\":");
+        if (text->str[text->len - 1] != '{')
+                g_string_append_c(text, ',');
+        g_string_append(text, "\"events\":");
         if (events)
                 ctl_json_append_events(text, events);
         else
