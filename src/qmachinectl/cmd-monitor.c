@@ -9,25 +9,19 @@
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sd_event, sd_event_unref)
 
-/* With --json one object a line: {machine, seq, event, timestamp, data}. */
+/* With --json one object a line: {machine, seq, event, timestamp, data},
+ * data as QEMU wrote it. */
 static void print_json_line(const char *name, uint64_t seq, const char *event, const char *data,
                             uint64_t timestamp) {
-        g_autoptr(JsonObject) o = json_object_new();
-        g_autoptr(JsonNode) node = NULL;
-        g_autofree char *text = NULL;
-        JsonNode *parsed = ctl_json_parse(data);
+        g_autoptr(GString) s = g_string_new("{\"machine\":");
 
-        json_object_set_string_member(o, "machine", name);
-        json_object_set_int_member(o, "seq", (gint64)seq);
-        json_object_set_string_member(o, "event", event);
-        json_object_set_int_member(o, "timestamp", (gint64)MIN(timestamp, (uint64_t)G_MAXINT64));
-        if (parsed)
-                json_object_set_member(o, "data", parsed);
-        else
-                json_object_set_string_member(o, "data", data);
-        node = json_node_init_object(json_node_alloc(), o);
-        text = ctl_json_to_string(node, false);
-        printf("%s\n", text);
+        ctl_json_append_string(s, name);
+        g_string_append_printf(s, ",\"seq\":%" G_GUINT64_FORMAT ",\"event\":", seq);
+        ctl_json_append_string(s, event);
+        g_string_append_printf(s, ",\"timestamp\":%" G_GUINT64_FORMAT ",\"data\":", timestamp);
+        ctl_json_append_qemu(s, data);
+        g_string_append(s, "}\n");
+        fputs(s->str, stdout);
 }
 
 static int on_event(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {

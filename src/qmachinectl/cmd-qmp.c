@@ -15,8 +15,9 @@ static int print_pretty_reply(Ctl *c, sd_bus_message *reply, const char *method,
         if (r < 0)
                 return ctl_error("bad reply to %s: %s", method, g_strerror(-r));
         if (c->output == CTL_OUTPUT_JSON) {
-                g_autoptr(JsonNode) node = ctl_json_parse(json);
-                pretty = node ? ctl_json_to_string(node, false) : g_strdup(json);
+                pretty = ctl_json_layout(json, false);
+                if (!pretty)
+                        pretty = g_strdup(json);
         } else {
                 pretty = ctl_json_pretty(json);
         }
@@ -47,34 +48,10 @@ int cmd_command(Ctl *c, int argc, char **argv) {
         return r;
 }
 
-/* {seq, event}: the event as JSON (as a string if it is not). */
-static JsonObject *event_object(uint64_t seq, const char *json) {
-        JsonObject *o = json_object_new();
-        JsonNode *event = ctl_json_parse(json);
-
-        json_object_set_int_member(o, "seq", (gint64)seq);
-        if (event)
-                json_object_set_member(o, "event", event);
-        else
-                json_object_set_string_member(o, "event", json);
-        return o;
-}
-
-/* "SEQ JSON" lines, as QMP sent each event. */
-static void print_event_lines(const Ctl *c, JsonNode *node, const void *userdata) {
-        JsonArray *a = JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
-
-        for (guint i = 0; a && i < json_array_get_length(a); i++) {
-                JsonObject *o = json_array_get_object_element(a, i);
-                g_autofree char *text = ctl_json_to_string(json_object_get_member(o, "event"), false);
-                printf("%" G_GINT64_FORMAT " %s\n", json_object_get_int_member(o, "seq"), text);
-        }
-}
-
 int cmd_events(Ctl *c, int argc, char **argv) {
         g_autoptr(sd_bus_message) reply = NULL;
-        g_autoptr(JsonArray) events = json_array_new();
-        g_autoptr(JsonNode) node = NULL;
+        g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func((GDestroyNotify)ctl_event_free);
+        g_autoptr(GString) text = g_string_new(NULL);
         const char *json;
         uint64_t seq;
         int r;
@@ -87,7 +64,7 @@ int cmd_events(Ctl *c, int argc, char **argv) {
         r = sd_bus_message_enter_container(reply, 'a', "(ts)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(ts)", &seq, &json)) > 0) {
                 if (ctl_json_mode(c))
-                        json_array_add_object_element(events, event_object(seq, json));
+                        g_ptr_array_add(events, ctl_event_new(seq, json));
                 else
                         printf("%" G_GUINT64_FORMAT " %s\n", seq, json); /* QEMU's text, exactly */
         }
@@ -95,9 +72,9 @@ int cmd_events(Ctl *c, int argc, char **argv) {
                 return ctl_error("bad reply to GetEvents: %s", g_strerror(-r));
         if (!ctl_json_mode(c))
                 return EXIT_OK;
-        node = json_node_init_array(json_node_alloc(), events);
+        ctl_json_append_events(text, events);
         ctl_pager_open(c);
-        return ctl_output(c, node, print_event_lines, NULL);
+        return ctl_output_json_text(c, text->str);
 }
 
 int cmd_wait_event(Ctl *c, int argc, char **argv) {
@@ -129,9 +106,10 @@ int cmd_wait_event(Ctl *c, int argc, char **argv) {
         if (seq == 0)
                 return ctl_error("no matching event");
         if (ctl_json_mode(c)) {
-                g_autoptr(JsonObject) o = event_object(seq, json);
-                g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), o);
-                return ctl_output(c, node, NULL, NULL);
+                g_autoptr(CtlEvent) e = ctl_event_new(seq, json);
+                g_autoptr(GString) text = g_string_new(NULL);
+                ctl_json_append_event(text, e);
+                return ctl_output_json_text(c, text->str);
         }
         printf("%" G_GUINT64_FORMAT " %s\n", seq, json);
         return EXIT_OK;

@@ -126,8 +126,10 @@ static void set_log(Ctl *c, JsonObject *o, const char *path) {
         json_object_set_array_member(o, "log", g_steal_pointer(&lines));
 }
 
-/* The last LAST_EVENTS events, as {seq, event}. */
-static void set_events(Ctl *c, JsonObject *o, const char *path, gint64 sequence) {
+/* The last LAST_EVENTS events, as {seq, event}; QEMU's text of each in
+ * @raw (NULL when they cannot be read), which --json and the event lines
+ * print: the tree has QEMU's numbers as json-glib mangles them. */
+static void set_events(Ctl *c, JsonObject *o, const char *path, gint64 sequence, GPtrArray **raw) {
         g_autoptr(sd_bus_message) reply = NULL;
         g_autoptr(JsonArray) events = json_array_new();
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -150,11 +152,14 @@ static void set_events(Ctl *c, JsonObject *o, const char *path, gint64 sequence)
                 else
                         json_object_set_string_member(e, "event", json);
                 json_array_add_object_element(events, e);
+                g_ptr_array_add(*raw, ctl_event_new(seq, json));
         }
-        if (r < 0)
+        if (r < 0) {
                 json_object_set_null_member(o, "events");
-        else
+                g_clear_pointer(raw, g_ptr_array_unref);
+        } else {
                 json_object_set_array_member(o, "events", g_steal_pointer(&events));
+        }
 }
 
 static void set_state(JsonObject *o, GPtrArray *props) {
@@ -210,7 +215,7 @@ static void set_command_line(Ctl *c, JsonObject *o, const char *path) {
         set_copy(o, "command_line", p ? p->value : NULL);
 }
 
-static JsonNode *build_status(Ctl *c, const char *path, GPtrArray *props) {
+static JsonNode *build_status(Ctl *c, const char *path, GPtrArray *props, GPtrArray **events) {
         JsonObject *o = json_object_new();
         JsonNode *node;
 
@@ -230,7 +235,7 @@ static JsonNode *build_status(Ctl *c, const char *path, GPtrArray *props) {
         json_object_set_string_member(o, "runtime_directory", prop_string(props, "RuntimeDirectory"));
         json_object_set_string_member(o, "log_directory", prop_string(props, "LogDirectory"));
         set_log(c, o, path);
-        set_events(c, o, path, prop_int(props, "EventSequence", 0));
+        set_events(c, o, path, prop_int(props, "EventSequence", 0), events);
         node = json_node_init_object(json_node_alloc(), o);
         json_object_unref(o);
         return node;
@@ -291,14 +296,15 @@ static void print_ports(JsonObject *o) {
         g_string_free(s, TRUE);
 }
 
-static void print_event(JsonObject *e) {
+/* @raw: the same event as QEMU wrote it, for its data. */
+static void print_event(JsonObject *e, const CtlEvent *raw) {
         JsonNode *ev = json_object_get_member(e, "event");
         JsonObject *eo = ev && JSON_NODE_HOLDS_OBJECT(ev) ? json_node_get_object(ev) : NULL;
         g_autofree char *data = NULL;
         g_autofree char *when = NULL;
 
         if (eo && json_object_has_member(eo, "data"))
-                data = ctl_json_to_string(json_object_get_member(eo, "data"), false);
+                data = ctl_event_member(raw, "data");
         if (eo && json_object_has_member(eo, "timestamp")) {
                 JsonObject *ts = json_object_get_object_member(eo, "timestamp");
                 g_autoptr(GDateTime) dt = ts
@@ -312,7 +318,7 @@ static void print_event(JsonObject *e) {
                data ? data : "");
 }
 
-static void print_tail(JsonObject *o) {
+static void print_tail(JsonObject *o, GPtrArray *raw) {
         JsonNode *log = json_object_get_member(o, "log");
         JsonNode *events = json_object_get_member(o, "events");
 
@@ -322,11 +328,12 @@ static void print_tail(JsonObject *o) {
                 for (guint i = 0; i < json_array_get_length(a); i++)
                         printf("  %s\n", json_array_get_string_element(a, i));
         }
-        if (events && JSON_NODE_HOLDS_ARRAY(events) && json_array_get_length(json_node_get_array(events)) > 0) {
+        if (raw && events && JSON_NODE_HOLDS_ARRAY(events) &&
+            json_array_get_length(json_node_get_array(events)) > 0) {
                 JsonArray *a = json_node_get_array(events);
                 printf("\nEvents (last):\n");
-                for (guint i = 0; i < json_array_get_length(a); i++)
-                        print_event(json_array_get_object_element(a, i));
+                for (guint i = 0; i < json_array_get_length(a) && i < raw->len; i++)
+                        print_event(json_array_get_object_element(a, i), raw->pdata[i]);
         }
 }
 
@@ -366,11 +373,30 @@ static void print_status(const Ctl *c, JsonNode *node, const void *userdata) {
         ROW("RuntimeDirectory", "runtime_directory", "-");
         ROW("LogDirectory", "log_directory", "-");
 #undef ROW
-        print_tail(o);
+        print_tail(o, (GPtrArray *)userdata);
+}
+
+/* --json: the tree without its events, then the events as QEMU wrote them. */
+static int print_status_json(const Ctl *c, JsonNode *node, GPtrArray *events) {
+        g_autoptr(GString) text = g_string_new(NULL);
+
+        json_object_remove_member(json_node_get_object(node), "events");
+        ctl_json_append_node(text, node);
+        g_string_truncate(text, text->len - 1); /* the closing brace */
+        if (text->str[text->len - 1] != '{')
+                g_string_append_c(text, ',');
+        g_string_append(text, "\"events\":");
+        if (events)
+                ctl_json_append_events(text, events);
+        else
+                g_string_append(text, "null");
+        g_string_append_c(text, '}');
+        return ctl_output_json_text(c, text->str);
 }
 
 int cmd_status(Ctl *c, int argc, char **argv) {
         g_autoptr(GPtrArray) props = g_ptr_array_new_with_free_func((GDestroyNotify)ctl_property_free);
+        g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func((GDestroyNotify)ctl_event_free);
         g_autoptr(JsonNode) node = NULL;
         g_autofree char *path = NULL;
         int r;
@@ -383,8 +409,10 @@ int cmd_status(Ctl *c, int argc, char **argv) {
                 return r;
         /* the log, events and config are extras: no password prompt for them */
         sd_bus_set_allow_interactive_authorization(c->bus, false);
-        node = build_status(c, path, props);
+        node = build_status(c, path, props, &events);
         sd_bus_set_allow_interactive_authorization(c->bus, c->ask_password);
         ctl_pager_open(c);
-        return ctl_output(c, node, print_status, NULL);
+        if (ctl_json_mode(c))
+                return print_status_json(c, node, events);
+        return ctl_output(c, node, print_status, events);
 }

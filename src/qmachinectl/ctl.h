@@ -172,6 +172,32 @@ int ctl_output(Ctl *c, JsonNode *node, CtlHumanPrinter human, const void *userda
 int ctl_output_string(Ctl *c, const char *key, const char *value);
 void ctl_print_columns(const Ctl *c, const CtlColumn *cols, size_t n, JsonArray *rows);
 
+/* json-text.c: JSON text around QEMU's JSON text, which goes out
+ * unchanged (json-glib would turn 18446744073709551615 into -1). */
+typedef struct {
+        uint64_t seq;
+        char *json; /* as QEMU sent it */
+} CtlEvent;
+
+CtlEvent *ctl_event_new(uint64_t seq, const char *json);
+void ctl_event_free(CtlEvent *e);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CtlEvent, ctl_event_free)
+/* @json laid out again, compact or indented as json-glib does, numbers
+ * and strings as they are; NULL if it is not one strict JSON value. */
+char *ctl_json_layout(const char *json, bool pretty);
+/* Append compact JSON: a tree (json-glib), a string, QEMU's text (as a
+ * string when it is not JSON), {"seq": N, "event": QEMU's text}, or an
+ * array of those (CtlEvent *). */
+void ctl_json_append_node(GString *s, JsonNode *node);
+void ctl_json_append_string(GString *s, const char *value);
+void ctl_json_append_qemu(GString *s, const char *json);
+void ctl_json_append_event(GString *s, const CtlEvent *e);
+void ctl_json_append_events(GString *s, GPtrArray *events);
+/* The compact text of @member of an event object; NULL if none. */
+char *ctl_event_member(const CtlEvent *e, const char *member);
+/* Prints compact JSON text as -o json or json-pretty asks. */
+int ctl_output_json_text(const Ctl *c, const char *compact);
+
 /* props.c: D-Bus properties as JSON (show, status). */
 typedef struct {
         char *name;

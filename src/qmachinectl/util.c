@@ -96,18 +96,12 @@ static JsonNode *parse_json(const char *text) {
         return root ? json_node_copy(root) : NULL;
 }
 
-/* JSON text indented by two spaces; text that is not JSON as it is. */
+/* JSON text indented by two spaces, its numbers and strings exactly as
+ * they are; text that is not JSON as it is. */
 char *ctl_json_pretty(const char *text) {
-        g_autoptr(JsonNode) root = parse_json(text);
-        g_autoptr(JsonGenerator) gen = NULL;
+        char *pretty = ctl_json_layout(text, true);
 
-        if (!root)
-                return g_strdup(text ? text : "");
-        gen = json_generator_new();
-        json_generator_set_pretty(gen, TRUE);
-        json_generator_set_indent(gen, 2);
-        json_generator_set_root(gen, root);
-        return json_generator_to_data(gen, NULL);
+        return pretty ? pretty : g_strdup(text ? text : "");
 }
 
 bool ctl_json_has_member(const char *text, const char *member) {

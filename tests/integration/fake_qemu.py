@@ -50,6 +50,9 @@ Whatever the mode, these commands misbehave when asked:
   x-numbers  an event and a reply with a uint64 above 2^63 and 1e400
   x-extra    a reply with a member besides "return", numbers json-glib
              would print wrongly
+  x-bignum   an event X_BIGNUM and a reply with numbers json-glib
+             mangles (UINT64_MAX, INT64_MIN, 1.50, 1e3, -0) and a string
+             with escapes, for clients that must print them as they are
   x-nul-event  a guest SHUTDOWN event named "SHUTDOWN\\u0000JUNK", then exit 0
   x-drop     closes the monitor connection (the process lives on and
              accepts a new one, as QEMU does)
@@ -237,6 +240,12 @@ def serve(mon):
             mon.send(b'{"id": %d, "return": {"big": 18446744073709551615, "huge": 1e400}}' % rid)
         elif name == "x-extra":
             mon.send(b'{"return": [1e17, 18446744073709551615], "extra": true, "id": %d}' % rid)
+        elif name == "x-bignum":
+            mon.send(b'{"timestamp": {"seconds": 1700000000, "microseconds": 2}, "event": "X_BIGNUM", '
+                     b'"data": {"max": 18446744073709551615, "min": -9223372036854775808, "f": 1.50, '
+                     b'"list": [1e3, -0, {}], "s": "caf\\u00E9 \\"q\\" \\/"}}')
+            mon.send(b'{"return": {"max": 18446744073709551615, "min": -9223372036854775808, "f": 1.50, '
+                     b'"e": 1e3, "z": -0, "empty": {}, "s": "caf\\u00E9"}, "id": %d}' % rid)
         elif name == "x-nul-event":
             mon.send(b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "SHUTDOWN\\u0000JUNK", '
                      b'"data": {"guest": true, "reason": "guest-shutdown"}}')
