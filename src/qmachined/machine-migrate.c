@@ -459,31 +459,42 @@ static void on_capabilities_set(const QmpResponse *r, const QmError *failure, gp
         machine_qmp_call(mg->machine, "migrate-set-parameters", args, on_parameters_set, mg);
 }
 
-static void add_capability(JsonBuilder *b, const char *name, gboolean on) {
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "capability");
-        json_builder_add_string_value(b, name);
-        json_builder_set_member_name(b, "state");
-        json_builder_add_boolean_value(b, on);
-        json_builder_end_object(b);
-}
+typedef struct {
+        const char *name;
+        gboolean on;
+} MigrationCapability;
 
-/* The capabilities of this migration, each set on or off (an earlier
- * migration's choice does not linger). */
-static void set_capabilities(QmMigration *mg) {
+static void send_capabilities(QmMigration *mg, const MigrationCapability *caps, gsize n, QmpReplyFunc done) {
         g_autoptr(JsonBuilder) b = json_builder_new_immutable();
         g_autoptr(JsonNode) args = NULL;
 
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "capabilities");
         json_builder_begin_array(b);
-        add_capability(b, "return-path", TRUE);
-        add_capability(b, "auto-converge", mg->opts.auto_converge);
-        add_capability(b, "postcopy-ram", mg->opts.postcopy);
+        for (gsize i = 0; i < n; i++) {
+                json_builder_begin_object(b);
+                json_builder_set_member_name(b, "capability");
+                json_builder_add_string_value(b, caps[i].name);
+                json_builder_set_member_name(b, "state");
+                json_builder_add_boolean_value(b, caps[i].on);
+                json_builder_end_object(b);
+        }
         json_builder_end_array(b);
         json_builder_end_object(b);
         args = json_builder_get_root(b);
-        machine_qmp_call(mg->machine, "migrate-set-capabilities", args, on_capabilities_set, mg);
+        machine_qmp_call(mg->machine, "migrate-set-capabilities", args, done, mg);
+}
+
+/* The capabilities of this migration, each set on or off (an earlier
+ * migration's choice does not linger). */
+static void set_capabilities(QmMigration *mg) {
+        const MigrationCapability caps[] = {
+                { "return-path", TRUE },
+                { "auto-converge", mg->opts.auto_converge },
+                { "postcopy-ram", mg->opts.postcopy },
+        };
+
+        send_capabilities(mg, caps, G_N_ELEMENTS(caps), on_capabilities_set);
 }
 
 static void on_events_capability(const QmpResponse *r, const QmError *failure, gpointer data) {
@@ -493,17 +504,9 @@ static void on_events_capability(const QmpResponse *r, const QmError *failure, g
 
 /* A destination's outcome comes as MIGRATION events (see the top). */
 static void set_events_capability(QmMigration *mg) {
-        g_autoptr(JsonBuilder) b = json_builder_new_immutable();
-        g_autoptr(JsonNode) args = NULL;
+        static const MigrationCapability caps[] = { { "events", TRUE } };
 
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "capabilities");
-        json_builder_begin_array(b);
-        add_capability(b, "events", TRUE);
-        json_builder_end_array(b);
-        json_builder_end_object(b);
-        args = json_builder_get_root(b);
-        machine_qmp_call(mg->machine, "migrate-set-capabilities", args, on_events_capability, mg);
+        send_capabilities(mg, caps, G_N_ELEMENTS(caps), on_events_capability);
 }
 
 static void on_status_before(const QmpResponse *r, const QmError *failure, gpointer data) {
