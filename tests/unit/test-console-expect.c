@@ -206,6 +206,98 @@ static void test_dollar_waits(void) {
         g_assert_cmpuint(end, ==, 4);
 }
 
+/* Feed @text in one read: where the next search needs bytes from. */
+static guint64 needs_from_after(const char *pattern, const char *text, gsize len) {
+        g_autoptr(QmConsoleExpect) x = qm_console_expect_new(pattern, 0, NULL);
+        guint64 start, end, needs;
+        Stream s;
+
+        g_assert_nonnull(x);
+        stream_init(&s, 1 << 20);
+        g_assert_cmpint(feed(&s, x, text, len, &start, &end, NULL), ==, QM_CONSOLE_EXPECT_NONE);
+        needs = qm_console_expect_needs_from(x);
+        stream_clear(&s);
+        return needs;
+}
+
+/* 100 KiB without a start of a match: the next search looks only at the
+ * new bytes (and its context), not the whole lookback again. */
+static void test_resume_skips(void) {
+        const gsize n = 100 * 1024;
+        g_autofree char *text = g_malloc(n);
+
+        memset(text, 'x', n);
+        g_assert_cmpuint(needs_from_after("login:", text, n), ==, n - QM_CONSOLE_EXPECT_CONTEXT);
+        g_assert_cmpuint(needs_from_after("^ready \\d+$", text, n), ==, n - QM_CONSOLE_EXPECT_CONTEXT);
+        /* a match may still start at the last line: from there */
+        memcpy(text + n - 10, "\nready 42", 9);
+        g_assert_cmpuint(needs_from_after("^ready \\d+$", text, n - 1), ==, n - 9 - QM_CONSOLE_EXPECT_CONTEXT);
+        /* "x*y" may start anywhere in the run of x: the lookback bounds it */
+        g_assert_cmpuint(needs_from_after("x+y", text, n - 10),
+                         ==, n - 10 - QM_CONSOLE_EXPECT_LOOKBACK - QM_CONSOLE_EXPECT_CONTEXT);
+        /* \G and the backtracking verbs depend on where a search starts:
+         * they search the whole lookback, as without resuming */
+        g_assert_cmpuint(needs_from_after("\\Glogin:", text, n),
+                         ==, n - QM_CONSOLE_EXPECT_LOOKBACK - QM_CONSOLE_EXPECT_CONTEXT);
+        g_assert_cmpuint(needs_from_after("x(*COMMIT)y", text, n),
+                         ==, n - QM_CONSOLE_EXPECT_LOOKBACK - QM_CONSOLE_EXPECT_CONTEXT);
+}
+
+/* A match begun in one read and completed in a later one: the search
+ * resumes where it began, whatever the split. */
+static void test_resume_partial(void) {
+        const char *text = "boot\r\nlogin: \r\nready 4\r\nready 42\r\n"; /* 6, 15, 24 */
+        gsize len = strlen(text);
+        static const struct {
+                const char *pattern;
+                guint64 start, end;
+        } cases[] = {
+                { "login: ", 6, 13 },
+                { "^ready \\d+$", 15, 22 },   /* the first: its digits end at a newline */
+                { "ready \\d{2}", 24, 32 },
+                { "(?<=\\n)r\\w+ 42", 24, 32 }, /* lookbehind into the context */
+                { "\\b4\\d", 30, 32 },
+                { "42\\r\\n\\z", 30, 34 },
+        };
+
+        for (gsize c = 0; c < G_N_ELEMENTS(cases); c++)
+                for (gsize chunk = 1; chunk <= len; chunk++) {
+                        guint64 start, end;
+                        g_assert_true(find_in_chunks(cases[c].pattern, 0, text, len, chunk, 1024, &start, &end));
+                        g_assert_cmpuint(start, ==, cases[c].start);
+                        g_assert_cmpuint(end, ==, cases[c].end);
+                }
+}
+
+/* The context before where a search resumes still counts: ^, \b and
+ * lookbehind see the bytes before it, so a resumed search answers as a
+ * fresh one. */
+static void test_resume_context(void) {
+        guint64 start, end;
+
+        /* "b" after "a": not at a line start, not after a word boundary */
+        g_assert_false(find_in_chunks("^b", 0, "ab", 2, 1, 64, &start, &end));
+        g_assert_false(find_in_chunks("\\bb", 0, "ab", 2, 1, 64, &start, &end));
+        g_assert_true(find_in_chunks("^b", 0, "ab\nb", 4, 1, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 3);
+        g_assert_true(find_in_chunks("(?<=ab)c", 0, "abc", 3, 1, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 2);
+        g_assert_false(find_in_chunks("(?<!a)c", 0, "ac", 2, 1, 64, &start, &end));
+}
+
+/* "\d+" may match before all the digits came, as without resuming. */
+static void test_resume_greedy(void) {
+        guint64 start, end;
+
+        /* the first read is "n=1" */
+        g_assert_true(find_in_chunks("n=\\d+", 0, "n=123", 5, 3, 64, &start, &end));
+        g_assert_cmpuint(end, ==, 3);
+        /* a partial "n=" resumes where it began */
+        g_assert_true(find_in_chunks("n=\\d+", 0, "xn=123", 6, 2, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 1);
+        g_assert_cmpuint(end, ==, 4);
+}
+
 static void test_ring_tail(void) {
         g_autoptr(QmByteRing) r = qm_byte_ring_new(8);
         GBytes *b;
@@ -234,5 +326,9 @@ int main(int argc, char **argv) {
         g_test_add_func("/console-expect/restart", test_restart);
         g_test_add_func("/console-expect/dollar-waits", test_dollar_waits);
         g_test_add_func("/console-expect/ring-tail", test_ring_tail);
+        g_test_add_func("/console-expect/resume-skips", test_resume_skips);
+        g_test_add_func("/console-expect/resume-partial", test_resume_partial);
+        g_test_add_func("/console-expect/resume-context", test_resume_context);
+        g_test_add_func("/console-expect/resume-greedy", test_resume_greedy);
         return g_test_run();
 }
