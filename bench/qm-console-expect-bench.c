@@ -69,8 +69,9 @@ static GByteArray *make_text(gsize len) {
         GByteArray *t = g_byte_array_sized_new((guint)len + 128);
 
         for (guint line = 0; t->len < len; line++) {
-                g_autofree char *s = g_strdup_printf("[%6u.%06u] systemd[1]: Started unit-%u.service - Unit %u.\r\n",
-                                                     line / 100, line * 7919 % 1000000, line, line);
+                g_autofree char *s = g_strdup_printf(
+                        "[%6u.%06u] systemd[1]: Started unit-%u.service - Unit %u.\r\n", line / 100,
+                        line * 7919 % 1000000, line, line);
                 g_byte_array_append(t, (const guint8 *)s, (guint)strlen(s));
         }
         g_byte_array_set_size(t, (guint)len);
@@ -101,8 +102,8 @@ static void daemon_read(QmByteRing *ring, guint64 *total, Waiters *w, const guin
 /* The floor for one read: each regex once over the new bytes. */
 static void floor_read(Waiters *w, const guint8 *data, gsize len) {
         for (guint i = 0; i < w->n; i++)
-                if (g_regex_match_full(w->floor[i], (const char *)data, (gssize)len, 0, G_REGEX_MATCH_NOTEOL, NULL,
-                                       NULL))
+                if (g_regex_match_full(w->floor[i], (const char *)data, (gssize)len, 0, G_REGEX_MATCH_NOTEOL,
+                                       NULL, NULL))
                         g_error("floor %u matched: the text must not match", i);
 }
 
@@ -174,14 +175,15 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         }
-        printf("WaitConsole: cost per %zu-byte console read (µs; %u reads, lookback full)\n", read_size, reads);
+        printf("WaitConsole: cost per %zu-byte console read (µs; %u reads, lookback full)\n", read_size,
+               reads);
         printf("%-8s %10s %10s %10s %12s %8s\n", "waiters", "min", "median", "p99", "floor med", "ratio");
         for (gsize i = 0; i < G_N_ELEMENTS(counts); i++) {
                 Stats ours, floor;
 
                 measure(counts[i], reads, read_size, &ours, &floor);
-                printf("%-8u %10.2f %10.2f %10.2f %12.2f %7.2fx\n", counts[i], ours.min, ours.median, ours.p99,
-                       floor.median, ours.median / MAX(floor.median, 0.01));
+                printf("%-8u %10.2f %10.2f %10.2f %12.2f %7.2fx\n", counts[i], ours.min, ours.median,
+                       ours.p99, floor.median, ours.median / MAX(floor.median, 0.01));
         }
         return 0;
 }

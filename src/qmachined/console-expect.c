@@ -7,11 +7,11 @@
 #include "console-expect.h"
 
 struct QmConsoleExpect {
-        GRegex *regex;     /* decides: what a fresh search finds */
-        pcre2_code *scan;  /* the same regex, for partial matching; NULL: never resume */
+        GRegex *regex;    /* decides: what a fresh search finds */
+        pcre2_code *scan; /* the same regex, for partial matching; NULL: never resume */
         guint64 after;
-        guint64 searched;  /* everything before this was searched (>= after) */
-        guint64 resume;    /* no match can start before this (>= after) */
+        guint64 searched; /* everything before this was searched (>= after) */
+        guint64 resume;   /* no match can start before this (>= after) */
 };
 
 /*
@@ -24,9 +24,12 @@ struct QmConsoleExpect {
 
 /*
  * The scan regex, compiled as GLib compiles G_REGEX_MULTILINE |
- * G_REGEX_RAW (no UTF, any newline). Not for patterns whose result
- * depends on where a search starts: \G (the start offset) and the
- * backtracking verbs (*SKIP), (*COMMIT)... Those search as before.
+ * G_REGEX_RAW (no UTF, any newline), and with ALT_CIRCUMFLEX: "^" also
+ * after a newline that ends the output so far (a line may start there
+ * once more comes), which PCRE checks without signalling a partial
+ * match. Not for patterns whose result depends on where a search
+ * starts: \G (the start offset) and the backtracking verbs (*SKIP),
+ * (*COMMIT)... Those search as before.
  */
 static pcre2_code *scan_new(const char *pattern, const char *limited) {
         pcre2_compile_context *cc;
@@ -41,8 +44,8 @@ static pcre2_code *scan_new(const char *pattern, const char *limited) {
                 return NULL;
         pcre2_set_newline(cc, PCRE2_NEWLINE_ANY);
         pcre2_set_bsr(cc, PCRE2_BSR_UNICODE);
-        code = pcre2_compile((PCRE2_SPTR)limited, PCRE2_ZERO_TERMINATED, PCRE2_MULTILINE, &errcode, &erroffset,
-                             cc);
+        code = pcre2_compile((PCRE2_SPTR)limited, PCRE2_ZERO_TERMINATED,
+                             PCRE2_MULTILINE | PCRE2_ALT_CIRCUMFLEX, &errcode, &erroffset, cc);
         pcre2_compile_context_free(cc);
         return code; /* NULL: search without resuming */
 }
@@ -129,12 +132,27 @@ static gsize scan_first_possible(const QmConsoleExpect *x, const guint8 *data, g
 
         if (!md)
                 return from;
-        r = pcre2_match(x->scan, (PCRE2_SPTR)data, len, from, PCRE2_PARTIAL_HARD | PCRE2_NO_UTF_CHECK, md, NULL);
+        r = pcre2_match(x->scan, (PCRE2_SPTR)data, len, from, PCRE2_PARTIAL_HARD | PCRE2_NO_UTF_CHECK, md,
+                        NULL);
         if (r == PCRE2_ERROR_NOMATCH)
                 return len;
         if (r == PCRE2_ERROR_PARTIAL)
                 return MAX((gsize)pcre2_get_ovector_pointer(md)[0], from);
         return from;
+}
+
+/*
+ * Where a resumed search may start: the start of the line @q is in
+ * (right after the last "\n" before it), else @from. A fresh search
+ * tries only line starts when the pattern begins with ".*" (PCRE's
+ * startline), and never a start between "\r" and "\n"; but a search
+ * always tries its own start offset first, so resuming elsewhere could
+ * find a match a fresh search does not.
+ */
+static gsize line_start(const guint8 *data, gsize from, gsize q) {
+        const guint8 *nl = q > from ? memrchr(data + from, '\n', q - from) : NULL;
+
+        return nl ? (gsize)(nl - data) + 1 : from;
 }
 
 /* NOTEOL: the end of the output so far is not the end of a line (more
@@ -147,16 +165,18 @@ QmConsoleExpectResult qm_console_expect_search(QmConsoleExpect *x, const guint8 
         g_autoptr(GError) e = NULL;
         guint64 stream_end = base + len;
         guint64 from = MAX(search_from(x), base);
-        gsize possible;
+        gsize first, possible;
         gint s, t;
 
         if (from > stream_end)
                 return QM_CONSOLE_EXPECT_NONE; /* @after lies ahead */
         /* GLib takes gssize lengths; the retained output is far smaller. */
         g_assert(len <= G_MAXSSIZE);
-        possible = scan_first_possible(x, data, len, (gsize)(from - base));
-        if (possible == len) {
-                x->searched = x->resume = stream_end;
+        first = scan_first_possible(x, data, len, (gsize)(from - base));
+        possible = line_start(data, (gsize)(from - base), first);
+        if (first == len) { /* no start can match yet: no search */
+                x->searched = stream_end;
+                x->resume = base + possible;
                 return QM_CONSOLE_EXPECT_NONE;
         }
         if (g_regex_match_full(x->regex, (const char *)data, (gssize)len, (gint)possible, MATCH_FLAGS, &info,

@@ -220,27 +220,31 @@ static guint64 needs_from_after(const char *pattern, const char *text, gsize len
         return needs;
 }
 
-/* 100 KiB without a start of a match: the next search looks only at the
- * new bytes (and its context), not the whole lookback again. */
+/* 100 KiB of lines without a start of a match: the next search looks
+ * only at the last line (and its context), not the whole lookback. */
 static void test_resume_skips(void) {
-        const gsize n = 100 * 1024;
+        const gsize line = 64, n = 1600 * line;
+        const gsize cx = QM_CONSOLE_EXPECT_CONTEXT, lb = QM_CONSOLE_EXPECT_LOOKBACK;
         g_autofree char *text = g_malloc(n);
 
         memset(text, 'x', n);
-        g_assert_cmpuint(needs_from_after("login:", text, n), ==, n - QM_CONSOLE_EXPECT_CONTEXT);
-        g_assert_cmpuint(needs_from_after("^ready \\d+$", text, n), ==, n - QM_CONSOLE_EXPECT_CONTEXT);
-        /* a match may still start at the last line: from there */
-        memcpy(text + n - 10, "\nready 42", 9);
-        g_assert_cmpuint(needs_from_after("^ready \\d+$", text, n - 1), ==, n - 9 - QM_CONSOLE_EXPECT_CONTEXT);
-        /* "x*y" may start anywhere in the run of x: the lookback bounds it */
-        g_assert_cmpuint(needs_from_after("x+y", text, n - 10),
-                         ==, n - 10 - QM_CONSOLE_EXPECT_LOOKBACK - QM_CONSOLE_EXPECT_CONTEXT);
+        for (gsize i = line - 1; i < n; i += line)
+                text[i] = '\n';
+        g_assert_cmpuint(needs_from_after("login:", text, n), ==, n - cx);
+        g_assert_cmpuint(needs_from_after("^ready \\d+$", text, n), ==, n - cx);
+        /* a read that ends inside a line: from that line's start */
+        g_assert_cmpuint(needs_from_after("login:", text, n - 10), ==, n - line - cx);
+        g_assert_cmpuint(needs_from_after("x+y", text, n - 10), ==, n - line - cx);
+        /* a match begun: from its line */
+        memcpy(text + n - 10, "\nready 4", 8);
+        g_assert_cmpuint(needs_from_after("^ready \\d+$", text, n - 2), ==, n - 9 - cx);
         /* \G and the backtracking verbs depend on where a search starts:
          * they search the whole lookback, as without resuming */
-        g_assert_cmpuint(needs_from_after("\\Glogin:", text, n),
-                         ==, n - QM_CONSOLE_EXPECT_LOOKBACK - QM_CONSOLE_EXPECT_CONTEXT);
-        g_assert_cmpuint(needs_from_after("x(*COMMIT)y", text, n),
-                         ==, n - QM_CONSOLE_EXPECT_LOOKBACK - QM_CONSOLE_EXPECT_CONTEXT);
+        g_assert_cmpuint(needs_from_after("\\Glogin:", text, n), ==, n - lb - cx);
+        g_assert_cmpuint(needs_from_after("x(*COMMIT)y", text, n), ==, n - lb - cx);
+        /* no newline at all: the lookback bounds it */
+        memset(text, 'x', n);
+        g_assert_cmpuint(needs_from_after("login:", text, n), ==, n - lb - cx);
 }
 
 /* A match begun in one read and completed in a later one: the search
@@ -253,7 +257,7 @@ static void test_resume_partial(void) {
                 guint64 start, end;
         } cases[] = {
                 { "login: ", 6, 13 },
-                { "^ready \\d+$", 15, 22 },   /* the first: its digits end at a newline */
+                { "^ready \\d+$", 15, 22 }, /* the first: its digits end at a newline */
                 { "ready \\d{2}", 24, 32 },
                 { "(?<=\\n)r\\w+ 42", 24, 32 }, /* lookbehind into the context */
                 { "\\b4\\d", 30, 32 },
@@ -263,7 +267,8 @@ static void test_resume_partial(void) {
         for (gsize c = 0; c < G_N_ELEMENTS(cases); c++)
                 for (gsize chunk = 1; chunk <= len; chunk++) {
                         guint64 start, end;
-                        g_assert_true(find_in_chunks(cases[c].pattern, 0, text, len, chunk, 1024, &start, &end));
+                        g_assert_true(
+                                find_in_chunks(cases[c].pattern, 0, text, len, chunk, 1024, &start, &end));
                         g_assert_cmpuint(start, ==, cases[c].start);
                         g_assert_cmpuint(end, ==, cases[c].end);
                 }
@@ -283,6 +288,15 @@ static void test_resume_context(void) {
         g_assert_true(find_in_chunks("(?<=ab)c", 0, "abc", 3, 1, 64, &start, &end));
         g_assert_cmpuint(start, ==, 2);
         g_assert_false(find_in_chunks("(?<!a)c", 0, "ac", 2, 1, 64, &start, &end));
+        /* "^" after a newline that ended a read: a line starts there */
+        g_assert_true(find_in_chunks("\\n^\\d?", 0, "ab\nc", 4, 1, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 2);
+        /* ".*" patterns start only at line starts (PCRE's startline), never
+         * between "\r" and "\n": a resumed search neither */
+        for (gsize chunk = 1; chunk <= 7; chunk++) {
+                g_assert_true(find_in_chunks("\\N*+\\n{2}", 0, "1\nx\r\n\n\n", 7, chunk, 64, &start, &end));
+                g_assert_cmpuint(start, ==, 5);
+        }
 }
 
 /* "\d+" may match before all the digits came, as without resuming. */
