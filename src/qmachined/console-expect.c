@@ -24,7 +24,8 @@ struct QmConsoleExpect {
 
 /*
  * The scan regex, compiled as GLib compiles G_REGEX_MULTILINE |
- * G_REGEX_RAW (no UTF, any newline), and with ALT_CIRCUMFLEX: "^" also
+ * G_REGEX_RAW (no UTF, any newline, and UCP: \w, \s and \b by Unicode
+ * properties of the bytes as Latin-1), and with ALT_CIRCUMFLEX: "^" also
  * after a newline that ends the output so far (a line may start there
  * once more comes), which PCRE checks without signalling a partial
  * match. Not for patterns whose result depends on where a search
@@ -45,7 +46,7 @@ static pcre2_code *scan_new(const char *pattern, const char *limited) {
         pcre2_set_newline(cc, PCRE2_NEWLINE_ANY);
         pcre2_set_bsr(cc, PCRE2_BSR_UNICODE);
         code = pcre2_compile((PCRE2_SPTR)limited, PCRE2_ZERO_TERMINATED,
-                             PCRE2_MULTILINE | PCRE2_ALT_CIRCUMFLEX, &errcode, &erroffset, cc);
+                             PCRE2_MULTILINE | PCRE2_UCP | PCRE2_ALT_CIRCUMFLEX, &errcode, &erroffset, cc);
         pcre2_compile_context_free(cc);
         return code; /* NULL: search without resuming */
 }

@@ -299,6 +299,19 @@ static void test_resume_context(void) {
         }
 }
 
+/* The scan that finds where to resume compiles the regex as GLib does:
+ * with UCP ("\s" and "\R" overlap, "\w" is Latin-1 letters too). */
+static void test_resume_as_glib(void) {
+        guint64 start, end;
+
+        g_assert_true(find_in_chunks("b?\\R?\\s", 0, "b\nb1aa", 6, 6, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 0);
+        g_assert_cmpuint(end, ==, 2);
+        g_assert_true(find_in_chunks("\\w+ ", 0, "xx\xe9 ", 4, 1, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 0);
+        g_assert_cmpuint(end, ==, 4);
+}
+
 /* "\d+" may match before all the digits came, as without resuming. */
 static void test_resume_greedy(void) {
         guint64 start, end;
@@ -344,5 +357,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/console-expect/resume-partial", test_resume_partial);
         g_test_add_func("/console-expect/resume-context", test_resume_context);
         g_test_add_func("/console-expect/resume-greedy", test_resume_greedy);
+        g_test_add_func("/console-expect/resume-as-glib", test_resume_as_glib);
         return g_test_run();
 }
