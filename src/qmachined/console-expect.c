@@ -107,13 +107,20 @@ void qm_console_expect_restart(QmConsoleExpect *x) {
 
 /* One match data for every scan: only its first pair is read, right
  * after the match (the daemon is one thread; the fuzzer and tests too,
- * but thread-local costs nothing). */
-static pcre2_match_data *scan_match_data(void) {
-        static _Thread_local pcre2_match_data *md;
+ * but thread-local costs nothing). PCRE keeps its backtracking frames
+ * there, as large as the largest search needed. */
+static _Thread_local pcre2_match_data *scan_md;
 
-        if (!md)
-                md = pcre2_match_data_create(1, NULL);
-        return md;
+static pcre2_match_data *scan_match_data(void) {
+        if (!scan_md)
+                scan_md = pcre2_match_data_create(1, NULL);
+        return scan_md;
+}
+
+/* After a scan that hit PCRE's limits: its frames may be the heap limit. */
+static void scan_match_data_drop(void) {
+        pcre2_match_data_free(scan_md);
+        scan_md = NULL;
 }
 
 /*
@@ -139,6 +146,8 @@ static gsize scan_first_possible(const QmConsoleExpect *x, const guint8 *data, g
                 return len;
         if (r == PCRE2_ERROR_PARTIAL)
                 return MAX((gsize)pcre2_get_ovector_pointer(md)[0], from);
+        if (r < 0)
+                scan_match_data_drop();
         return from;
 }
 
