@@ -4,7 +4,7 @@
 # systemd: for systemd-analyze, which tests/integration/test_install.py uses
 # to verify the unit (libsystemd-dev does not pull it in).
 # clang, libclang-rt-14-dev: the libFuzzer targets (libclang_rt.fuzzer).
-QM_PACKAGES="meson ninja-build gcc pkg-config libsystemd-dev libglib2.0-dev
+QM_PACKAGES="meson ninja-build gcc pkg-config libsystemd-dev libglib2.0-dev libpcre2-dev
 libjson-glib-dev qemu-system-x86 qemu-utils dbus python3 python3-gi
 python3-dbus python3-dbusmock libxml2-utils systemd clang libclang-rt-14-dev"
 # iproute2, openssh-server: the two hosts of the remote and migration tests

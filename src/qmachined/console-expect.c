@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "console-expect.h"
 
 struct QmConsoleExpect {
-        GRegex *regex;
+        GRegex *regex;    /* decides: what a fresh search finds */
+        pcre2_code *scan; /* the same regex, for partial matching; NULL: never resume */
         guint64 after;
         guint64 searched; /* everything before this was searched (>= after) */
+        guint64 resume;   /* no match can start before this (>= after) */
 };
 
 /*
@@ -16,6 +21,35 @@ struct QmConsoleExpect {
  * JIT: the JIT's small stack fails ordinary patterns on long output.
  */
 #define LIMITS "(*LIMIT_MATCH=1000000)(*LIMIT_HEAP=8192)"
+
+/*
+ * The scan regex, compiled as GLib compiles G_REGEX_MULTILINE |
+ * G_REGEX_RAW (no UTF, any newline, and UCP: \w, \s and \b by Unicode
+ * properties of the bytes as Latin-1), and with ALT_CIRCUMFLEX: "^" also
+ * after a newline that ends the output so far (a line may start there
+ * once more comes), which PCRE checks without signalling a partial
+ * match. Not for patterns whose result depends on where a search
+ * starts: \G (the start offset) and the backtracking verbs (*SKIP),
+ * (*COMMIT)... Those search as before.
+ */
+static pcre2_code *scan_new(const char *pattern, const char *limited) {
+        pcre2_compile_context *cc;
+        pcre2_code *code;
+        PCRE2_SIZE erroffset;
+        int errcode;
+
+        if (strstr(pattern, "\\G") || strstr(pattern, "(*"))
+                return NULL;
+        cc = pcre2_compile_context_create(NULL);
+        if (!cc)
+                return NULL;
+        pcre2_set_newline(cc, PCRE2_NEWLINE_ANY);
+        pcre2_set_bsr(cc, PCRE2_BSR_UNICODE);
+        code = pcre2_compile((PCRE2_SPTR)limited, PCRE2_ZERO_TERMINATED,
+                             PCRE2_MULTILINE | PCRE2_UCP | PCRE2_ALT_CIRCUMFLEX, &errcode, &erroffset, cc);
+        pcre2_compile_context_free(cc);
+        return code; /* NULL: search without resuming */
+}
 
 QmConsoleExpect *qm_console_expect_new(const char *pattern, guint64 after, GError **error) {
         const GRegexCompileFlags flags = G_REGEX_MULTILINE | G_REGEX_RAW;
@@ -39,7 +73,8 @@ QmConsoleExpect *qm_console_expect_new(const char *pattern, guint64 after, GErro
                 return NULL;
         x = g_new0(QmConsoleExpect, 1);
         x->regex = re;
-        x->after = x->searched = after;
+        x->scan = scan_new(pattern, limited);
+        x->after = x->searched = x->resume = after;
         return x;
 }
 
@@ -47,6 +82,7 @@ void qm_console_expect_free(QmConsoleExpect *x) {
         if (!x)
                 return;
         g_regex_unref(x->regex);
+        pcre2_code_free(x->scan);
         g_free(x);
 }
 
@@ -57,7 +93,7 @@ guint64 qm_console_expect_after(const QmConsoleExpect *x) {
 /* Where the next search starts. */
 static guint64 search_from(const QmConsoleExpect *x) {
         guint64 from = x->searched > QM_CONSOLE_EXPECT_LOOKBACK ? x->searched - QM_CONSOLE_EXPECT_LOOKBACK : 0;
-        return MAX(from, x->after);
+        return MAX(MAX(from, x->after), x->resume);
 }
 
 guint64 qm_console_expect_needs_from(const QmConsoleExpect *x) {
@@ -66,7 +102,67 @@ guint64 qm_console_expect_needs_from(const QmConsoleExpect *x) {
 }
 
 void qm_console_expect_restart(QmConsoleExpect *x) {
-        x->after = x->searched = 0;
+        x->after = x->searched = x->resume = 0;
+}
+
+/* One match data for every scan: only its first pair is read, right
+ * after the match (the daemon is one thread; the fuzzer and tests too,
+ * but thread-local costs nothing). PCRE keeps its backtracking frames
+ * there, as large as the largest search needed. */
+static _Thread_local pcre2_match_data *scan_md;
+
+static pcre2_match_data *scan_match_data(void) {
+        if (!scan_md)
+                scan_md = pcre2_match_data_create(1, NULL);
+        return scan_md;
+}
+
+/* After a scan that hit PCRE's limits: its frames may be the heap limit. */
+static void scan_match_data_drop(void) {
+        pcre2_match_data_free(scan_md);
+        scan_md = NULL;
+}
+
+/*
+ * Where, from @from on, a match may start now or once more output comes.
+ * PCRE's hard partial matching without NOTEOL treats the end of @data as
+ * "more may follow" ($ and \z too): start positions before the first one
+ * that completes or reaches the end can never match, whatever follows,
+ * since their outcome did not depend on a byte past the end. Returns
+ * @len when no position can (the new end is where to resume); a partial
+ * match's start, which counts bytes a lookbehind looked at and may lie
+ * before @from; @from when a match completes (\K may move its reported
+ * start) or the scan gave up (PCRE's limits: the search decides).
+ */
+static gsize scan_first_possible(const QmConsoleExpect *x, const guint8 *data, gsize len, gsize from) {
+        pcre2_match_data *md = x->scan ? scan_match_data() : NULL;
+        int r;
+
+        if (!md)
+                return from;
+        r = pcre2_match(x->scan, (PCRE2_SPTR)data, len, from, PCRE2_PARTIAL_HARD | PCRE2_NO_UTF_CHECK, md,
+                        NULL);
+        if (r == PCRE2_ERROR_NOMATCH)
+                return len;
+        if (r == PCRE2_ERROR_PARTIAL)
+                return MAX((gsize)pcre2_get_ovector_pointer(md)[0], from);
+        if (r < 0)
+                scan_match_data_drop();
+        return from;
+}
+
+/*
+ * Where a resumed search may start: the start of the line @q is in
+ * (right after the last "\n" before it), else @from. A fresh search
+ * tries only line starts when the pattern begins with ".*" (PCRE's
+ * startline), and never a start between "\r" and "\n"; but a search
+ * always tries its own start offset first, so resuming elsewhere could
+ * find a match a fresh search does not.
+ */
+static gsize line_start(const guint8 *data, gsize from, gsize q) {
+        const guint8 *nl = q > from ? memrchr(data + from, '\n', q - from) : NULL;
+
+        return nl ? (gsize)(nl - data) + 1 : from;
 }
 
 /* NOTEOL: the end of the output so far is not the end of a line (more
@@ -79,14 +175,22 @@ QmConsoleExpectResult qm_console_expect_search(QmConsoleExpect *x, const guint8 
         g_autoptr(GError) e = NULL;
         guint64 stream_end = base + len;
         guint64 from = MAX(search_from(x), base);
+        gsize first, possible;
         gint s, t;
 
         if (from > stream_end)
                 return QM_CONSOLE_EXPECT_NONE; /* @after lies ahead */
         /* GLib takes gssize lengths; the retained output is far smaller. */
         g_assert(len <= G_MAXSSIZE);
-        if (g_regex_match_full(x->regex, (const char *)data, (gssize)len, (gint)(from - base), MATCH_FLAGS,
-                               &info, &e) &&
+        first = scan_first_possible(x, data, len, (gsize)(from - base));
+        possible = line_start(data, (gsize)(from - base), first);
+        if (first == len) { /* no start can match yet: no search */
+                x->searched = stream_end;
+                x->resume = base + possible;
+                return QM_CONSOLE_EXPECT_NONE;
+        }
+        if (g_regex_match_full(x->regex, (const char *)data, (gssize)len, (gint)possible, MATCH_FLAGS, &info,
+                               &e) &&
             g_match_info_fetch_pos(info, 0, &s, &t)) {
                 *start = base + (guint64)s;
                 *end = base + (guint64)t;
@@ -97,6 +201,7 @@ QmConsoleExpectResult qm_console_expect_search(QmConsoleExpect *x, const guint8 
                 return QM_CONSOLE_EXPECT_ERROR;
         }
         x->searched = stream_end;
+        x->resume = base + possible;
         return QM_CONSOLE_EXPECT_NONE;
 }
 

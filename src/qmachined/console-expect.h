@@ -5,10 +5,14 @@
  * retained bytes and knows nothing of machines or the bus.
  *
  * Offsets are absolute: bytes since the start of the stream (the run).
- * Each search remembers how far it has looked; new output is searched
- * from QM_CONSOLE_EXPECT_LOOKBACK bytes before that point (never before
- * its `after`), so a match is found once complete if it is at most
- * QM_CONSOLE_EXPECT_LOOKBACK bytes long. The bytes before where a search
+ * Each search remembers how far it has looked, and from where a match
+ * may still begin (PCRE2's partial matching: start positions that failed
+ * before reaching the end of the output never match, whatever follows);
+ * new output is searched from the start of that line, but never from
+ * more than QM_CONSOLE_EXPECT_LOOKBACK bytes before where it looked last
+ * (nor before its `after`), so a match is found once complete if it is
+ * at most QM_CONSOLE_EXPECT_LOOKBACK bytes long, and a waiter costs
+ * about its current line per read. The bytes before where a search
  * starts (up to QM_CONSOLE_EXPECT_CONTEXT of them, where retained) are
  * given to PCRE as context, so ^, \b and lookbehind see them.
  *

@@ -49,12 +49,20 @@ static void check_error(GError *e) {
 }
 
 /* One search as the daemon resumes it: hand over the bytes from where it
- * needs them. */
+ * needs them. That point never moves back, and a search needs at most
+ * the lookback and its context before what it searched last. */
 static QmConsoleExpectResult resume(QmConsoleExpect *x, const guint8 *buf, gsize fed, guint64 *start,
-                                    guint64 *end) {
+                                    guint64 *end, guint64 *last_from, gsize last_fed) {
         g_autoptr(GError) e = NULL;
         guint64 from = MIN(qm_console_expect_needs_from(x), fed);
-        QmConsoleExpectResult r = qm_console_expect_search(x, buf + from, fed - from, from, start, end, &e);
+        QmConsoleExpectResult r;
+
+        fuzz_assert(from >= *last_from, "needs bytes from %" G_GUINT64_FORMAT ", before %" G_GUINT64_FORMAT,
+                    from, *last_from);
+        fuzz_assert(from + QM_CONSOLE_EXPECT_LOOKBACK + QM_CONSOLE_EXPECT_CONTEXT >= last_fed,
+                    "needs bytes from %" G_GUINT64_FORMAT ", beyond the lookback of %zu", from, last_fed);
+        *last_from = from;
+        r = qm_console_expect_search(x, buf + from, fed - from, from, start, end, &e);
 
         if (r == QM_CONSOLE_EXPECT_ERROR)
                 check_error(e);
@@ -82,12 +90,14 @@ static Outcome run(const char *pattern, guint64 after, const guint8 *buf, const 
                    gboolean use_model) {
         g_autoptr(QmConsoleExpect) x = use_model ? NULL : qm_console_expect_new(pattern, after, NULL);
         Outcome o = { QM_CONSOLE_EXPECT_NONE, 0, 0, 0 };
+        guint64 last_from = 0;
 
         fuzz_assert(use_model || x, "the regex compiled once, not twice");
         for (gsize i = 0; i < n_ends; i++) {
                 o.piece = i;
-                o.result = use_model ? model(pattern, after, buf, ends[i], &o.start, &o.end)
-                                     : resume(x, buf, ends[i], &o.start, &o.end);
+                o.result = use_model
+                        ? model(pattern, after, buf, ends[i], &o.start, &o.end)
+                        : resume(x, buf, ends[i], &o.start, &o.end, &last_from, i > 0 ? ends[i - 1] : 0);
                 if (o.result == QM_CONSOLE_EXPECT_FOUND)
                         check_found(buf, ends[i], after, o.start, o.end);
                 if (o.result != QM_CONSOLE_EXPECT_NONE)
@@ -152,7 +162,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             !strstr(pattern, "(?<"))
                 fuzz_assert(got.result == QM_CONSOLE_EXPECT_FOUND && got.piece == want.piece &&
                                     got.start == want.start && got.end == want.end,
-                            "the model found [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT ") at piece %zu, "
+                            "the model found [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                            ") at piece %zu, "
                             "the resumed search [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT ") at %zu (%d)",
                             want.start, want.end, want.piece, got.start, got.end, got.piece, got.result);
         return 0;

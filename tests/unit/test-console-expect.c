@@ -206,6 +206,125 @@ static void test_dollar_waits(void) {
         g_assert_cmpuint(end, ==, 4);
 }
 
+/* Feed @text in one read: where the next search needs bytes from. */
+static guint64 needs_from_after(const char *pattern, const char *text, gsize len) {
+        g_autoptr(QmConsoleExpect) x = qm_console_expect_new(pattern, 0, NULL);
+        guint64 start, end, needs;
+        Stream s;
+
+        g_assert_nonnull(x);
+        stream_init(&s, 1 << 20);
+        g_assert_cmpint(feed(&s, x, text, len, &start, &end, NULL), ==, QM_CONSOLE_EXPECT_NONE);
+        needs = qm_console_expect_needs_from(x);
+        stream_clear(&s);
+        return needs;
+}
+
+/* 100 KiB of lines without a start of a match: the next search looks
+ * only at the last line (and its context), not the whole lookback. */
+static void test_resume_skips(void) {
+        const gsize line = 64, n = 1600 * line;
+        const gsize cx = QM_CONSOLE_EXPECT_CONTEXT, lb = QM_CONSOLE_EXPECT_LOOKBACK;
+        g_autofree char *text = g_malloc(n);
+
+        memset(text, 'x', n);
+        for (gsize i = line - 1; i < n; i += line)
+                text[i] = '\n';
+        g_assert_cmpuint(needs_from_after("login:", text, n), ==, n - cx);
+        g_assert_cmpuint(needs_from_after("^ready \\d+$", text, n), ==, n - cx);
+        /* a read that ends inside a line: from that line's start */
+        g_assert_cmpuint(needs_from_after("login:", text, n - 10), ==, n - line - cx);
+        g_assert_cmpuint(needs_from_after("x+y", text, n - 10), ==, n - line - cx);
+        /* a match begun: from its line */
+        memcpy(text + n - 10, "\nready 4", 8);
+        g_assert_cmpuint(needs_from_after("^ready \\d+$", text, n - 2), ==, n - 9 - cx);
+        /* \G and the backtracking verbs depend on where a search starts:
+         * they search the whole lookback, as without resuming */
+        g_assert_cmpuint(needs_from_after("\\Glogin:", text, n), ==, n - lb - cx);
+        g_assert_cmpuint(needs_from_after("x(*COMMIT)y", text, n), ==, n - lb - cx);
+        /* no newline at all: the lookback bounds it */
+        memset(text, 'x', n);
+        g_assert_cmpuint(needs_from_after("login:", text, n), ==, n - lb - cx);
+}
+
+/* A match begun in one read and completed in a later one: the search
+ * resumes where it began, whatever the split. */
+static void test_resume_partial(void) {
+        const char *text = "boot\r\nlogin: \r\nready 4\r\nready 42\r\n"; /* 6, 15, 24 */
+        gsize len = strlen(text);
+        static const struct {
+                const char *pattern;
+                guint64 start, end;
+        } cases[] = {
+                { "login: ", 6, 13 },
+                { "^ready \\d+$", 15, 22 }, /* the first: its digits end at a newline */
+                { "ready \\d{2}", 24, 32 },
+                { "(?<=\\n)r\\w+ 42", 24, 32 }, /* lookbehind into the context */
+                { "\\b4\\d", 30, 32 },
+                { "42\\r\\n\\z", 30, 34 },
+        };
+
+        for (gsize c = 0; c < G_N_ELEMENTS(cases); c++)
+                for (gsize chunk = 1; chunk <= len; chunk++) {
+                        guint64 start, end;
+                        g_assert_true(
+                                find_in_chunks(cases[c].pattern, 0, text, len, chunk, 1024, &start, &end));
+                        g_assert_cmpuint(start, ==, cases[c].start);
+                        g_assert_cmpuint(end, ==, cases[c].end);
+                }
+}
+
+/* The context before where a search resumes still counts: ^, \b and
+ * lookbehind see the bytes before it, so a resumed search answers as a
+ * fresh one. */
+static void test_resume_context(void) {
+        guint64 start, end;
+
+        /* "b" after "a": not at a line start, not after a word boundary */
+        g_assert_false(find_in_chunks("^b", 0, "ab", 2, 1, 64, &start, &end));
+        g_assert_false(find_in_chunks("\\bb", 0, "ab", 2, 1, 64, &start, &end));
+        g_assert_true(find_in_chunks("^b", 0, "ab\nb", 4, 1, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 3);
+        g_assert_true(find_in_chunks("(?<=ab)c", 0, "abc", 3, 1, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 2);
+        g_assert_false(find_in_chunks("(?<!a)c", 0, "ac", 2, 1, 64, &start, &end));
+        /* "^" after a newline that ended a read: a line starts there */
+        g_assert_true(find_in_chunks("\\n^\\d?", 0, "ab\nc", 4, 1, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 2);
+        /* ".*" patterns start only at line starts (PCRE's startline), never
+         * between "\r" and "\n": a resumed search neither */
+        for (gsize chunk = 1; chunk <= 7; chunk++) {
+                g_assert_true(find_in_chunks("\\N*+\\n{2}", 0, "1\nx\r\n\n\n", 7, chunk, 64, &start, &end));
+                g_assert_cmpuint(start, ==, 5);
+        }
+}
+
+/* The scan that finds where to resume compiles the regex as GLib does:
+ * with UCP ("\s" and "\R" overlap, "\w" is Latin-1 letters too). */
+static void test_resume_as_glib(void) {
+        guint64 start, end;
+
+        g_assert_true(find_in_chunks("b?\\R?\\s", 0, "b\nb1aa", 6, 6, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 0);
+        g_assert_cmpuint(end, ==, 2);
+        g_assert_true(find_in_chunks("\\w+ ", 0, "xx\xe9 ", 4, 1, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 0);
+        g_assert_cmpuint(end, ==, 4);
+}
+
+/* "\d+" may match before all the digits came, as without resuming. */
+static void test_resume_greedy(void) {
+        guint64 start, end;
+
+        /* the first read is "n=1" */
+        g_assert_true(find_in_chunks("n=\\d+", 0, "n=123", 5, 3, 64, &start, &end));
+        g_assert_cmpuint(end, ==, 3);
+        /* a partial "n=" resumes where it began */
+        g_assert_true(find_in_chunks("n=\\d+", 0, "xn=123", 6, 2, 64, &start, &end));
+        g_assert_cmpuint(start, ==, 1);
+        g_assert_cmpuint(end, ==, 4);
+}
+
 static void test_ring_tail(void) {
         g_autoptr(QmByteRing) r = qm_byte_ring_new(8);
         GBytes *b;
@@ -234,5 +353,10 @@ int main(int argc, char **argv) {
         g_test_add_func("/console-expect/restart", test_restart);
         g_test_add_func("/console-expect/dollar-waits", test_dollar_waits);
         g_test_add_func("/console-expect/ring-tail", test_ring_tail);
+        g_test_add_func("/console-expect/resume-skips", test_resume_skips);
+        g_test_add_func("/console-expect/resume-partial", test_resume_partial);
+        g_test_add_func("/console-expect/resume-context", test_resume_context);
+        g_test_add_func("/console-expect/resume-greedy", test_resume_greedy);
+        g_test_add_func("/console-expect/resume-as-glib", test_resume_as_glib);
         return g_test_run();
 }
