@@ -11,6 +11,7 @@ Restore: the restarted daemon watches the load to its end: the restored
 guest runs (paused if asked) in the one QEMU that loaded it; a state that
 never arrives whole leaves the machine failed with no QEMU left."""
 
+import fcntl
 import os
 import signal
 import sys
@@ -19,6 +20,10 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
 from test_save_restore import FdCall, SaveRestoreCase, read_all, small_pc_args  # noqa: E402
+
+# fcntl's names for them came with Python 3.10; Linux's numbers
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 
 class Writer(threading.Thread):
@@ -109,6 +114,13 @@ class SaveRestartTest(SaveRestoreCase):
         if not whole:
             data = data[:len(data) // 2]
         r, w = os.pipe()
+        # The smallest pipe, so that a first part well past it written
+        # means QEMU reads: its load began before the restart. (With a
+        # 64 KiB pipe the first part could sit in it while the stopping
+        # daemon had not sent migrate-incoming yet; the load then never
+        # begins, and the machine rightly fails.)
+        fcntl.fcntl(w, F_SETPIPE_SZ, 4096)
+        self.assertGreater(len(data) // 4, 4 * fcntl.fcntl(w, F_GETPIPE_SZ))
         writer = Writer(w, data, len(data) // 4)
         try:
             call = FdCall(self.conn, path, "Restore", r, {"paused": qmtest.GLib.Variant("b", paused)})
