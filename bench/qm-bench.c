@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-time.h"
+
 #define MGR_PATH "/org/qmachine/QMachine1"
 #define MGR_IFACE "org.qmachine.QMachine1.Manager"
 #define M_IFACE "org.qmachine.QMachine1.Machine"
@@ -58,21 +60,10 @@
 
 static int failures;
 
-static double now_us(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 static double real_us(void) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
 }
 
 /* R line: min, median, p99 (nearest rank) of n samples; sorts v. */
@@ -82,7 +73,7 @@ static void report(const char *key, double *v, size_t n) {
                 failures++;
                 return;
         }
-        qsort(v, n, sizeof(double), cmp_double);
+        qsort(v, n, sizeof(double), qm_bench_cmp_double);
         size_t p99 = (size_t)((double)n * 0.99 + 0.999999);
         if (p99 < 1)
                 p99 = 1;
@@ -351,7 +342,7 @@ static void write_all(int fd, const char *s) {
 
 /* Spawn n bare QEMUs at once and take each to QMP ready; µs for all. */
 static double bare_launch_many(Bare *b, int n, char **qemu_argv) {
-        double t0 = now_us();
+        double t0 = qm_bench_now_us();
         struct pollfd *p = g_new0(struct pollfd, n);
         int ready = 0;
 
@@ -378,7 +369,7 @@ static double bare_launch_many(Bare *b, int n, char **qemu_argv) {
                 }
         }
         g_free(p);
-        return now_us() - t0;
+        return qm_bench_now_us() - t0;
 }
 
 static void read_line(int fd) {
@@ -393,9 +384,9 @@ static void bare_stop_many(Bare *b, int n) {
         for (int i = 0; i < n; i++) {
                 /* A QEMU that ignores quit (seen once in a few hundred
                  * right after the handshake) must not hang the run. */
-                double deadline = now_us() + 5e6;
+                double deadline = qm_bench_now_us() + 5e6;
                 while (waitpid(b[i].pid, NULL, WNOHANG) == 0) {
-                        if (now_us() > deadline) {
+                        if (qm_bench_now_us() > deadline) {
                                 printf("W bare QEMU %d ignored quit; killed\n", (int)b[i].pid);
                                 kill(b[i].pid, SIGKILL);
                                 waitpid(b[i].pid, NULL, 0);
@@ -439,18 +430,18 @@ static int cmd_launch(int n, const char *label, const char *binary, char **args)
 
         for (int i = 0; i < n; i++) {
                 Bare b;
-                double t = now_us();
+                double t = qm_bench_now_us();
                 mcall(bus, path, "Launch", NULL);
-                ours[i] = now_us() - t;
-                t = now_us();
+                ours[i] = qm_bench_now_us() - t;
+                t = qm_bench_now_us();
                 mcall(bus, path, "Shutdown", "bd", 0, 10.0);
-                stop[i] = now_us() - t;
+                stop[i] = qm_bench_now_us() - t;
                 floor_[i] = bare_launch_many(&b, 1, qargv);
                 /* what the daemon adds to the handshake: one query-status,
                  * so that RunState is right when Launch returns */
-                t = now_us();
+                t = qm_bench_now_us();
                 bare_rtt(&b);
-                first[i] = now_us() - t;
+                first[i] = qm_bench_now_us() - t;
                 bare_stop_many(&b, 1);
         }
         mcall(bus, MGR_PATH, "RemoveMachine", "s", name);
@@ -550,14 +541,14 @@ static void daemon_cpu_per_call(sd_bus *bus, const char *path, int n) {
                 int m = MIN(chunk, n - c * chunk);
                 for (int kind = 0; kind < 2; kind++) {
                         double u0, u1, s0 = proc_sleeps(dpid), c0 = proc_cpu_split_us(dpid, &u0);
-                        double r0 = proc_runtime_ns(dpid), t0 = now_us();
+                        double r0 = proc_runtime_ns(dpid), t0 = qm_bench_now_us();
                         for (int i = 0; i < m; i++) {
                                 if (kind == 0)
                                         qmp_call(bus, path, "query-status", "");
                                 else
                                         ping_call(bus, SERVICE);
                         }
-                        double t1 = now_us(), r1 = proc_runtime_ns(dpid), c1 = proc_cpu_split_us(dpid, &u1);
+                        double t1 = qm_bench_now_us(), r1 = proc_runtime_ns(dpid), c1 = proc_cpu_split_us(dpid, &u1);
                         double s1 = proc_sleeps(dpid);
                         if (c0 < 0 || c1 < 0 || r0 < 0 || r1 < 0) {
                                 printf("E cannot read the CPU time of qmachined (/proc/%d)\n", (int)dpid);
@@ -616,7 +607,7 @@ static int cmd_rtt(int n, int cpu_n, const char *echo, const char *binary, char 
                         if ((k == K_ECHO || k == K_ECHO_PING) && !echo)
                                 continue;
                         for (int i = done; i < done + m; i++) {
-                                double t = now_us();
+                                double t = qm_bench_now_us();
                                 switch (k) {
                                 case K_QMP: qmp_call(bus, path, "query-status", ""); break;
                                 case K_DIRECT: bare_rtt(&b); break;
@@ -625,7 +616,7 @@ static int cmd_rtt(int n, int cpu_n, const char *echo, const char *binary, char 
                                 case K_ECHO: echo_call(bus, echo); break;
                                 case K_ECHO_PING: ping_call(bus, echo); break;
                                 }
-                                v[k][i] = now_us() - t;
+                                v[k][i] = qm_bench_now_us() - t;
                         }
                 }
         }
@@ -663,7 +654,7 @@ static void *worker_main(void *p) {
         Worker *w = p;
         pthread_barrier_wait(w->start);
         for (size_t i = 0;; i++) {
-                double t = now_us();
+                double t = qm_bench_now_us();
                 if (t >= w->deadline)
                         break;
                 switch (w->kind) {
@@ -681,9 +672,9 @@ static void *worker_main(void *p) {
                         w->cap = w->cap ? w->cap * 2 : 4096;
                         w->lat = g_renew(double, w->lat, w->cap);
                 }
-                w->lat[w->n++] = now_us() - t;
+                w->lat[w->n++] = qm_bench_now_us() - t;
         }
-        w->end = now_us();
+        w->end = qm_bench_now_us();
         return NULL;
 }
 
@@ -703,15 +694,15 @@ static void run_workers(int kind, int clients, int vms, char **paths, Bare *bare
                 if (kind != T_DIRECT)
                         w[i].bus = connect_system();
         }
-        t0 = now_us();
+        t0 = qm_bench_now_us();
         for (int i = 0; i < clients; i++)
                 w[i].deadline = t0 + 5000 + seconds * 1e6;
         for (int i = 0; i < clients; i++)
                 pthread_create(&th[i], NULL, worker_main, &w[i]);
         /* the clock starts when every thread is ready */
-        usleep(5000 > (int)(now_us() - t0) ? 5000 - (int)(now_us() - t0) : 0);
+        usleep(5000 > (int)(qm_bench_now_us() - t0) ? 5000 - (int)(qm_bench_now_us() - t0) : 0);
         pthread_barrier_wait(&start);
-        t0 = now_us();
+        t0 = qm_bench_now_us();
         for (int i = 0; i < clients; i++) {
                 pthread_join(th[i], NULL);
                 end = MAX(end, w[i].end);
@@ -925,17 +916,17 @@ static int cmd_events(const char *fake, const char *rates_s, double seconds) {
                                              "x-flood", args);
                 if (r < 0)
                         die("Qmp x-flood", r, NULL);
-                idle_since = now_us();
+                idle_since = qm_bench_now_us();
                 while (s.received < count || !s.reply_done) {
                         long before = s.received;
                         r = sd_bus_process(bus, NULL);
                         if (r < 0)
                                 die("sd_bus_process", r, NULL);
                         if (s.received != before || r > 0) {
-                                idle_since = now_us();
+                                idle_since = qm_bench_now_us();
                                 continue;
                         }
-                        if (now_us() - idle_since > 3e6)
+                        if (qm_bench_now_us() - idle_since > 3e6)
                                 break; /* nothing for 3 s: the rest is lost */
                         sd_bus_wait(bus, 100000);
                 }
@@ -1002,7 +993,7 @@ static void *flood_watch_main(void *p) {
                 r = sd_bus_message_append(m, "a(ss)td", 1, "X_FLOOD_END", "", w->after, w->cap_s);
         if (r >= 0)
                 r = sd_bus_call(bus, m, (uint64_t)((w->cap_s + 10) * 1e6), &e, &reply);
-        w->done = now_us();
+        w->done = qm_bench_now_us();
         w->done_real = real_us();
         if (r >= 0)
                 r = sd_bus_message_read(reply, "ts", &w->seq, &json);
@@ -1043,14 +1034,14 @@ static guint64 event_sequence(sd_bus *bus, const char *path) {
 
 /* One sample of ours (Qmp to A) and one of the floor (A's bare twin). */
 static void flood_sample(sd_bus *bus, const char *path, Bare *b, GArray *ours, GArray *sock, int *errors) {
-        double t = now_us();
+        double t = qm_bench_now_us();
         if (qmp_try(bus, path, errors)) {
-                t = now_us() - t;
+                t = qm_bench_now_us() - t;
                 g_array_append_val(ours, t);
         }
-        t = now_us();
+        t = qm_bench_now_us();
         bare_rtt(b);
-        t = now_us() - t;
+        t = qm_bench_now_us() - t;
         g_array_append_val(sock, t);
 }
 
@@ -1098,13 +1089,13 @@ static int cmd_flood(int n, long count, double cap_s, const char *fake, const ch
         if (pthread_create(&th, NULL, flood_watch_main, &w) != 0)
                 die("pthread_create", -errno, NULL);
         usleep(20000); /* its WaitEvent is in place before the first event */
-        t0 = now_us();
+        t0 = qm_bench_now_us();
         t0_real = real_us();
         deadline = t0 + cap_s * 1e6;
         qmp_call(bus, path_b, "x-flood", flood_args);
         do
                 flood_sample(bus, path_a, &qb, busy, busy_sock, &errors);
-        while (!__atomic_load_n(&w.finished, __ATOMIC_ACQUIRE) && now_us() < deadline);
+        while (!__atomic_load_n(&w.finished, __ATOMIC_ACQUIRE) && qm_bench_now_us() < deadline);
         timed_out = !__atomic_load_n(&w.finished, __ATOMIC_ACQUIRE);
         if (timed_out) {
                 printf("E the flood of %ld events did not get through qmachined within %.0f s\n", count, cap_s);
@@ -1176,7 +1167,7 @@ static int on_batch_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                         printf("E %s\n", sd_bus_message_get_error(m)->message);
         }
         b->pending--;
-        b->last = now_us();
+        b->last = qm_bench_now_us();
         return 0;
 }
 
@@ -1186,7 +1177,7 @@ static double batch_call(sd_bus **buses, int nbus, char **paths, int n, const ch
                          gboolean hard) {
         Batch b = { 0 };
         sd_bus_slot **slots = g_new0(sd_bus_slot *, n);
-        double t0 = now_us();
+        double t0 = qm_bench_now_us();
         int r;
 
         for (int i = 0; i < n; i++) {
@@ -1244,10 +1235,10 @@ static int cmd_scale(int n, int rounds, int queries, const char *label, const ch
         dpid = daemon_pid(buses[0]);
         proc_usage(dpid, &rss0, &fds0);
         for (int i = 0; i < n; i++) {
-                double t = now_us();
+                double t = qm_bench_now_us();
                 names[i] = g_strdup_printf("bench-scale-%s-%d-%d", label, (int)getpid(), i);
                 paths[i] = create_machine(buses[0], names[i], binary, args);
-                create[i] = now_us() - t;
+                create[i] = qm_bench_now_us() - t;
         }
         proc_usage(dpid, &rss1, &fds1);
         for (int r = 0; r < rounds; r++) {
@@ -1257,20 +1248,20 @@ static int cmd_scale(int n, int rounds, int queries, const char *label, const ch
                         for (int q = 0; q < queries; q++) {
                                 sd_bus_error e = SD_BUS_ERROR_NULL;
                                 sd_bus_message *reply = NULL;
-                                double t = now_us();
+                                double t = qm_bench_now_us();
                                 int rr = sd_bus_call_method(buses[0], SERVICE, MGR_PATH, MGR_IFACE, "ListMachines", &e,
                                                             &reply, "");
                                 if (rr < 0)
                                         die("ListMachines", rr, &e);
-                                lm[q] = now_us() - t;
+                                lm[q] = qm_bench_now_us() - t;
                                 sd_bus_message_unref(reply);
-                                t = now_us();
+                                t = qm_bench_now_us();
                                 rr = sd_bus_call_method(buses[0], SERVICE, MGR_PATH,
                                                         "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", &e,
                                                         &reply, "");
                                 if (rr < 0)
                                         die("GetManagedObjects", rr, &e);
-                                gmo[q] = now_us() - t;
+                                gmo[q] = qm_bench_now_us() - t;
                                 sd_bus_message_unref(reply);
                         }
                 }

@@ -21,6 +21,8 @@
 #include "console-buffer.h"
 #include "console-expect.h"
 
+#include "bench-time.h"
+
 #define RETAINED (1024 * 1024) /* the daemon's console ring */
 
 typedef struct {
@@ -107,24 +109,12 @@ static void floor_read(Waiters *w, const guint8 *data, gsize len) {
                         g_error("floor %u matched: the text must not match", i);
 }
 
-static double now_us(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-        return (x > y) - (x < y);
-}
-
 typedef struct {
         double min, median, p99;
 } Stats;
 
 static Stats stats(double *v, guint n) {
-        qsort(v, n, sizeof(double), cmp_double);
+        qsort(v, n, sizeof(double), qm_bench_cmp_double);
         return (Stats){ v[0], v[n / 2], v[MIN(n - 1, (guint)((n * 99 + 99) / 100) - 1)] };
 }
 
@@ -145,12 +135,12 @@ static void measure(guint n_waiters, guint reads, gsize read_size, Stats *ours, 
                 daemon_read(ring, &total, &w, text->data + off, 4096);
         for (guint r = 0; r < reads; r++) {
                 const guint8 *d = text->data + prefill + (gsize)r * read_size;
-                double t0 = now_us(), t1, t2;
+                double t0 = qm_bench_now_us(), t1, t2;
 
                 daemon_read(ring, &total, &w, d, read_size);
-                t1 = now_us();
+                t1 = qm_bench_now_us();
                 floor_read(&w, d, read_size);
-                t2 = now_us();
+                t2 = qm_bench_now_us();
                 t_ours[r] = t1 - t0;
                 t_floor[r] = t2 - t1;
         }

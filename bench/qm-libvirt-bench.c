@@ -24,21 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_us(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
+#include "bench-time.h"
 
 static void report(const char *key, double *v, size_t n) {
         if (n == 0)
                 return;
-        qsort(v, n, sizeof(double), cmp_double);
+        qsort(v, n, sizeof(double), qm_bench_cmp_double);
         size_t p99 = (size_t)((double)n * 0.99 + 0.999999);
         printf("R %s %zu %.1f %.1f %.1f\n", key, n, v[0], v[n / 2], v[p99 - 1]);
         fflush(stdout);
@@ -124,7 +115,7 @@ static void dbus_property(const char *address, const char *domain, int calls) {
         sd_bus_message_unref(reply);
         for (int i = 0; i < calls + 20; i++) {
                 int active = 0;
-                double t = now_us();
+                double t = qm_bench_now_us();
                 r = sd_bus_get_property_trivial(bus, "org.libvirt", path, "org.libvirt.Domain", "Active", &e, 'b',
                                                 &active);
                 if (r < 0) {
@@ -132,7 +123,7 @@ static void dbus_property(const char *address, const char *domain, int calls) {
                         return;
                 }
                 if (i >= 20)
-                        v[i - 20] = now_us() - t;
+                        v[i - 20] = qm_bench_now_us() - t;
         }
         report("libvirt.dbus_get_active", v, calls);
         sd_bus_flush_close_unref(bus);
@@ -178,12 +169,12 @@ int main(int argc, char **argv) {
         destroy(start(conn, "bench-warmup", emulator));
         for (int i = 0; i < starts; i++) {
                 snprintf(name, sizeof(name), "bench-start-%d", i);
-                double t = now_us();
+                double t = qm_bench_now_us();
                 virDomainPtr d = start(conn, name, emulator);
-                st[i] = now_us() - t;
-                t = now_us();
+                st[i] = qm_bench_now_us() - t;
+                t = qm_bench_now_us();
                 destroy(d);
-                de[i] = now_us() - t;
+                de[i] = qm_bench_now_us() - t;
         }
         report("libvirt.start", st, starts);
         report("libvirt.destroy", de, starts);
@@ -192,11 +183,11 @@ int main(int argc, char **argv) {
         virDomainPtr d = start(conn, "bench-rtt", emulator);
         for (int i = 0; i < calls + 20; i++) {
                 char *result = NULL;
-                double t = now_us();
+                double t = qm_bench_now_us();
                 if (virDomainQemuMonitorCommand(d, "{\"execute\":\"query-status\"}", &result, 0) < 0)
                         fail("virDomainQemuMonitorCommand");
                 if (i >= 20)
-                        rtt[i - 20] = now_us() - t;
+                        rtt[i - 20] = qm_bench_now_us() - t;
                 free(result);
         }
         report("libvirt.qmp", rtt, calls);
