@@ -86,16 +86,6 @@ char *ctl_format_size(uint64_t bytes) {
         return g_strdup_printf("%" G_GUINT64_FORMAT "%c", bytes, suffixes[i]);
 }
 
-static JsonNode *parse_json(const char *text) {
-        g_autoptr(JsonParser) parser = json_parser_new();
-        JsonNode *root;
-
-        if (!text || !json_parser_load_from_data(parser, text, -1, NULL))
-                return NULL;
-        root = json_parser_get_root(parser);
-        return root ? json_node_copy(root) : NULL;
-}
-
 /* JSON text indented by two spaces, its numbers and strings exactly as
  * they are; text that is not JSON as it is. */
 char *ctl_json_pretty(const char *text) {
@@ -105,7 +95,7 @@ char *ctl_json_pretty(const char *text) {
 }
 
 bool ctl_json_has_member(const char *text, const char *member) {
-        g_autoptr(JsonNode) root = parse_json(text);
+        g_autoptr(JsonNode) root = ctl_json_parse(text);
 
         return root && JSON_NODE_HOLDS_OBJECT(root) &&
                 json_object_has_member(json_node_get_object(root), member);
