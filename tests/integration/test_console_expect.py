@@ -35,14 +35,7 @@ class ConsoleExpectTest(test_polkit.NobodyMixin, qmtest.QMTestCase):
     polkit_mock = True
 
     def guest_config(self):
-        d = test_guest.guest_dir()
-        args = qmtest.accel_args() + [
-            "-m", "256", "-no-reboot",
-            "-kernel", os.path.join(d, "vmlinuz"),
-            "-initrd", os.path.join(d, "initramfs.gz"),
-            "-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
-        ]
-        return dict(machine="pc", console=True, args=args, qmp_timeout=60.0)
+        return test_guest.guest_config()
 
     # -- the API
 

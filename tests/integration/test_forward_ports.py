@@ -19,20 +19,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
 from qmtest import INVALID_ARGS, MACHINE_IFACE, GLib, err  # noqa: E402
 from test_polkit import NobodyMixin, vtext  # noqa: E402
+from test_guest import guest_config  # noqa: E402
 from test_qmachinectl import qmachinectl_binary  # noqa: E402
 
 HTTP_PAGE = b"QMACHINE-GUEST-HTTP"
 NET_UP = b"QMACHINE-GUEST-NET-UP"
 BOOT_TIMEOUT = 120.0
 HOOK = "QMACHINED_TEST_HOST_PORTS"
-
-
-def guest_dir():
-    d = os.environ.get("QMACHINED_TEST_GUEST_DIR", "")
-    if not d or not os.path.exists(os.path.join(d, "vmlinuz")):
-        raise AssertionError("no test guest: set QMACHINED_TEST_GUEST_DIR to the output of "
-                             "tests/guest/build-guest.sh (meson target test-guest)")
-    return d
 
 
 def accepts(port, timeout=5.0):
@@ -93,15 +86,7 @@ class ForwardPortsTest(NobodyMixin, qmtest.QMTestCase):
     # -- the guest
 
     def guest_config(self, **extra):
-        d = guest_dir()
-        args = qmtest.accel_args() + [
-            "-m", "256", "-no-reboot",
-            "-kernel", os.path.join(d, "vmlinuz"),
-            "-initrd", os.path.join(d, "initramfs.gz"),
-            "-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
-        ]
-        return dict(machine="pc", console=True, args=args, qmp_timeout=60.0, nics=1,
-                    forward_ports=[8080, 2222], **extra)
+        return guest_config(nics=1, forward_ports=[8080, 2222], **extra)
 
     def wait_console(self, path, needle, timeout=BOOT_TIMEOUT):
         def seen():

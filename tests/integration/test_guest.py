@@ -31,6 +31,26 @@ def guest_dir():
     return d
 
 
+def guest_args(extra_args=()):
+    """QEMU's arguments for the tiny guest on its serial console (TCG
+    unless KVM works here), then extra_args."""
+    d = guest_dir()
+    return qmtest.accel_args() + [
+        "-m", "256", "-no-reboot",
+        "-kernel", os.path.join(d, "vmlinuz"),
+        "-initrd", os.path.join(d, "initramfs.gz"),
+        "-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
+    ] + list(extra_args)
+
+
+def guest_config(extra_args=(), **extra):
+    """CreateMachine's config for the tiny guest; extra keys are added or
+    replace the defaults."""
+    config = dict(machine="pc", console=True, args=guest_args(extra_args), qmp_timeout=60.0)
+    config.update(extra)
+    return config
+
+
 class Console:
     """A console connection from OpenConsole."""
 
@@ -75,15 +95,8 @@ class Console:
 class GuestTest(qmtest.QMTestCase):
 
     def guest_config(self, **extra):
-        d = guest_dir()
-        args = qmtest.accel_args() + [
-            "-m", "256", "-no-reboot",
-            "-kernel", os.path.join(d, "vmlinuz"),
-            "-initrd", os.path.join(d, "initramfs.gz"),
-            "-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
-            "-device", "pvpanic", "-action", "panic=none",
-        ] + list(extra.pop("args", []))
-        return dict(machine="pc", console=True, args=args, qmp_timeout=60.0, **extra)
+        return guest_config(["-device", "pvpanic", "-action", "panic=none"] + list(extra.pop("args", [])),
+                            **extra)
 
     def open_console(self, path):
         r = self.conn.call_with_unix_fd_list_sync(

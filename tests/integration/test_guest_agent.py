@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
 from qmtest import (BUS_NAME, INVALID_ARGS, MACHINE_IFACE, GLib, Gio,  # noqa: E402
                     err)
-from test_guest import Console, guest_dir  # noqa: E402
+from test_guest import Console, guest_config  # noqa: E402
 from test_polkit import NobodyMixin, action, vtext  # noqa: E402
 
 sys.path.insert(0, os.path.join(qmtest.source_root(), "python"))
@@ -37,15 +37,7 @@ class AgentCalls:
     """The four methods and the property, over raw D-Bus."""
 
     def guest_config(self, **extra):
-        d = guest_dir()
-        args = qmtest.accel_args() + [
-            "-m", "256", "-no-reboot",
-            "-kernel", os.path.join(d, "vmlinuz"),
-            "-initrd", os.path.join(d, "initramfs.gz"),
-            "-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
-        ]
-        return dict(machine="pc", console=True, guest_agent=True, args=args,
-                    qmp_timeout=30.0, **extra)
+        return guest_config(guest_agent=True, qmp_timeout=30.0, **extra)
 
     def agent(self, path, command, arguments="", timeout=60.0):
         r = self.machine(path, "GuestAgent", GLib.Variant("(ss)", (command, arguments)), "(s)",

@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
 from qmtest import ACCESS_DENIED, INVALID_ARGS, MACHINE_IFACE, GLib, err, pid_alive  # noqa: E402
-from test_guest import BANNER, guest_dir  # noqa: E402
+from test_guest import BANNER, guest_config  # noqa: E402
 from test_polkit import NobodyMixin, action, vtext  # noqa: E402
 
 BOOT_TIMEOUT = 120.0
@@ -523,14 +523,7 @@ class GuestMigrationTest(MigrationCase):
     """The tiny Linux guest: its counter goes on at the destination."""
 
     def guest_config(self):
-        d = guest_dir()
-        args = qmtest.accel_args() + [
-            "-m", "256", "-no-reboot",
-            "-kernel", os.path.join(d, "vmlinuz"),
-            "-initrd", os.path.join(d, "initramfs.gz"),
-            "-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
-        ]
-        return dict(machine="pc", console=True, args=args, qmp_timeout=60.0)
+        return guest_config()
 
     def test_counter_goes_on_at_the_destination(self):
         src = self.create_machine("guest", **self.guest_config())

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import qmtest  # noqa: E402
 import qmachine  # noqa: E402
 from qmtest import GLib, TwoHosts, TwoHostTestCase  # noqa: E402
-from test_guest import BANNER, guest_dir  # noqa: E402
+from test_guest import BANNER, guest_config  # noqa: E402
 
 # What "at once" means for a call that would otherwise wait for its D-Bus
 # timeout (25 s in Gio, 300 s in qmachinectl): one ssh round trip at most.
@@ -258,15 +258,7 @@ class RemoteConsoleTest(TwoHostTestCase):
     through ssh, with the real test guest on B's console."""
 
     def guest_on_b(self, name):
-        d = guest_dir()
-        args = qmtest.accel_args() + [
-            "-m", "256", "-no-reboot",
-            "-kernel", os.path.join(d, "vmlinuz"),
-            "-initrd", os.path.join(d, "initramfs.gz"),
-            "-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
-        ]
-        path = self.create_machine_on(self.conn_b, name, machine="pc", console=True, args=args,
-                                      qmp_timeout=60.0)
+        path = self.create_machine_on(self.conn_b, name, **guest_config())
         self.launch_on(self.conn_b, path)
         ok = qmtest.iterate_until(lambda: BANNER in self.console_output_b(path), 120)
         self.assertTrue(ok, "the guest on B did not boot: %r" % self.console_output_b(path)[-2000:])

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
 from qmtest import (ACCESS_DENIED, INVALID_ARGS, MACHINE_IFACE, GLib, Gio,  # noqa: E402
                     err, machine_path)
-from test_guest import BANNER, guest_dir  # noqa: E402
+from test_guest import BANNER, guest_config  # noqa: E402
 from test_polkit import NobodyMixin, action, vtext  # noqa: E402
 from test_qmachinectl import qmachinectl_binary  # noqa: E402
 
@@ -470,14 +470,7 @@ class GuestSaveRestoreTest(SaveRestoreCase):
     Restore."""
 
     def guest_config(self):
-        d = guest_dir()
-        args = qmtest.accel_args() + [
-            "-m", "256", "-no-reboot",
-            "-kernel", os.path.join(d, "vmlinuz"),
-            "-initrd", os.path.join(d, "initramfs.gz"),
-            "-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
-        ]
-        return dict(machine="pc", console=True, args=args, qmp_timeout=60.0)
+        return guest_config()
 
     def uptime(self, path):
         """The guest's /proc/uptime, read through the console."""

@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qmtest  # noqa: E402
 from qmtest import GLib, MACHINE_IFACE, TwoHostTestCase, err, is_qemu_process  # noqa: E402
-from test_guest import BANNER, Console, guest_dir  # noqa: E402
+from test_guest import BANNER, Console, guest_config  # noqa: E402
 from test_remote import assert_console_fails_at_once_over_ssh  # noqa: E402
 
 COUNT = re.compile(rb"QMACHINE-COUNT (\d+)")
@@ -82,14 +82,7 @@ class TwoHostGuestCase(TwoHostTestCase):
     # -- the guest
 
     def guest_config(self, extra_args=(), **extra):
-        d = guest_dir()
-        args = qmtest.accel_args() + [
-            "-m", "256", "-no-reboot",
-            "-kernel", os.path.join(d, "vmlinuz"),
-            "-initrd", os.path.join(d, "initramfs.gz"),
-            "-append", "console=ttyS0 panic=-1 quiet cryptomgr.notests",
-        ] + list(extra_args)
-        return dict(machine="pc", console=True, args=args, qmp_timeout=60.0, **extra)
+        return guest_config(extra_args, **extra)
 
     def counting_guest(self, name="vm", extra_args=(), **extra):
         """The guest booted on A with qm-counter started on its console.
